@@ -1,0 +1,450 @@
+//! The command line: each subcommand is a short function over the library.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::{CompanyConfig, Config, SandboxBackend, SandboxConfig};
+use crate::pipeline::App;
+use crate::sandbox::{ExtractOptions, Sandbox};
+use crate::store;
+
+/// How long a stopping service may spend finishing the message in hand before it exits anyway. The sandbox
+/// timeout bounds one document; this bounds the whole drain (systemd's TimeoutStopSec is set above it).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(150);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "invoice-intake",
+    version,
+    about = "Invoices emailed by suppliers become checked rows in Postgres, and every sender gets an answer."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Watch the mailbox until SIGTERM or SIGINT (the service).
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Process everything waiting in the mailbox, deliver the replies, and exit.
+    Once {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Read invoice files with the sandboxed extractor; no servers needed.
+    Extract {
+        /// Print one JSON object per result per line (shared/invoice.schema.json).
+        #[arg(long)]
+        json: bool,
+        /// Ignore XML embedded in PDFs and read what the page shows.
+        #[arg(long)]
+        no_embedded: bool,
+        /// Take [sandbox] and [company] from this config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Score the extractor on every file of DIR that has X.expected.json beside it (shared/EVALUATION.md).
+    Eval {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        no_embedded: bool,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Apply the database migrations.
+    Migrate {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check the config, IMAP, SMTP, Postgres and the sandbox's tools; exit non-zero listing what is missing.
+    Doctor {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Counts per state, failed and quarantined messages with their reasons, outbox backlog, last IMAP contact.
+    Status {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Send failed or quarantined messages through the pipeline again.
+    Reprocess {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
+    /// Internal: read one document inside the jail and print its results as JSON lines.
+    #[command(hide = true)]
+    SandboxRun {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        no_embedded: bool,
+        #[arg(long, default_value_t = 50)]
+        max_pages: u32,
+        #[arg(long, default_value_t = 100_000_000)]
+        max_pixels: u64,
+        #[arg(long = "own-name")]
+        own_names: Vec<String>,
+        #[arg(long = "own-tax-id")]
+        own_tax_ids: Vec<String>,
+        input: PathBuf,
+    },
+    /// Internal: report the tools and language packs visible inside the jail.
+    #[command(hide = true)]
+    SandboxProbe {
+        #[arg(long, default_value_t = 50)]
+        max_pages: u32,
+        #[arg(long, default_value_t = 100_000_000)]
+        max_pixels: u64,
+        #[arg(long = "own-name")]
+        own_names: Vec<String>,
+        #[arg(long = "own-tax-id")]
+        own_tax_ids: Vec<String>,
+    },
+}
+
+/// Run a parsed command; the returned code is the process exit code.
+pub async fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Run { config } => serve(&config).await,
+        Command::Once { config } => once(&config).await,
+        Command::Extract { json, no_embedded, config, files } => {
+            extract(json, no_embedded, config.as_deref(), &files).await
+        }
+        Command::Eval { dir, json, no_embedded, config } => {
+            let sandbox = standalone_sandbox(config.as_deref(), no_embedded)?;
+            crate::eval::run(&sandbox, &dir, json).await
+        }
+        Command::Migrate { config } => {
+            let cfg = load(&config)?;
+            let pool = store::connect(cfg.database.url.expose(), 2).await?;
+            store::migrate(&pool).await?;
+            println!("migrations applied");
+            Ok(0)
+        }
+        Command::Doctor { config } => doctor(&config).await,
+        Command::Status { config } => status(&config).await,
+        Command::Reprocess { config, ids } => {
+            let cfg = load(&config)?;
+            let pool = store::connect(cfg.database.url.expose(), 2).await?;
+            let n = store::reprocess(&pool, &ids).await?;
+            println!("{n} of {} messages queued again; the running service (or `once`) picks them up", ids.len());
+            Ok(if n as usize == ids.len() { 0 } else { 1 })
+        }
+        Command::SandboxRun { name, no_embedded, max_pages, max_pixels, own_names, own_tax_ids, input } => {
+            let opts = ExtractOptions { no_embedded, max_pages, max_image_pixels: max_pixels, own_names, own_tax_ids };
+            let workdir = tempfile::tempdir().context("no private /tmp in the jail")?;
+            let results =
+                std::panic::catch_unwind(|| crate::extract::extract_file(&input, &name, &opts, workdir.path()))
+                    .unwrap_or_else(|_| {
+                        vec![crate::extract::Extraction::failed(
+                            name.as_str(),
+                            crate::extract::ErrorCode::SandboxFailure,
+                            "the extractor crashed on this document",
+                        )]
+                    });
+            let mut out = std::io::stdout().lock();
+            for r in results {
+                writeln!(out, "{}", serde_json::to_string(&r)?)?;
+            }
+            Ok(0)
+        }
+        Command::SandboxProbe { .. } => {
+            let mut out = std::io::stdout().lock();
+            for p in crate::extract::probe() {
+                writeln!(out, "{p}")?;
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Config> {
+    Config::load(path)
+}
+
+async fn once(path: &Path) -> Result<i32> {
+    let cfg = load(path)?;
+    crate::telemetry::init(&cfg.log);
+    let app = App::build(cfg).await?;
+    let s = app.run_once().await?;
+    info!(
+        fetched = s.fetched,
+        processed = s.processed,
+        sent = s.sent,
+        archived = s.archived,
+        still_queued = s.queued,
+        "once: done"
+    );
+    if s.queued > 0 {
+        warn!(
+            still_queued = s.queued,
+            "some replies could not be delivered yet; they stay in the outbox for the next run"
+        );
+    }
+    Ok(0)
+}
+
+async fn serve(path: &Path) -> Result<i32> {
+    let cfg = load(path)?;
+    crate::telemetry::init(&cfg.log);
+    let app = App::build(cfg).await?;
+    let cancel = CancellationToken::new();
+    tokio::spawn(shutdown_on_signal(cancel.clone()));
+    let watchdog = watchdog_interval();
+    let worker = app.run_until_stopped(cancel.clone(), || {
+        info!("ready: Postgres and IMAP are up");
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    });
+    tokio::pin!(worker);
+    let ticker = async {
+        // Between loop iterations the worker pings the watchdog itself; this covers long IDLE waits.
+        loop {
+            match watchdog {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending::<()>().await,
+            }
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        }
+    };
+    tokio::select! {
+        r = &mut worker => r?,
+        _ = ticker => unreachable!("the watchdog ticker never ends"),
+    }
+    Ok(0)
+}
+
+fn watchdog_interval() -> Option<Duration> {
+    let mut usec = 0u64;
+    if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
+        Some(Duration::from_micros(usec / 2))
+    } else {
+        None
+    }
+}
+
+async fn shutdown_on_signal(cancel: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        warn!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: finishing the message in hand"),
+        _ = int.recv() => info!("SIGINT: finishing the message in hand"),
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    cancel.cancel();
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
+    warn!("shutdown grace of {}s passed; exiting", SHUTDOWN_GRACE.as_secs());
+    std::process::exit(0);
+}
+
+/// The sandbox for commands that need no servers: defaults, or [sandbox] and [company] from a config file.
+fn standalone_sandbox(config: Option<&Path>, no_embedded: bool) -> Result<Sandbox> {
+    let (sandbox_cfg, company) = match config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            #[derive(serde::Deserialize)]
+            struct Partial {
+                sandbox: Option<SandboxConfig>,
+                #[serde(default)]
+                company: CompanyConfig,
+            }
+            let partial: Partial = toml::from_str::<toml::Table>(&text)
+                .map_err(anyhow::Error::from)
+                .and_then(|t| {
+                    let mut keep = toml::Table::new();
+                    for k in ["sandbox", "company"] {
+                        if let Some(v) = t.get(k) {
+                            keep.insert(k.into(), v.clone());
+                        }
+                    }
+                    Ok(toml::Value::Table(keep).try_into()?)
+                })
+                .with_context(|| format!("invalid [sandbox] or [company] in {}", p.display()))?;
+            (partial.sandbox.unwrap_or_else(default_sandbox), partial.company)
+        }
+        None => (default_sandbox(), CompanyConfig::default()),
+    };
+    Ok(Sandbox::new(&sandbox_cfg, &company)?.with_no_embedded(no_embedded))
+}
+
+fn default_sandbox() -> SandboxConfig {
+    toml::from_str::<SandboxConfig>("").expect("every [sandbox] key has a default")
+}
+
+async fn extract(json: bool, no_embedded: bool, config: Option<&Path>, files: &[PathBuf]) -> Result<i32> {
+    let sandbox = standalone_sandbox(config, no_embedded)?;
+    let concurrency = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    use futures::StreamExt;
+    let mut results = futures::stream::iter(files.iter().cloned().enumerate())
+        .map(|(i, f)| {
+            let sandbox = sandbox.clone();
+            async move {
+                let name = f.display().to_string();
+                let out = match tokio::fs::read(&f).await {
+                    Ok(bytes) => sandbox.extract(&name, &bytes).await,
+                    Err(e) => vec![crate::extract::Extraction::failed(
+                        name.as_str(),
+                        crate::extract::ErrorCode::Unreadable,
+                        format!("cannot read the file: {e}"),
+                    )],
+                };
+                (i, out)
+            }
+        })
+        .buffered(concurrency);
+    let mut stdout = std::io::stdout().lock();
+    while let Some((_, out)) = results.next().await {
+        for r in out {
+            if json {
+                writeln!(stdout, "{}", serde_json::to_string(&r)?)?;
+            } else {
+                writeln!(stdout, "{}", crate::eval::human_line(&r))?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+async fn doctor(path: &Path) -> Result<i32> {
+    let mut missing: Vec<String> = Vec::new();
+    let mut line = |name: &str, ok: bool, detail: &str| {
+        println!("{} {name:<28} {detail}", if ok { "ok  " } else { "FAIL" });
+        if !ok {
+            missing.push(format!("{name}: {detail}"));
+        }
+    };
+    let cfg = match Config::load(path) {
+        Ok(c) => {
+            line("config", true, &path.display().to_string());
+            c
+        }
+        Err(e) => {
+            line("config", false, &format!("{e:#}"));
+            println!("\nmissing:\n- config: {e:#}");
+            return Ok(1);
+        }
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.permissions().mode() & 0o004 != 0 {
+                println!(
+                    "warn {:<28} {} is world-readable; secrets in it can be read by any user",
+                    "config permissions",
+                    path.display()
+                );
+            }
+        }
+    }
+    match store::connect(cfg.database.url.expose(), 1).await {
+        Ok(_) => {
+            let pending = store::MIGRATOR.iter().count();
+            line("postgres", true, &format!("connected; {pending} migrations known"));
+        }
+        Err(e) => line("postgres", false, &format!("{e:#}")),
+    }
+    match crate::mail::imap::ImapSession::connect(&cfg.imap).await {
+        Ok(mut s) => {
+            let sel = s.select(&cfg.imap.mailbox).await;
+            let idle = if s.has_idle() { "IDLE available" } else { "no IDLE: polling" };
+            match sel {
+                Ok(_) => line(
+                    "imap",
+                    true,
+                    &format!("logged in as {}; {} selectable; {idle}", cfg.imap.username, cfg.imap.mailbox),
+                ),
+                Err(e) => line("imap", false, &format!("{e:#}")),
+            }
+            s.logout().await;
+        }
+        Err(e) => line("imap", false, &format!("{e:#}")),
+    }
+    match crate::mail::smtp::Mailer::new(&cfg.smtp) {
+        Ok(m) => match m.test_connection().await {
+            Ok(true) => line("smtp", true, &format!("{}:{} answers", cfg.smtp.host, cfg.smtp.port)),
+            Ok(false) => line("smtp", false, "the server did not accept the connection"),
+            Err(e) => line("smtp", false, &format!("{e:#}")),
+        },
+        Err(e) => line("smtp", false, &format!("{e:#}")),
+    }
+    match Sandbox::new(&cfg.sandbox, &cfg.company) {
+        Ok(sb) => {
+            if sb.backend() == SandboxBackend::None {
+                println!("warn {:<28} backend = \"none\": documents are read WITHOUT isolation", "sandbox");
+            }
+            for p in sb.probe().await {
+                line(&p.name, p.ok, &p.detail);
+            }
+        }
+        Err(e) => line("sandbox", false, &format!("{e:#}")),
+    }
+    if missing.is_empty() {
+        println!("\nall checks passed");
+        Ok(0)
+    } else {
+        println!("\nmissing:");
+        for m in &missing {
+            println!("- {m}");
+        }
+        Ok(1)
+    }
+}
+
+async fn status(path: &Path) -> Result<i32> {
+    let cfg = load(path)?;
+    let pool = store::connect(cfg.database.url.expose(), 2).await?;
+    println!("messages by state:");
+    let counts = store::state_counts(&pool).await?;
+    if counts.is_empty() {
+        println!("  (none yet)");
+    }
+    for (state, n) in counts {
+        println!("  {state:<12} {n}");
+    }
+    println!("outbox backlog: {}", store::pending_mail_count(&pool).await?);
+    match store::last_imap_contact(&pool).await? {
+        Some(t) => println!("last IMAP contact: {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
+        None => println!("last IMAP contact: never"),
+    }
+    let problems = store::problem_messages(&pool, 50).await?;
+    if !problems.is_empty() {
+        println!("failed and quarantined (newest first):");
+        for p in problems {
+            println!(
+                "  #{:<6} {:<11} {} {:?} from {}: {}",
+                p.id,
+                p.state,
+                p.updated_at.format("%Y-%m-%d %H:%M"),
+                p.subject.unwrap_or_default(),
+                p.sender.unwrap_or_else(|| "?".into()),
+                p.reason.unwrap_or_default()
+            );
+        }
+    }
+    let undeliverable = store::undeliverable_mail(&pool, 20).await?;
+    if !undeliverable.is_empty() {
+        println!("undeliverable mail:");
+        for (id, to, err) in undeliverable {
+            println!("  outbox #{id} to {}: {}", to.join(", "), err.unwrap_or_default());
+        }
+    }
+    Ok(0)
+}

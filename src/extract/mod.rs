@@ -1,0 +1,296 @@
+//! The extractor: bytes of one document in, schema JSON out. It runs inside the sandbox (see `sandbox`), so it
+//! may call poppler and tesseract, but it never touches the network, the database or the mailbox.
+//!
+//! Order of preference: structured XML (attached, or embedded in a PDF), then the PDF text layer, then OCR.
+//! The rules that read fields (`rules`, `text`, `einvoice`) are pure functions of text or XML.
+
+pub mod einvoice;
+pub mod model;
+pub mod ocr;
+pub mod pdf;
+pub mod rules;
+pub mod text;
+
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+use crate::mail::mime::{sniff, DocumentKind};
+use crate::sandbox::ExtractOptions;
+pub use model::{Check, DocumentType, ErrorCode, Extraction, Party, Source, Status};
+
+/// Below this many letters and digits a PDF's text layer is a scan's stray metadata, not its content.
+const MIN_TEXT_CHARS: usize = 40;
+/// Pages are rendered for OCR at the resolution tesseract is trained for.
+const OCR_DPI: u32 = 300;
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Read one document at `path`. `name` is the name the supplier gave it (used in results and as a type hint).
+/// Runs inside the jail; `workdir` is its private scratch space.
+pub fn extract_file(path: &Path, name: &str, opts: &ExtractOptions, workdir: &Path) -> Vec<Extraction> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return vec![Extraction::failed(name, ErrorCode::Unreadable, format!("cannot read the file: {e}"))],
+    };
+    let mut results = extract_bytes(path, &bytes, name, opts, workdir);
+    let digest = sha256_hex(&bytes);
+    for r in &mut results {
+        r.file = name.to_string();
+        r.sha256 = Some(digest.clone());
+    }
+    results
+}
+
+fn extract_bytes(path: &Path, bytes: &[u8], name: &str, opts: &ExtractOptions, workdir: &Path) -> Vec<Extraction> {
+    if bytes.is_empty() {
+        return vec![Extraction::failed(name, ErrorCode::Unreadable, "the file is empty")];
+    }
+    let lower = name.to_lowercase();
+    let kind = sniff(bytes).or_else(|| {
+        if lower.ends_with(".pdf") {
+            Some(DocumentKind::Pdf)
+        } else if lower.ends_with(".xml") || lower.ends_with(".xsig") {
+            Some(DocumentKind::Xml)
+        } else {
+            None
+        }
+    });
+    match kind {
+        Some(DocumentKind::Xml) => read_xml(name, bytes),
+        Some(DocumentKind::Pdf) if !bytes.windows(5).take(1024).any(|w| w == b"%PDF-") => {
+            vec![Extraction::failed(name, ErrorCode::Unreadable, describe_not_pdf(bytes))]
+        }
+        Some(DocumentKind::Pdf) => read_pdf(path, name, opts, workdir),
+        Some(DocumentKind::Png | DocumentKind::Jpeg | DocumentKind::Tiff) => read_image(path, name, bytes, opts),
+        None => vec![Extraction::failed(name, ErrorCode::UnsupportedType, describe_not_pdf(bytes))],
+    }
+}
+
+fn describe_not_pdf(bytes: &[u8]) -> String {
+    if bytes.starts_with(b"PK\x03\x04") {
+        "the file is a ZIP archive, not a PDF".into()
+    } else if bytes.starts_with(b"\xD0\xCF\x11\xE0") {
+        "the file is an old Microsoft Office document, not a PDF".into()
+    } else {
+        "the file is not a PDF, an image or an XML invoice".into()
+    }
+}
+
+fn read_xml(name: &str, bytes: &[u8]) -> Vec<Extraction> {
+    match einvoice::parse(name, bytes, &einvoice::XmlLimits::default()) {
+        Ok(v) if !v.is_empty() => v,
+        Ok(_) => vec![Extraction::failed(name, ErrorCode::NoInvoiceFound, "the XML holds no invoice")],
+        Err(e) => vec![einvoice_error(name, e)],
+    }
+}
+
+fn einvoice_error(name: &str, e: einvoice::EinvoiceError) -> Extraction {
+    use einvoice::EinvoiceError as E;
+    let code = match &e {
+        E::NotEinvoice { .. } => ErrorCode::NoInvoiceFound,
+        E::Unsupported { .. } => ErrorCode::UnsupportedType,
+        E::Invalid { .. } => ErrorCode::InvalidEinvoice,
+        E::TooLarge(_) => ErrorCode::TooLarge,
+    };
+    Extraction::failed(name, code, e.to_string())
+}
+
+fn own_company(opts: &ExtractOptions) -> text::OwnCompany {
+    text::OwnCompany { names: opts.own_names.clone(), tax_ids: opts.own_tax_ids.clone() }
+}
+
+fn read_pdf(path: &Path, name: &str, opts: &ExtractOptions, workdir: &Path) -> Vec<Extraction> {
+    let info = match pdf::info(path) {
+        Ok(i) => i,
+        Err((code, msg)) => return vec![Extraction::failed(name, code, msg)],
+    };
+    if info.pages > opts.max_pages {
+        return vec![Extraction::failed(
+            name,
+            ErrorCode::TooManyPages,
+            format!("the PDF has {} pages; the limit is {}", info.pages, opts.max_pages),
+        )];
+    }
+    let structured = if opts.no_embedded { None } else { embedded_invoice(path, name, workdir) };
+    let visual = read_pdf_visual(path, name, opts, info.pages, workdir);
+    match structured {
+        Some(Ok(mut xml)) => {
+            if let Some(first) = xml.first_mut() {
+                cross_check(first, &visual);
+            }
+            xml
+        }
+        // The XML inside is broken, but the page may still be readable: say both.
+        Some(Err(err)) if visual.is_ok() => {
+            let mut v = visual;
+            v.push_warning(format!(
+                "the embedded e-invoice XML could not be used: {}",
+                err.error.map(|e| e.message).unwrap_or_default()
+            ));
+            vec![v]
+        }
+        Some(Err(err)) => vec![err],
+        None => vec![visual],
+    }
+}
+
+/// The first embedded XML that is an e-invoice we read; an error result when there is XML but it is bad.
+fn embedded_invoice(path: &Path, name: &str, workdir: &Path) -> Option<Result<Vec<Extraction>, Extraction>> {
+    let mut first_error = None;
+    for (xml_name, bytes) in pdf::embedded_xml(path, workdir) {
+        match einvoice::parse(name, &bytes, &einvoice::XmlLimits::default()) {
+            Ok(v) if !v.is_empty() => return Some(Ok(v)),
+            Ok(_) | Err(einvoice::EinvoiceError::NotEinvoice { .. }) => {}
+            Err(e) => {
+                if first_error.is_none() {
+                    let mut failed = einvoice_error(name, e);
+                    if let Some(err) = failed.error.as_mut() {
+                        err.message = format!("{xml_name}: {}", err.message);
+                    }
+                    first_error = Some(failed);
+                }
+            }
+        }
+    }
+    first_error.map(Err)
+}
+
+fn read_pdf_visual(path: &Path, name: &str, opts: &ExtractOptions, pages: u32, workdir: &Path) -> Extraction {
+    let own = own_company(opts);
+    match pdf::text_layer(path) {
+        Ok(text) if text.chars().filter(|c| c.is_alphanumeric()).count() >= MIN_TEXT_CHARS => {
+            return text::read_invoice_text(name, &text, Source::PdfText, &own);
+        }
+        Ok(_) => {}
+        Err((code, msg)) => return Extraction::failed(name, code, msg),
+    }
+    let pages_dir = workdir.join("pages");
+    if let Err(e) = std::fs::create_dir_all(&pages_dir) {
+        return Extraction::failed(name, ErrorCode::SandboxFailure, e.to_string());
+    }
+    let images = match pdf::render_pages(path, &pages_dir, OCR_DPI, pages) {
+        Ok(i) => i,
+        Err((code, msg)) => return Extraction::failed(name, code, msg),
+    };
+    let langs = ocr::languages();
+    let mut text = String::new();
+    for img in images {
+        match ocr::image_to_text(&img, &langs) {
+            Ok(t) => {
+                text.push_str(&t);
+                text.push('\u{c}');
+            }
+            Err((code, msg)) => return Extraction::failed(name, code, msg),
+        }
+        let _ = std::fs::remove_file(&img);
+    }
+    text::read_invoice_text(name, &text, Source::Ocr, &own)
+}
+
+fn read_image(path: &Path, name: &str, bytes: &[u8], opts: &ExtractOptions) -> Vec<Extraction> {
+    // Decompression bombs: judge the size from the header before any decoder allocates the pixels.
+    match imagesize::blob_size(bytes) {
+        Ok(size) => {
+            let pixels = size.width as u64 * size.height as u64;
+            if pixels > opts.max_image_pixels {
+                return vec![Extraction::failed(
+                    name,
+                    ErrorCode::TooLarge,
+                    format!(
+                        "the image is {}×{} pixels; the limit is {} megapixels",
+                        size.width,
+                        size.height,
+                        opts.max_image_pixels / 1_000_000
+                    ),
+                )];
+            }
+        }
+        Err(_) => return vec![Extraction::failed(name, ErrorCode::Unreadable, "the image is damaged")],
+    }
+    let langs = ocr::languages();
+    match ocr::image_to_text(path, &langs) {
+        Ok(text) => vec![text::read_invoice_text(name, &text, Source::Ocr, &own_company(opts))],
+        Err((code, msg)) => vec![Extraction::failed(name, code, msg)],
+    }
+}
+
+/// EN 16931 says the XML is the invoice; a PDF whose page says something else is an error or a fraud pattern.
+/// Compare number, date and total with what the page shows, and record the result as `xml_matches_visual`.
+fn cross_check(xml: &mut Extraction, visual: &Extraction) {
+    if !visual.is_ok() {
+        return;
+    }
+    let mut differences = Vec::new();
+    let norm = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_uppercase();
+    if let (Some(a), Some(b)) = (&xml.invoice_number, &visual.invoice_number) {
+        if norm(a) != norm(b) && !norm(b).ends_with(&norm(a)) {
+            differences.push(format!("number {a} in the XML, {b} on the page"));
+        }
+    }
+    if let (Some(a), Some(b)) = (xml.issue_date, visual.issue_date) {
+        if a != b {
+            differences.push(format!("date {a} in the XML, {b} on the page"));
+        }
+    }
+    if let (Some(a), Some(b)) = (xml.total_amount, visual.total_amount) {
+        if a != b {
+            differences.push(format!("total {a} in the XML, {b} on the page"));
+        }
+    }
+    let compared = xml.invoice_number.is_some() && visual.invoice_number.is_some()
+        || xml.total_amount.is_some() && visual.total_amount.is_some();
+    if !compared {
+        return;
+    }
+    let ok = differences.is_empty();
+    let detail = if ok { None } else { Some(differences.join("; ")) };
+    if !ok {
+        xml.push_warning(format!(
+            "the embedded XML does not match the visible page: {}",
+            detail.clone().unwrap_or_default()
+        ));
+    }
+    xml.push_check(Check::new("xml_matches_visual", ok, detail));
+}
+
+/// `doctor`'s view from inside the jail: each tool and language pack the extractor needs.
+pub fn probe() -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for (tool, arg) in
+        [("pdfinfo", "-v"), ("pdftotext", "-v"), ("pdftoppm", "-v"), ("pdfdetach", "-v"), ("tesseract", "--version")]
+    {
+        let res = std::process::Command::new(tool).arg(arg).output();
+        let (ok, detail) = match res {
+            Ok(o) => {
+                let s = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+                (true, s.lines().next().unwrap_or("").trim().to_string())
+            }
+            Err(_) => (false, format!("{tool} is missing: install poppler-utils and tesseract-ocr")),
+        };
+        out.push(serde_json::json!({"name": tool, "ok": ok, "detail": detail}));
+    }
+    let langs = ocr::languages();
+    for lang in ["eng", "spa"] {
+        let ok = langs.iter().any(|l| l == lang);
+        out.push(serde_json::json!({
+            "name": format!("tesseract language {lang}"),
+            "ok": ok,
+            "detail": if ok { "installed".to_string() } else { format!("install tesseract-ocr-{lang}") },
+        }));
+    }
+    let tmp_ok = tempfile::tempfile().is_ok();
+    out.push(serde_json::json!({"name": "private /tmp", "ok": tmp_ok, "detail": if tmp_ok { "writable" } else { "not writable" }}));
+    let net = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:5432".parse().expect("valid address"),
+        std::time::Duration::from_millis(300),
+    )
+    .is_ok();
+    out.push(serde_json::json!({
+        "name": "no network",
+        "ok": !net,
+        "detail": if net { "the jail can reach 127.0.0.1:5432; it must not" } else { "loopback unreachable from the jail" },
+    }));
+    out
+}

@@ -1,0 +1,173 @@
+//! What kind of document this is, read from its title words.
+//!
+//! Decisions:
+//! - A Spanish `factura simplificada` is an invoice (it is one in law, RD 1619/2012 art. 7), not a receipt.
+//! - `ticket`, `recibo`, `receipt`, `Quittung`, `reçu`, `kassabon` make a receipt.
+//! - A corrective invoice (`factura rectificativa`, `Rechnungskorrektur`) is `corrected_invoice`; a credit note
+//!   (`abono`, `nota de crédito`, `credit note`, `Gutschrift`, `avoir`, `creditnota`) is `credit_note`.
+//! - Delivery notes, quotes, pro-forma invoices, order confirmations and terms and conditions are not invoices:
+//!   booking one would be wrong, so the caller answers `no_invoice_found`.
+//!
+//! Only title positions count (a segment that starts with the word, in the upper half of the page, or a short
+//! segment anywhere): `Lieferschein-Nr` in an invoice's header or "Gutschriften erstatten wir per Scheck" in its
+//! small print say nothing about the document itself.
+
+use super::fold;
+use super::layout::Layout;
+use crate::extract::model::DocumentType;
+use regex::Regex;
+use std::sync::LazyLock;
+
+/// What the title words say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Invoice(DocumentType),
+    /// A delivery note, quote, pro-forma, order confirmation or terms and conditions; the name is for messages.
+    NotAnInvoice(&'static str),
+    /// No title word at all.
+    Unknown,
+}
+
+const CORRECTED: &str = r"factura\s+rectificativa|rectificativa|rechnungs-?\s*korrektur|korrekturrechnung|corrective\s+invoice|corrected\s+invoice|facture\s+rectificative";
+const CREDIT: &str = r"factura\s+de\s+abono|abono|nota\s+de\s+cr[eé]dito|credit\s+note|credit\s+memo|gutschrift|avoir|creditnota|creditfactuur";
+const RECEIPT: &str = r"ticket|recibo|receipt|quittung|kassenbon|re[cç]u|kassabon";
+const INVOICE: &str = r"factura(?:\s+simplificada)?|invoice|tax\s+invoice|\p{L}*rechnung|facture|factuur|fattura";
+const NOT_INVOICE: &[(&str, &str)] = &[
+    (
+        "delivery note",
+        r"albar[aá]n|nota\s+de\s+entrega|lieferschein|delivery\s+note|packing\s+(?:slip|list)|bon\s+de\s+livraison|pakbon|leveringsbon",
+    ),
+    ("quote", r"presupuesto|quotation|quote|angebot|kostenvoranschlag|devis|offerte"),
+    ("pro-forma invoice", r"(?:factura\s+)?pro-?\s?forma(?:\s+invoice)?|proformarechnung"),
+    (
+        "order confirmation",
+        r"confirmaci[oó]n\s+de\s+pedido|order\s+confirmation|auftragsbest[äa]tigung|confirmation\s+de\s+commande|orderbevestiging",
+    ),
+    (
+        "terms and conditions",
+        r"t[ée]rminos\s+y\s+condiciones|condiciones\s+generales|terms\s+(?:and|&)\s+conditions|general\s+terms|allgemeine\s+gesch[äa]ftsbedingungen|agb|conditions\s+g[ée]n[ée]rales|algemene\s+voorwaarden",
+    ),
+];
+
+fn title_re(words: &str) -> Regex {
+    // The word opens the segment and is followed by nothing, a number, `Nr.`/`nº`/`#`/`:` or more title words.
+    Regex::new(&format!(
+        r"(?i)^(?:{words})(?:$|\s*[:#]|\s+(?:n[º°o]|nr|no|#|\d|[A-Z]{{1,4}}[-/]?\d)|\s+\(|\s+\p{{L}}+$)"
+    ))
+    .expect("title regex")
+}
+
+static CORRECTED_RE: LazyLock<Regex> = LazyLock::new(|| title_re(CORRECTED));
+static CREDIT_RE: LazyLock<Regex> = LazyLock::new(|| title_re(CREDIT));
+static RECEIPT_RE: LazyLock<Regex> = LazyLock::new(|| title_re(RECEIPT));
+static INVOICE_RE: LazyLock<Regex> = LazyLock::new(|| title_re(INVOICE));
+static NOT_INVOICE_RE: LazyLock<Vec<(&'static str, Regex)>> =
+    LazyLock::new(|| NOT_INVOICE.iter().map(|(name, w)| (*name, title_re(w))).collect());
+/// Any word that speaks of an invoice, compounds included (`Rechnungsnummer`, `Rechnungsdatum`).
+static ANY_INVOICE_WORD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"(?i)\b(?:{INVOICE}|{CREDIT}|{CORRECTED})\b|rechnungs|\bfactura|\binvoice|\bfactur"))
+        .expect("invoice word regex")
+});
+
+/// Titles as plain text: letter-spaced words joined (`W A R E N R E C H N U N G` → `WARENRECHNUNG`).
+fn despaced(s: &str) -> String {
+    static SPACED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(?:\p{L} ){3,}\p{L}\b").expect("spaced regex"));
+    SPACED.replace_all(s, |c: &regex::Captures| c[0].replace(' ', "")).into_owned()
+}
+
+/// Segments in title position, best first.
+fn titles(layout: &Layout) -> Vec<String> {
+    let half = layout.len() / 2 + 1;
+    let mut out = Vec::new();
+    for (i, line) in layout.lines.iter().enumerate() {
+        for seg in &line.segments {
+            let short = seg.text.chars().count() <= 40;
+            if i <= half || short {
+                out.push(despaced(seg.text.trim()));
+            }
+        }
+    }
+    out
+}
+
+/// Classify a document by its title words.
+pub fn classify(layout: &Layout) -> Kind {
+    let titles = titles(layout);
+    let any = |re: &Regex| titles.iter().any(|t| re.is_match(t));
+    if any(&CORRECTED_RE) {
+        return Kind::Invoice(DocumentType::CorrectedInvoice);
+    }
+    let invoice_title = any(&INVOICE_RE);
+    if let Some((name, _)) = NOT_INVOICE_RE.iter().find(|(_, re)| any(re)) {
+        // A pro-forma says "invoice" in its own title, so that word does not save it.
+        let proforma = *name == "pro-forma invoice";
+        if proforma || !invoice_title {
+            return Kind::NotAnInvoice(name);
+        }
+    }
+    if any(&CREDIT_RE) {
+        // "Gutschrift (Selbst ausgestellte Rechnung)" is self-billing: an invoice, not a credit note.
+        let self_billing =
+            titles.iter().any(|t| fold(t).contains("selbst ausgestellte") || fold(t).contains("autofactura"));
+        if !self_billing {
+            return Kind::Invoice(DocumentType::CreditNote);
+        }
+        return Kind::Invoice(DocumentType::Invoice);
+    }
+    if any(&RECEIPT_RE) && !invoice_title {
+        return Kind::Invoice(DocumentType::Receipt);
+    }
+    if invoice_title {
+        return Kind::Invoice(DocumentType::Invoice);
+    }
+    Kind::Unknown
+}
+
+/// Does the word "invoice" (in any of our languages) appear anywhere?
+pub fn mentions_invoice(text: &str) -> bool {
+    ANY_INVOICE_WORD.is_match(&despaced(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(text: &str) -> Kind {
+        classify(&Layout::new(text))
+    }
+
+    #[test]
+    fn title_words_decide_the_document_type() {
+        use DocumentType::*;
+        let cases: &[(&str, Kind)] = &[
+            ("FACTURA\nNº: 1", Kind::Invoice(Invoice)),
+            ("Factura simplificada nº T-12", Kind::Invoice(Invoice)),
+            ("FACTURA RECTIFICATIVA\nNº R-1", Kind::Invoice(CorrectedInvoice)),
+            ("Factura de abono nº A-3", Kind::Invoice(CreditNote)),
+            ("Avoir AV-2017-0005", Kind::Invoice(CreditNote)),
+            ("Credit note CN-1", Kind::Invoice(CreditNote)),
+            ("       W A R E N R E C H N U N G       Seite 1", Kind::Invoice(Invoice)),
+            ("RECHNUNGS-KORREKTUR", Kind::Invoice(CorrectedInvoice)),
+            ("Ticket nº 0045", Kind::Invoice(Receipt)),
+            ("ALBARÁN Nº 2025-77", Kind::NotAnInvoice("delivery note")),
+            ("Lieferschein 4711", Kind::NotAnInvoice("delivery note")),
+            ("TÉRMINOS Y CONDICIONES", Kind::NotAnInvoice("terms and conditions")),
+            ("FACTURA PROFORMA nº 12", Kind::NotAnInvoice("pro-forma invoice")),
+            ("Hello world", Kind::Unknown),
+        ];
+        for (text, want) in cases {
+            assert_eq!(kind(text), *want, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_delivery_note_number_inside_an_invoice_does_not_make_it_a_delivery_note() {
+        assert_eq!(kind("RECHNUNG\nLieferschein-Nr : L87654321012345\n"), Kind::Invoice(DocumentType::Invoice));
+        assert_eq!(kind("FACTURA nº 7\nAlbarán nº 2025-77\n"), Kind::Invoice(DocumentType::Invoice));
+    }
+
+    #[test]
+    fn self_billing_gutschrift_is_an_invoice() {
+        assert_eq!(kind("Gutschrift (Selbst ausgestellte Rechnung) Nr. 471102"), Kind::Invoice(DocumentType::Invoice));
+    }
+}

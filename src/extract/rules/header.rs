@@ -1,0 +1,328 @@
+//! Invoice number, issue date and due date: a labelled value to the right of its label or under it, or the
+//! title line `Rechnung Nr. 42 vom 31.01.2014` / `Facture FA-2017-0010`.
+
+use super::dates::{find_dates, DateMatch};
+use super::labels::{find_labels, Field, LabelHit};
+use super::layout::Layout;
+use super::Locale;
+use chrono::NaiveDate;
+use regex::Regex;
+use std::sync::LazyLock;
+
+/// A value with how sure we are of it (0..1) and the line it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found<T> {
+    pub value: T,
+    pub confidence: f32,
+    pub line: usize,
+}
+
+/// The invoice number, issue date and due date of a document.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Header {
+    pub number: Option<Found<String>>,
+    pub issue_date: Option<Found<NaiveDate>>,
+    pub due_date: Option<Found<NaiveDate>>,
+}
+
+static ID_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9][A-Za-z0-9\-/._]*").expect("id regex"));
+static TITLE_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^(?:factura(?:\s+(?:rectificativa|simplificada|de\s+abono|proforma))?|abono|(?:tax\s+)?invoice|credit\s+note|\p{L}*rechnung|gutschrift|rechnungskorrektur|facture(?:\s+rectificative)?|avoir|factuur|creditnota)(?:\s*\([^)]{0,40}\))?\s*[:#]?\s+",
+    )
+    .expect("title regex")
+});
+static DATE_LINK_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:vom|von|du|del|de|of|dated|issued(?:\s+(?:at|on))?|from|le)\s*$").expect("date link regex")
+});
+/// Words that say the invoice number next to them is another invoice's (a corrective invoice names the one it
+/// corrects).
+const REFERENCE_WORDS: &[&str] = &[
+    "rectificad",
+    "original",
+    "corrige",
+    "liee",
+    "associee",
+    "related",
+    "referenced",
+    "ursprung",
+    "bezug",
+    "storno",
+    "anterior",
+    "gutgeschrieben",
+    "credited",
+];
+
+/// An invoice number: letters, digits and `-/._`, at least one digit, not a date and not an amount.
+pub fn parse_invoice_number(s: &str) -> Option<String> {
+    let s = s.trim_start_matches([' ', ':', '#', '.', '-', '–']).trim_start();
+    let s = s.strip_prefix("Nr.").or_else(|| s.strip_prefix("No.")).unwrap_or(s).trim_start_matches([' ', ':']);
+    let token = s.split_whitespace().next().unwrap_or("");
+    let id = ID_RE.find(s)?.as_str().trim_end_matches(['.', ',', '-', '/']);
+    let digits = id.chars().filter(char::is_ascii_digit).count();
+    if digits == 0 || id.len() > 30 || !find_dates(id, None).is_empty() {
+        return None;
+    }
+    static AMOUNT: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^\d{1,3}(?:[.,]\d{3})*[.,]\d{2}$").expect("amount-shaped regex"));
+    if AMOUNT.is_match(id) || AMOUNT.is_match(token.trim_end_matches(['€', '.'])) {
+        return None;
+    }
+    Some(id.to_string())
+}
+
+fn is_reference(text_before: &str) -> bool {
+    let folded = super::fold(text_before);
+    REFERENCE_WORDS.iter().any(|w| folded.contains(w))
+}
+
+/// Read the header fields. `hint` decides `03/04/2025` (see `dates`).
+pub fn read_header(layout: &Layout, hint: Option<Locale>) -> Header {
+    let mut numbers: Vec<Found<String>> = Vec::new();
+    let mut issue: Vec<Found<NaiveDate>> = Vec::new();
+    let mut due: Vec<Found<NaiveDate>> = Vec::new();
+    let n_lines = layout.len().max(1);
+    for (i, line) in layout.lines.iter().enumerate() {
+        if line.is_blank() {
+            continue;
+        }
+        // Titles and labels near the top are the document's own; lower down they are more often references.
+        let position = if i * 2 < n_lines { 1.0 } else { 0.9 };
+        let hits = find_labels(&line.text);
+        for (k, hit) in hits.iter().enumerate() {
+            let to = hits.get(k + 1).map_or(line.text.len(), |h| h.start);
+            match hit.field {
+                Field::InvoiceNumber if !is_reference(&line.text[..hit.end]) => {
+                    if let Some((value, at, below)) = number_near(layout, i, hit, to) {
+                        let factor = if below { 0.9 } else { 1.0 };
+                        numbers.push(Found { value, confidence: hit.strength * factor * position, line: at });
+                        if let Some(d) = date_after_number(layout, at, hint) {
+                            issue.push(Found { value: d, confidence: 0.9, line: at });
+                        }
+                    }
+                }
+                // `Factura rectificada nº F-1 de fecha 20/10/2025` dates the corrected invoice, not this one.
+                Field::IssueDate if is_reference(&line.text[..hit.start]) => {}
+                Field::IssueDate | Field::DueDate => {
+                    if let Some((d, at, below)) = date_near(layout, i, hit, to, hint) {
+                        let ambiguous = if d.ambiguous { 0.9 } else { 1.0 };
+                        let factor = if below { 0.9 } else { 1.0 } * ambiguous;
+                        let found = Found { value: d.date, confidence: hit.strength * factor, line: at };
+                        if hit.field == Field::IssueDate {
+                            issue.push(found)
+                        } else {
+                            due.push(found)
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for seg in &line.segments {
+            let Some(m) = TITLE_RE.find(&seg.text) else {
+                continue;
+            };
+            if hits.iter().any(|h| h.field == Field::InvoiceNumber && h.start < seg.byte_end && h.end > seg.byte_start)
+            {
+                continue;
+            }
+            if let Some(value) = parse_invoice_number(&seg.text[m.end()..]) {
+                numbers.push(Found { value, confidence: 0.85 * position, line: i });
+                if let Some(d) = date_after_number(layout, i, hint) {
+                    issue.push(Found { value: d, confidence: 0.85, line: i });
+                }
+            }
+        }
+    }
+    if issue.is_empty() {
+        issue.extend(title_date(layout, hint));
+    }
+    Header { number: best(numbers), issue_date: best(issue), due_date: best(due) }
+}
+
+/// A letter-style invoice: a title such as `Beitragsrechnung` alone with a date in another column of its line.
+fn title_date(layout: &Layout, hint: Option<Locale>) -> Option<Found<NaiveDate>> {
+    static WORD_TITLE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)^(?:factura|invoice|\p{L}*rechnung|facture|factuur)$").expect("word title regex")
+    });
+    let top = layout.len() / 2 + 1;
+    for (i, line) in layout.lines.iter().enumerate().take(top) {
+        let Some(first) = line.segments.first() else {
+            continue;
+        };
+        if !WORD_TITLE.is_match(first.text.trim()) || line.segments.len() != 2 {
+            continue;
+        }
+        if let Some(d) = crate::extract::rules::dates::parse_date(&line.segments[1].text, hint) {
+            return Some(Found { value: d, confidence: 0.7, line: i });
+        }
+    }
+    None
+}
+
+/// The number to the right of its label, or under it when nothing is to the right.
+fn number_near(layout: &Layout, i: usize, hit: &LabelHit, to: usize) -> Option<(String, usize, bool)> {
+    let line = &layout.lines[i];
+    let right = &line.text[hit.end..to];
+    if let Some(v) = parse_invoice_number(right) {
+        return Some((v, i, false));
+    }
+    // Something else to the right in the label's own segment: the label is part of a sentence.
+    if line
+        .segment_at(hit.start)
+        .is_some_and(|s| !line.text[hit.end..s.byte_end].trim_matches([' ', ':', '#', '.']).is_empty())
+    {
+        return None;
+    }
+    let (from, col_to) = layout.column_of(i, line.col(hit.start), line.col(hit.end));
+    layout.below(i, from, col_to, 1).into_iter().find_map(|(j, seg)| {
+        let v = parse_invoice_number(&seg.text)?;
+        (seg.text.split_whitespace().count() == 1).then_some((v, j, true))
+    })
+}
+
+/// `… Nr. 471102 vom 05.03.2018`, or `vom` at the end of the line and the date at the start of the next.
+fn date_after_number(layout: &Layout, i: usize, hint: Option<Locale>) -> Option<NaiveDate> {
+    let text = &layout.lines[i].text;
+    for d in find_dates(text, hint) {
+        if DATE_LINK_RE.is_match(text[..d.start].trim_end()) {
+            return Some(d.date);
+        }
+    }
+    if DATE_LINK_RE.is_match(text.trim_end()) {
+        let next = layout.lines.get(i + 1)?;
+        let d = find_dates(&next.text, hint).into_iter().next()?;
+        return next.text[..d.start].trim().is_empty().then_some(d.date);
+    }
+    let next = layout.lines.get(i + 1)?;
+    let t = next.text.trim_start();
+    let rest = t.strip_prefix("vom ").or_else(|| t.strip_prefix("du ")).or_else(|| t.strip_prefix("de "))?;
+    let d = find_dates(rest, hint).into_iter().next()?;
+    rest[..d.start].trim().is_empty().then_some(d.date)
+}
+
+/// The first date to the right of a label (before the next label), else the first date under it.
+fn date_near(
+    layout: &Layout,
+    i: usize,
+    hit: &LabelHit,
+    to: usize,
+    hint: Option<Locale>,
+) -> Option<(DateMatch, usize, bool)> {
+    let line = &layout.lines[i];
+    let right = &line.text[hit.end..to];
+    if let Some(d) = find_dates(right, hint).into_iter().next() {
+        // Only a date close to its label, not one in a sentence half a line away.
+        let gap = &right[..d.start];
+        if gap.trim_matches([' ', ':', '.', '-']).chars().count() <= 12 {
+            return Some((d, i, false));
+        }
+        return None;
+    }
+    if line
+        .segment_at(hit.start)
+        .is_some_and(|s| !line.text[hit.end..s.byte_end].trim_matches([' ', ':', '.']).is_empty())
+    {
+        return None;
+    }
+    let (from, col_to) = layout.column_of(i, line.col(hit.start), line.col(hit.end));
+    layout.below(i, from, col_to, 2).into_iter().find_map(|(j, seg)| {
+        let d = find_dates(&seg.text, hint).into_iter().next()?;
+        seg.text[..d.start].trim().is_empty().then_some((d, j, true))
+    })
+}
+
+/// The best-supported value: the highest confidence, lifted a little when several places agree and lowered
+/// when a close rival disagrees.
+fn best<T: PartialEq + Clone>(found: Vec<Found<T>>) -> Option<Found<T>> {
+    let mut merged: Vec<(Found<T>, usize)> = Vec::new();
+    for f in found {
+        match merged.iter_mut().find(|(m, _)| m.value == f.value) {
+            Some((m, n)) => {
+                *n += 1;
+                if f.confidence > m.confidence {
+                    m.confidence = f.confidence;
+                    m.line = f.line;
+                }
+            }
+            None => merged.push((f, 1)),
+        }
+    }
+    let mut scored: Vec<Found<T>> = merged
+        .into_iter()
+        .map(|(mut f, n)| {
+            f.confidence = (f.confidence + 0.05 * (n as f32 - 1.0)).min(1.0);
+            f
+        })
+        .collect();
+    scored.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then(a.line.cmp(&b.line)));
+    let mut it = scored.into_iter();
+    let mut top = it.next()?;
+    if let Some(second) = it.next() {
+        if top.confidence - second.confidence < 0.1 {
+            top.confidence -= 0.15;
+        }
+    }
+    Some(top)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn invoice_numbers_need_a_digit_and_are_not_dates_or_amounts() {
+        assert_eq!(parse_invoice_number(": F-2025/001.").as_deref(), Some("F-2025/001"));
+        assert_eq!(parse_invoice_number("# RE-20140519/499 vom").as_deref(), Some("RE-20140519/499"));
+        assert_eq!(parse_invoice_number("Nr. 42").as_deref(), Some("42"));
+        assert_eq!(parse_invoice_number("Date"), None);
+        assert_eq!(parse_invoice_number("15/10/2025"), None);
+        assert_eq!(parse_invoice_number("1.210,00"), None);
+    }
+
+    #[test]
+    fn a_label_and_its_value_on_one_line_are_read() {
+        let layout =
+            Layout::new("Factura nº: A-2025-017        Fecha de expedición: 15/10/2025\nVencimiento: 14/11/2025\n");
+        let h = read_header(&layout, Some(Locale::Es));
+        assert_eq!(h.number.unwrap().value, "A-2025-017");
+        assert_eq!(h.issue_date.unwrap().value, ymd(2025, 10, 15));
+        assert_eq!(h.due_date.unwrap().value, ymd(2025, 11, 14));
+    }
+
+    #[test]
+    fn a_value_under_its_label_is_read_from_the_same_column() {
+        let layout = Layout::new(
+            "Acme S.L.                 Rechnungsnummer\nCalle Mayor 1                             471102\n                          Rechnungsdatum\nMadrid                                    05.03.2013\n",
+        );
+        let h = read_header(&layout, Some(Locale::De));
+        assert_eq!(h.number.unwrap().value, "471102");
+        assert_eq!(h.issue_date.unwrap().value, ymd(2013, 3, 5));
+    }
+
+    #[test]
+    fn a_title_line_gives_number_and_date() {
+        let layout = Layout::new("\nHandelsrechnung Nr. 471102 vom 05.03.2018\n\nFacture FA-2017-0010\n");
+        let h = read_header(&layout, Some(Locale::De));
+        assert_eq!(h.number.as_ref().unwrap().value, "471102");
+        assert_eq!(h.issue_date.unwrap().value, ymd(2018, 3, 5));
+    }
+
+    #[test]
+    fn the_invoice_a_corrective_invoice_corrects_is_not_its_number() {
+        let layout = Layout::new("FACTURA RECTIFICATIVA\nNº factura: R-2025-003\nFactura rectificada nº: F-2025-101\n");
+        let h = read_header(&layout, Some(Locale::Es));
+        assert_eq!(h.number.unwrap().value, "R-2025-003");
+    }
+
+    #[test]
+    fn a_delivery_date_is_not_the_issue_date() {
+        let layout = Layout::new("Lieferdatum: 01.02.2024\nRechnungsdatum: 03.02.2024\n");
+        let h = read_header(&layout, Some(Locale::De));
+        assert_eq!(h.issue_date.unwrap().value, ymd(2024, 2, 3));
+    }
+}

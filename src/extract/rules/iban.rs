@@ -1,0 +1,250 @@
+//! IBANs (ISO 13616): a newtype that only exists with the right length for its country and a mod-97 remainder
+//! of 1, so one misread digit never becomes a bank account.
+
+use regex::Regex;
+use std::fmt;
+use std::sync::LazyLock;
+
+/// IBAN lengths by country (SWIFT IBAN registry). Countries not listed are refused rather than guessed.
+const LENGTHS: &[(&str, usize)] = &[
+    ("AD", 24),
+    ("AE", 23),
+    ("AL", 28),
+    ("AT", 20),
+    ("AZ", 28),
+    ("BA", 20),
+    ("BE", 16),
+    ("BG", 22),
+    ("BH", 22),
+    ("BR", 29),
+    ("CH", 21),
+    ("CR", 22),
+    ("CY", 28),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DK", 18),
+    ("DO", 28),
+    ("EE", 20),
+    ("EG", 29),
+    ("ES", 24),
+    ("FI", 18),
+    ("FO", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("GE", 22),
+    ("GI", 23),
+    ("GL", 18),
+    ("GR", 27),
+    ("GT", 28),
+    ("HR", 21),
+    ("HU", 28),
+    ("IE", 22),
+    ("IL", 23),
+    ("IS", 26),
+    ("IT", 27),
+    ("JO", 30),
+    ("KW", 30),
+    ("KZ", 20),
+    ("LB", 28),
+    ("LI", 21),
+    ("LT", 20),
+    ("LU", 20),
+    ("LV", 21),
+    ("MA", 28),
+    ("MC", 27),
+    ("MD", 24),
+    ("ME", 22),
+    ("MK", 19),
+    ("MR", 27),
+    ("MT", 31),
+    ("MU", 30),
+    ("NL", 18),
+    ("NO", 15),
+    ("PK", 24),
+    ("PL", 28),
+    ("PS", 29),
+    ("PT", 25),
+    ("QA", 29),
+    ("RO", 24),
+    ("RS", 22),
+    ("SA", 24),
+    ("SE", 24),
+    ("SI", 19),
+    ("SK", 24),
+    ("SM", 27),
+    ("TN", 24),
+    ("TR", 26),
+    ("UA", 29),
+    ("VG", 24),
+    ("XK", 20),
+];
+
+fn expected_length(country: &str) -> Option<usize> {
+    LENGTHS.iter().find(|(c, _)| *c == country).map(|(_, l)| *l)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IbanError {
+    #[error("not shaped like an IBAN")]
+    Format,
+    #[error("wrong length for the IBAN's country")]
+    Length,
+    #[error("the IBAN's check digits do not match")]
+    Checksum,
+}
+
+/// A checked IBAN, stored without spaces.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Iban(String);
+
+impl Iban {
+    /// Parse an IBAN written with or without spaces (`ES91 2100 0418 4502 0005 1332`).
+    pub fn parse(s: &str) -> Result<Iban, IbanError> {
+        let compact: String =
+            s.chars().filter(|c| !c.is_whitespace() && *c != '-').map(|c| c.to_ascii_uppercase()).collect();
+        if compact.len() < 5 || !compact.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(IbanError::Format);
+        }
+        let (country, check) = (&compact[..2], &compact[2..4]);
+        if !country.chars().all(|c| c.is_ascii_uppercase()) || !check.chars().all(|c| c.is_ascii_digit()) {
+            return Err(IbanError::Format);
+        }
+        if expected_length(country) != Some(compact.len()) {
+            return Err(IbanError::Length);
+        }
+        let rearranged = format!("{}{}", &compact[4..], &compact[..4]);
+        let remainder = rearranged.chars().fold(0u32, |acc, c| {
+            let v = c.to_digit(36).expect("alphanumeric");
+            if v >= 10 {
+                (acc * 100 + v) % 97
+            } else {
+                (acc * 10 + v) % 97
+            }
+        });
+        if remainder != 1 {
+            return Err(IbanError::Checksum);
+        }
+        Ok(Iban(compact))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn country(&self) -> &str {
+        &self.0[..2]
+    }
+
+    /// Groups of four, as printed on paper.
+    pub fn grouped(&self) -> String {
+        self.0.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>().join(" ")
+    }
+}
+
+impl fmt::Display for Iban {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An IBAN-shaped string found in text: valid, or with the error that stopped it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IbanMatch {
+    pub start: usize,
+    pub end: usize,
+    pub iban: Result<Iban, IbanError>,
+}
+
+static IBAN_START: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b[A-Z]{2}\d{2}[ \t\u{a0}]{0,3}[0-9A-Z]").expect("iban regex"));
+
+/// Every IBAN in `text`, tolerant of spaces (and the tabs some PDF producers put between groups). The run of
+/// characters is cut at the length the country requires, so trailing words (`- BIC`) do not spoil it.
+pub fn find_ibans(text: &str) -> Vec<IbanMatch> {
+    let mut out: Vec<IbanMatch> = Vec::new();
+    for m in IBAN_START.find_iter(text) {
+        if out.last().is_some_and(|o| m.start() < o.end) {
+            continue;
+        }
+        let Some(len) = expected_length(&text[m.start()..m.start() + 2]) else {
+            continue;
+        };
+        let mut taken = 0;
+        let mut end = m.start();
+        let mut gap = 0;
+        for (i, c) in text[m.start()..].char_indices() {
+            if c.is_ascii_alphanumeric() {
+                taken += 1;
+                gap = 0;
+                end = m.start() + i + 1;
+                if taken == len {
+                    break;
+                }
+            } else if matches!(c, ' ' | '\t' | '\u{a0}') && gap < 3 {
+                gap += 1;
+            } else {
+                break;
+            }
+        }
+        // A letter or digit glued right after the cut means we are inside something longer.
+        let glued = text[end..].chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        if taken < len || glued {
+            if taken >= 15 {
+                out.push(IbanMatch { start: m.start(), end, iban: Err(IbanError::Length) });
+            }
+            continue;
+        }
+        out.push(IbanMatch { start: m.start(), end, iban: Iban::parse(&text[m.start()..end]) });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_valid_spanish_iban_parses_with_or_without_spaces() {
+        let a = Iban::parse("ES91 2100 0418 4502 0005 1332").unwrap();
+        let b = Iban::parse("ES9121000418450200051332").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.country(), "ES");
+        assert_eq!(a.grouped(), "ES91 2100 0418 4502 0005 1332");
+    }
+
+    #[test]
+    fn an_iban_with_one_digit_changed_is_rejected() {
+        assert_eq!(Iban::parse("ES91 2100 0418 4502 0005 1333"), Err(IbanError::Checksum));
+        assert_eq!(Iban::parse("ES81 2100 0418 4502 0005 1332"), Err(IbanError::Checksum));
+    }
+
+    #[test]
+    fn an_iban_of_the_wrong_length_for_its_country_is_rejected() {
+        assert_eq!(Iban::parse("ES91 2100 0418 4502 0005 133"), Err(IbanError::Length));
+        assert_eq!(Iban::parse("QQ91 2100 0418 4502 0005 1332"), Err(IbanError::Length));
+        assert_eq!(Iban::parse("hello"), Err(IbanError::Format));
+    }
+
+    #[test]
+    fn ibans_of_other_countries_parse() {
+        for s in ["DE89 3704 0044 0532 0130 00", "FR14 2004 1010 0505 0001 3M02 606", "GB29 NWBK 6016 1331 9268 19"] {
+            assert!(Iban::parse(s).is_ok(), "{s}");
+        }
+    }
+
+    #[test]
+    fn ibans_are_found_in_text_and_cut_at_their_length() {
+        let text =
+            "IBAN : FR14 2004 1010 0505 0001 3M02 606 - BIC : FIDCFR21XXX\nIBAN:\tDE89\t  3704 0044 0532 0130 00";
+        let found: Vec<String> =
+            find_ibans(text).into_iter().filter_map(|m| m.iban.ok()).map(|i| i.to_string()).collect();
+        assert_eq!(found, vec!["FR1420041010050500013M02606", "DE89370400440532013000"]);
+    }
+
+    #[test]
+    fn a_misprinted_iban_in_text_is_reported_not_dropped() {
+        let found = find_ibans("IBAN ES91 2100 0418 4502 0005 1333");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].iban, Err(IbanError::Checksum));
+    }
+}

@@ -1,0 +1,384 @@
+//! The words that name an invoice field, in Spanish, English, German, French and Dutch.
+//!
+//! Each label carries a strength: how sure we are that a value next to it is that field. `Total` alone is weak
+//! (it heads line-item columns too); `Total factura` or `Bruttosumme` are strong. Where two labels overlap the
+//! longer one wins, so `Fecha de vencimiento` is a due date and never an issue date, and `Gesamtbetrag der
+//! Zuschläge` is nothing at all (`Ignore`).
+
+use regex::Regex;
+use std::sync::LazyLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    InvoiceNumber,
+    IssueDate,
+    DueDate,
+    Net,
+    Tax,
+    Total,
+    /// What the customer must pay after withholdings and prepayments.
+    Due,
+    /// Spanish IRPF and other withholdings, which lower the amount due but not the total.
+    Withholding,
+    /// Advances already paid, which also lower the amount due.
+    Prepaid,
+    Currency,
+    /// Words that look like a label of ours but name something else (`Lieferdatum`, `Gesamtbetrag der Zuschläge`).
+    Ignore,
+}
+
+/// A label found in a line, with its byte range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LabelHit {
+    pub field: Field,
+    pub start: usize,
+    pub end: usize,
+    pub strength: f32,
+}
+
+/// `(field, pattern, strength)`; patterns are case-insensitive and matched at word boundaries.
+const TABLE: &[(Field, &str, f32)] = &[
+    // Invoice number.
+    (Field::InvoiceNumber, r"(?:n[º°o]\.?|num\.?|n[úu]m(?:ero)?\.?)\s*(?:de\s+)?(?:la\s+)?factura", 0.95),
+    (
+        Field::InvoiceNumber,
+        r"factura(?:\s+(?:simplificada|rectificativa|de\s+abono))?\s*(?:n[º°o]\.?|n[úu]m(?:ero)?\.?|num\.?|#)",
+        0.95,
+    ),
+    (Field::InvoiceNumber, r"n[úu]mero\s+de\s+factura", 0.95),
+    (Field::InvoiceNumber, r"invoice\s*(?:no\.?|number|num\.?|nr\.?|#|id)", 0.95),
+    (Field::InvoiceNumber, r"(?:credit\s+note|credit\s+memo)\s*(?:no\.?|number|#)", 0.95),
+    (Field::InvoiceNumber, r"rechnungs?-?\s*(?:nummer|nr\.?|no\.?)", 0.95),
+    (Field::InvoiceNumber, r"\w*rechnung(?:\s+des\s+\p{L}+|\s*\([^)]{0,40}\))?\s+(?:nr\.?|#|nummer|no\.?)", 0.9),
+    (Field::InvoiceNumber, r"gutschrift\s*\([^)]{0,40}\)\s*(?:nr\.?|nummer)", 0.9),
+    (Field::InvoiceNumber, r"gutschrift(?:s-?)?\s*(?:nr\.?|nummer)", 0.9),
+    (Field::InvoiceNumber, r"beleg-?\s*(?:nummer|nr\.?)", 0.8),
+    (Field::InvoiceNumber, r"(?:facture|avoir)\s*(?:n[°o]\.?|num[ée]ro)", 0.95),
+    (Field::InvoiceNumber, r"num[ée]ro\s+de\s+(?:la\s+)?facture", 0.95),
+    (Field::InvoiceNumber, r"factuur\s*(?:nummer|nr\.?|no\.?)", 0.95),
+    (Field::InvoiceNumber, r"creditnota\s*(?:nummer|nr\.?)", 0.95),
+    (Field::InvoiceNumber, r"document\s*(?:no\.?|number)", 0.6),
+    // Issue date.
+    (Field::IssueDate, r"fecha\s+(?:de\s+)?(?:expedici[oó]n|emisi[oó]n|factura(?:ci[oó]n)?)", 0.95),
+    (Field::IssueDate, r"fecha", 0.7),
+    (Field::IssueDate, r"(?:invoice|issue|billing|credit\s+note)\s+date", 0.95),
+    (Field::IssueDate, r"date\s+of\s+(?:issue|invoice)", 0.95),
+    (Field::IssueDate, r"dated?", 0.6),
+    (Field::IssueDate, r"(?:rechnungs|beleg|gutschrifts)-?\s*datum", 0.95),
+    (Field::IssueDate, r"datum", 0.6),
+    (Field::IssueDate, r"\p{L}+,\s+den", 0.8),
+    (Field::IssueDate, r"date\s+(?:de\s+(?:la\s+)?)?(?:facture|facturation|[ée]mission)", 0.95),
+    (Field::IssueDate, r"factuurdatum", 0.95),
+    // Due date.
+    (Field::DueDate, r"fecha\s+(?:de\s+)?vencimiento", 0.95),
+    (Field::DueDate, r"vencimiento", 0.85),
+    (Field::DueDate, r"vto\.", 0.7),
+    (Field::DueDate, r"(?:payment\s+)?due\s+(?:date|by|on)", 0.95),
+    (Field::DueDate, r"payment\s+due", 0.9),
+    (Field::DueDate, r"date\s+due", 0.9),
+    (Field::DueDate, r"(?:please\s+)?(?:remit|pay)\s+(?:until|by|before)", 0.85),
+    (Field::DueDate, r"f[äa]lligkeit(?:sdatum)?", 0.9),
+    (Field::DueDate, r"f[äa]llig\s+(?:am|bis)", 0.9),
+    (Field::DueDate, r"zahlbar\s+(?:ohne\s+abzug\s+)?bis(?:\s+zum)?", 0.9),
+    (Field::DueDate, r"zahlungsziel", 0.85),
+    (Field::DueDate, r"[üu]berweisen\s+sie\s+(?:den\s+betrag\s+)?bis\s+(?:zum|sp[äa]testens)", 0.85),
+    (Field::DueDate, r"netto\s+bis", 0.6),
+    (Field::DueDate, r"(?:date\s+d')?[ée]ch[ée]ance", 0.9),
+    (Field::DueDate, r"[àa]\s+r[ée]gler\s+avant\s+le", 0.85),
+    (Field::DueDate, r"vervaldatum", 0.95),
+    (Field::DueDate, r"uiterste\s+betaaldatum", 0.95),
+    // Net.
+    (Field::Net, r"(?:total\s+)?bases?\s+imponibles?", 0.9),
+    (Field::Net, r"importe\s+neto", 0.9),
+    (Field::Net, r"total\s+neto", 0.9),
+    (Field::Net, r"neto", 0.5),
+    (Field::Net, r"sub-?\s?total", 0.8),
+    (Field::Net, r"net\s+(?:total|amount)", 0.9),
+    (Field::Net, r"total\s+(?:net|excl\.?(?:uding)?\s+(?:vat|tax)|before\s+tax|without\s+(?:vat|tax))", 0.9),
+    (Field::Net, r"amount\s+(?:excl\.?(?:uding)?|before|without)\s+(?:vat|tax)", 0.9),
+    (Field::Net, r"taxable\s+amount", 0.8),
+    (Field::Net, r"net", 0.45),
+    (Field::Net, r"nettobetrag|nettosumme|nettowert|gesamt\s*netto|netto\s*gesamt", 0.9),
+    (Field::Net, r"summe\s+netto", 0.9),
+    (Field::Net, r"rechnungssumme\s+(?:netto|ohne\s+(?:ust|mwst)\.?)", 0.95),
+    (Field::Net, r"netto", 0.55),
+    (Field::Net, r"zwischensumme", 0.7),
+    (Field::Net, r"gesamtbeitrag|nettobeitrag", 0.7),
+    (Field::Net, r"total\s+ht|montant\s+(?:total\s+)?ht|total\s+hors\s+taxes?|base\s+ht", 0.9),
+    (Field::Net, r"sous-?\s?total", 0.75),
+    (Field::Net, r"subtotaal|totaal\s+excl\.?\s*btw", 0.85),
+    // Tax.
+    (Field::Tax, r"(?:cuota|total|importe)\s+(?:de\s+)?(?:iva|i\.v\.a\.)", 0.95),
+    (Field::Tax, r"iva|i\.v\.a\.", 0.7),
+    (Field::Tax, r"impuestos", 0.6),
+    (Field::Tax, r"(?:total\s+(?:vat|tax)|(?:vat|tax)\s+(?:total|amount))", 0.95),
+    (Field::Tax, r"sales\s+tax", 0.8),
+    (Field::Tax, r"vat", 0.6),
+    (Field::Tax, r"tax", 0.5),
+    (Field::Tax, r"(?:mwst|ust)\.?\s*(?:-\s*)?(?:betrag|gesamt|summe)", 0.95),
+    (Field::Tax, r"(?:summe|gesamt)\s+(?:mwst|ust)\.?", 0.95),
+    (Field::Tax, r"steuerbetrag", 0.8),
+    (Field::Tax, r"(?:umsatz|mehrwert|versicherung)s?steuer", 0.7),
+    (Field::Tax, r"mwst\.?|ust\.?", 0.65),
+    (Field::Tax, r"(?:total|montant)\s+(?:de\s+la\s+)?tva|total\s+taxes", 0.95),
+    (Field::Tax, r"tva", 0.6),
+    (Field::Tax, r"(?:totaal\s+)?btw(?:-?bedrag)?", 0.7),
+    // Total (before withholding).
+    (Field::Total, r"total\s+(?:de\s+(?:la\s+)?)?factura", 0.95),
+    (Field::Total, r"importe\s+total", 0.9),
+    (Field::Total, r"total\s+(?:con\s+iva|iva\s+incluido)", 0.95),
+    (Field::Total, r"grand\s+total", 0.95),
+    (
+        Field::Total,
+        r"(?:invoice\s+total|total\s+(?:invoice(?:\s+amount)?|amount|incl\.?(?:uding)?\s+(?:vat|tax)))",
+        0.9,
+    ),
+    (Field::Total, r"total\s+\S{1,3}\s+incl\.?(?:uding)?\s+(?:vat|tax)", 0.9),
+    (Field::Total, r"total", 0.6),
+    (Field::Total, r"bruttobetrag|bruttosumme|rechnungssumme\s+brutto|gesamtsumme|endsumme|endbetrag", 0.9),
+    (Field::Total, r"summe\s+(?:inkl\.?|brutto)\s*(?:ust\.?|mwst\.?)?", 0.9),
+    (Field::Total, r"gesamtbetrag|rechnungsbetrag|summe\s+gesamt|gesamtpreis", 0.85),
+    (Field::Total, r"brutto", 0.5),
+    (Field::Total, r"rechnungsbeitrag|bruttobeitrag|zahlbeitrag", 0.85),
+    (Field::Total, r"total\s+ttc|montant\s+(?:total\s+)?ttc", 0.95),
+    (Field::Total, r"totaal\s+incl\.?\s*btw|totaalbedrag|factuurbedrag", 0.9),
+    (Field::Total, r"totaal", 0.6),
+    // Amount due.
+    (Field::Due, r"(?:total|importe|l[ií]quido)\s+a\s+pagar", 0.9),
+    (Field::Due, r"a\s+pagar", 0.7),
+    (Field::Due, r"(?:amount|balance|total)\s+(?:due|payable|to\s+pay)", 0.9),
+    (Field::Due, r"due\s+payable", 0.85),
+    (Field::Due, r"residual(?:\s+amount)?", 0.85),
+    (Field::Due, r"zahlbetrag|zu\s+zahlen(?:der\s+betrag)?|offener\s+betrag|restbetrag", 0.9),
+    (Field::Due, r"(?:net|solde|reste|montant)\s+[àa]\s+payer", 0.9),
+    (Field::Due, r"(?:totaal\s+)?te\s+betalen", 0.9),
+    // Withholding.
+    (Field::Withholding, r"retenci[oó]n(?:\s+(?:de\s+)?(?:i\.?r\.?p\.?f\.?|irpf))?", 0.9),
+    (Field::Withholding, r"i\.?r\.?p\.?f\.?", 0.85),
+    (Field::Withholding, r"withholding(?:\s+tax)?", 0.85),
+    // Prepaid.
+    (Field::Prepaid, r"anticipos?|pagos?\s+a\s+cuenta|ya\s+pagado|entregas?\s+a\s+cuenta", 0.85),
+    (Field::Prepaid, r"(?:erhaltene\s+)?anzahlung(?:en)?|bereits\s+(?:bezahlt|gezahlt)|vorauszahlung", 0.85),
+    (Field::Prepaid, r"(?:amount\s+)?(?:already\s+)?paid|prepaid|prepayment|advance\s+payment|deposit\s+paid", 0.75),
+    (Field::Prepaid, r"acompte|montant\s+d[ée]j[àa]\s+(?:pay[ée]|r[ée]gl[ée])|d[ée]j[àa]\s+pay[ée]", 0.85),
+    (Field::Prepaid, r"vooruitbetaald|reeds\s+betaald", 0.85),
+    // Currency.
+    (Field::Currency, r"moneda|divisa|currency|w[äa]hrung|rechnungsw[äa]hrung|devise|valuta|betr[äa]ge\s+in", 0.95),
+    // Things that look like ours but are not.
+    (Field::Ignore, r"gesamtbetrag\s+der\s+(?:zu|ab)schl[äa]ge|positionssumme|warenwert|leergutwert", 1.0),
+    (Field::Ignore, r"(?:liefer|leistungs|lieferschein|bestell|auftrag)(?:-\s*und\s+leistungs)?-?\s*datum", 1.0),
+    (Field::Ignore, r"liefer-?\s*(?:/|und)\s*leistungs-?(?:datum|zeitraum)", 1.0),
+    (Field::Ignore, r"(?:delivery|order|shipment|service)\s+date|date\s+of\s+(?:delivery|supply|service)", 1.0),
+    (Field::Ignore, r"fecha\s+(?:de\s+)?(?:entrega|pedido|operaci[oó]n|servicio|albar[aá]n)", 1.0),
+    (Field::Ignore, r"date\s+(?:de\s+)?(?:livraison|commande|d[ée]but|fin|de\s+facture\s+associ[ée]e)", 1.0),
+    (Field::Ignore, r"(?:lever|order)datum", 1.0),
+    (
+        Field::Ignore,
+        r"(?:unit\s+)?price\s+(?:excl|incl)\.?(?:uding)?\s+(?:vat|tax)|(?:excl|incl|inkl|exkl)\.?\s+(?:vat|tax|ust|mwst|iva|tva|btw)\b",
+        1.0,
+    ),
+    (
+        Field::Ignore,
+        r"(?:n[º°o]\.?|nr\.?)\s+(?:tva|iva|ust|vat)|(?:vat|tva|iva|btw)\s*(?:reg(?:istration)?\.?\s*)?(?:no\.?|number|nr\.?|n[º°o]|id|identifier|intra(?:com)?)|ust\.?-?\s*id\.?\s*-?\s*nr\.?|ust-?id|vat-?id",
+        1.0,
+    ),
+    (
+        Field::Ignore,
+        r"(?:tax|vat)\s+(?:rate|%|code|category|clause|exemption|identifier)|(?:iva|ust|mwst|tva|btw)\s*%|steuersatz|tipo\s+(?:de\s+)?iva|taux(?:\s+de\s+tva)?",
+        1.0,
+    ),
+    (Field::Ignore, r"skonto|descuento|rabatt|remise|discount", 1.0),
+    (
+        Field::Ignore,
+        r"(?:total|summe)\s+(?:de\s+)?(?:art[ií]culos|unidades|items|positionen|st[üu]ck|quantity|cantidad)",
+        1.0,
+    ),
+];
+
+struct Compiled {
+    field: Field,
+    re: Regex,
+    strength: f32,
+}
+
+/// Long words also match when a PDF producer spread their letters (`Zahlbetr ag`, `Br uttosumme`): such
+/// spreading is common in generated stylesheets, and harmless for runs of six letters or more. Character
+/// classes and escapes are left alone.
+fn loosen(pattern: &str) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = String::new();
+    let (mut in_class, mut escaped) = (false, false);
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if escaped || in_class || c == '\\' || c == '[' || !c.is_alphabetic() {
+            if c == '[' && !escaped {
+                in_class = true;
+            } else if c == ']' && !escaped {
+                in_class = false;
+            }
+            escaped = c == '\\' && !escaped;
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let run_end = (i..chars.len()).find(|&j| !chars[j].is_alphabetic()).unwrap_or(chars.len());
+        let run: Vec<String> = chars[i..run_end].iter().map(char::to_string).collect();
+        out.push_str(&if run.len() >= 6 { run.join(" ?") } else { run.concat() });
+        i = run_end;
+    }
+    out
+}
+
+static COMPILED: LazyLock<Vec<Compiled>> = LazyLock::new(|| {
+    TABLE
+        .iter()
+        .map(|(field, pattern, strength)| Compiled {
+            field: *field,
+            re: Regex::new(&format!(r"(?i)(?:^|\b|\s)(?:{})(?:\b|$|[\s:.#])", loosen(pattern)))
+                .unwrap_or_else(|e| panic!("label {pattern}: {e}")),
+            strength: *strength,
+        })
+        .collect()
+});
+
+/// All labels in a line, longest first where they overlap, left to right. Labels inside parentheses are dropped
+/// (`Nettobetrag (zzgl. 19% MwSt.)` is a net amount, not a tax).
+pub fn find_labels(line: &str) -> Vec<LabelHit> {
+    let mut all: Vec<LabelHit> = Vec::new();
+    for c in COMPILED.iter() {
+        for m in c.re.find_iter(line) {
+            let raw = m.as_str();
+            let lead = raw.len() - raw.trim_start().len();
+            let text = raw.trim();
+            let text = text.trim_end_matches([':', '.', '#']).trim_end();
+            if text.is_empty() {
+                continue;
+            }
+            let start = m.start() + lead;
+            let mut end = start + text.len();
+            // Keep a trailing `.` that belongs to an abbreviation (`Nr.`, `MwSt.`), so values start after it.
+            if line[end..].starts_with('.') {
+                end += 1;
+            }
+            all.push(LabelHit { field: c.field, start, end, strength: c.strength });
+        }
+    }
+    all.sort_by(|a, b| (b.end - b.start).cmp(&(a.end - a.start)).then(b.strength.total_cmp(&a.strength)));
+    let mut kept: Vec<LabelHit> = Vec::new();
+    for hit in all {
+        if kept.iter().all(|k| hit.end <= k.start || hit.start >= k.end) && !in_parentheses(line, hit.start) {
+            kept.push(hit);
+        }
+    }
+    kept.sort_by_key(|h| h.start);
+    kept
+}
+
+fn in_parentheses(line: &str, at: usize) -> bool {
+    let before = &line[..at];
+    match (before.rfind('('), before.rfind(')')) {
+        (Some(open), Some(close)) => open > close && line[at..].contains(')'),
+        (Some(_), None) => line[at..].contains(')'),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(line: &str) -> Vec<Field> {
+        find_labels(line).into_iter().map(|h| h.field).collect()
+    }
+
+    #[test]
+    fn labels_are_recognised_in_five_languages() {
+        use Field::*;
+        let cases: &[(&str, Field)] = &[
+            ("Factura nº:", InvoiceNumber),
+            ("Nº factura", InvoiceNumber),
+            ("Número de factura", InvoiceNumber),
+            ("Invoice No.", InvoiceNumber),
+            ("Invoice #", InvoiceNumber),
+            ("Rechnungsnummer:", InvoiceNumber),
+            ("Rechnung Nr.", InvoiceNumber),
+            ("Facture n°", InvoiceNumber),
+            ("Numéro de facture", InvoiceNumber),
+            ("Factuurnummer", InvoiceNumber),
+            ("Factuur nr", InvoiceNumber),
+            ("Fecha de expedición", IssueDate),
+            ("Fecha factura", IssueDate),
+            ("Invoice date", IssueDate),
+            ("Rechnungsdatum", IssueDate),
+            ("Date de facture", IssueDate),
+            ("Factuurdatum", IssueDate),
+            ("Fecha de vencimiento", DueDate),
+            ("Vencimiento", DueDate),
+            ("Due date", DueDate),
+            ("Fälligkeitsdatum", DueDate),
+            ("Zahlbar bis", DueDate),
+            ("Date d'échéance", DueDate),
+            ("Échéance", DueDate),
+            ("Vervaldatum", DueDate),
+            ("Base imponible", Net),
+            ("Subtotal", Net),
+            ("Nettobetrag", Net),
+            ("Summe netto", Net),
+            ("Total HT", Net),
+            ("Montant HT", Net),
+            ("Subtotaal", Net),
+            ("Cuota IVA", Tax),
+            ("IVA", Tax),
+            ("VAT", Tax),
+            ("MwSt.", Tax),
+            ("USt", Tax),
+            ("Umsatzsteuer", Tax),
+            ("TVA", Tax),
+            ("BTW", Tax),
+            ("Total factura", Total),
+            ("Importe total", Total),
+            ("Grand total", Total),
+            ("Gesamtbetrag", Total),
+            ("Rechnungsbetrag", Total),
+            ("Bruttobetrag", Total),
+            ("Total TTC", Total),
+            ("Totaal", Total),
+            ("Total a pagar", Due),
+            ("Amount due", Due),
+            ("Net à payer", Due),
+            ("Te betalen", Due),
+            ("Zahlbetrag", Due),
+            ("Retención IRPF", Withholding),
+            ("IRPF", Withholding),
+        ];
+        for (line, want) in cases {
+            assert_eq!(fields(line), vec![*want], "{line}");
+        }
+    }
+
+    #[test]
+    fn the_longer_label_wins_where_two_overlap() {
+        assert_eq!(fields("Fecha de vencimiento: 01/01/2025"), vec![Field::DueDate]);
+        assert_eq!(fields("Gesamtbetrag der Zuschläge   0,00"), vec![Field::Ignore]);
+        assert_eq!(fields("Liefer- und Leistungsdatum : 05.03.2018"), vec![Field::Ignore]);
+        assert_eq!(fields("Total HT   100,00"), vec![Field::Net]);
+    }
+
+    #[test]
+    fn labels_in_parentheses_do_not_count() {
+        assert_eq!(fields("Nettobetrag (zzgl. 19,00% MwSt.)   376,37"), vec![Field::Net]);
+    }
+
+    #[test]
+    fn letter_spaced_long_labels_still_match() {
+        assert_eq!(fields("Zahlbetr ag   470,15"), vec![Field::Due]);
+        assert_eq!(fields("Br uttosumme   671,15"), vec![Field::Total]);
+    }
+
+    #[test]
+    fn a_vat_number_label_is_not_a_tax_amount() {
+        assert_eq!(fields("VAT Registration No."), vec![Field::Ignore]);
+        assert_eq!(fields("USt-IdNr.: DE136695976"), vec![Field::Ignore]);
+    }
+}

@@ -1,0 +1,750 @@
+//! Supplier and customer: names, tax IDs and the supplier's IBAN.
+//!
+//! In order of trust:
+//! 1. Labelled blocks: `Emisor` / `Cliente`, `Seller` / `Bill to`, `Verkäufer` / `Käufer`, `Lieferant` /
+//!    `Rechnungsempfänger`, `Fournisseur` / `Client`, `Leverancier` / `Klant`. The name is the first line of
+//!    the block in the label's column; tax IDs in the block belong to that party.
+//! 2. The sender line printed above the address window (`Acme GmbH · Calle Mayor 1 · 28001 Madrid`): its first
+//!    part is the supplier, and the address under it is the customer's.
+//! 3. A company name (with a legal form such as S.L. or GmbH) alone at the top of the page, or the nearest one
+//!    above the supplier's tax ID.
+//!
+//! Tax IDs labelled for the customer (`NIF cliente`, `Customer VAT number`, `N° TVA client`) or inside the
+//! customer block are the customer's; the first other valid one is the supplier's. Our own company (the
+//! `[company]` config) is never the supplier: when the text makes it one, the roles are swapped or dropped.
+
+use super::fold;
+use super::header::Found;
+use super::iban::find_ibans;
+use super::layout::Layout;
+use super::taxid::{find_tax_ids, TaxId, TaxIdError};
+use regex::Regex;
+use std::sync::LazyLock;
+
+/// What we know of one party.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PartyFound {
+    pub name: Option<Found<String>>,
+    pub tax_id: Option<Found<TaxId>>,
+    /// A labelled tax ID whose check digit fails, as printed (separators removed). It is what the page says,
+    /// so it is reported with a failed `tax_id_checksum`; it never replaces a verified one.
+    pub unchecked_tax_id: Option<Found<String>>,
+}
+
+/// Both parties, the supplier's IBAN and notes for the result.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Parties {
+    pub supplier: PartyFound,
+    pub customer: PartyFound,
+    pub iban: Option<Found<String>>,
+    /// Tax IDs and IBANs printed with a failed check digit, as text for a warning.
+    pub bad_tax_ids: Vec<String>,
+    pub bad_ibans: Vec<String>,
+}
+
+/// Who "we" are, normalised for comparison.
+#[derive(Debug, Clone, Default)]
+pub struct Own {
+    pub names: Vec<String>,
+    pub tax_ids: Vec<String>,
+}
+
+impl Own {
+    pub fn new(names: &[String], tax_ids: &[String]) -> Own {
+        Own {
+            names: names.iter().map(|n| name_key(n)).filter(|n| n.len() >= 3).collect(),
+            tax_ids: tax_ids.iter().filter_map(|t| TaxId::parse(t).ok()).map(|t| t.vat_form()).collect(),
+        }
+    }
+
+    fn is_own_id(&self, id: &TaxId) -> bool {
+        self.tax_ids.contains(&id.vat_form())
+    }
+
+    fn is_own_name(&self, name: &str) -> bool {
+        let key = name_key(name);
+        !key.is_empty() && self.names.iter().any(|n| key.contains(n.as_str()) || n.contains(key.as_str()))
+    }
+}
+
+/// Letters and digits only, folded: `ACME, S.L.` → `acmesl`.
+fn name_key(s: &str) -> String {
+    fold(s).chars().filter(|c| c.is_alphanumeric()).collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Supplier,
+    Customer,
+    /// Delivery address, payee, tax representative: a block to keep out of both parties.
+    Other,
+}
+
+/// Block labels with letters only, folded (see `block_key`).
+const SUPPLIER_BLOCKS: &[&str] = &[
+    "emisor",
+    "datosdelemisor",
+    "proveedor",
+    "vendedor",
+    "expedidor",
+    "seller",
+    "supplier",
+    "vendor",
+    "from",
+    "issuedby",
+    "verkaufer",
+    "lieferant",
+    "rechnungsersteller",
+    "leistungserbringer",
+    "rechnungssteller",
+    "fournisseur",
+    "vendeur",
+    "emetteur",
+    "leverancier",
+    "verkoper",
+    "afzender",
+];
+const CUSTOMER_BLOCKS: &[&str] = &[
+    "cliente",
+    "datosdelcliente",
+    "facturara",
+    "facturadoa",
+    "destinatario",
+    "receptor",
+    "customer",
+    "billto",
+    "billedto",
+    "invoiceto",
+    "buyer",
+    "soldto",
+    "kaufer",
+    "kauferleistungsempfanger",
+    "rechnungsempfanger",
+    "leistungsempfanger",
+    "kunde",
+    "client",
+    "adresseduclient",
+    "adressedefacturation",
+    "facturea",
+    "acheteur",
+    "klant",
+    "afnemer",
+    "factuuradres",
+    "abweichenderrechnungsempfanger",
+];
+const OTHER_BLOCKS: &[&str] = &[
+    "adressedelivraison",
+    "deliveryaddress",
+    "shipto",
+    "lieferadresse",
+    "lieferanschrift",
+    "warenempfanger",
+    "abweichenderwarenempfanger",
+    "abweichenderzahlungsempfanger",
+    "direcciondeentrega",
+    "enviara",
+    "representantfiscal",
+    "afleveradres",
+    "payee",
+    "zahlungsempfanger",
+];
+
+fn block_key(s: &str) -> String {
+    fold(s).chars().filter(|c| c.is_alphabetic()).collect()
+}
+
+fn block_role(segment: &str) -> Option<Role> {
+    // A label stands alone (`Cliente:`); `Customer:2` or `Kunden-Nr. 12` is a field, not a block.
+    if segment.chars().any(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let key = block_key(segment);
+    if SUPPLIER_BLOCKS.contains(&key.as_str()) {
+        Some(Role::Supplier)
+    } else if CUSTOMER_BLOCKS.contains(&key.as_str()) {
+        Some(Role::Customer)
+    } else if OTHER_BLOCKS.contains(&key.as_str()) {
+        Some(Role::Other)
+    } else {
+        None
+    }
+}
+
+/// `Cliente: Distribuciones Norte S.A.` — a block label with the name on the same segment.
+fn inline_block(segment: &str) -> Option<(Role, String)> {
+    let (label, rest) = segment.split_once(':')?;
+    let role = block_role(label)?;
+    let rest = rest.trim();
+    (rest.chars().filter(|c| c.is_alphabetic()).count() >= 2).then(|| (role, rest.to_string()))
+}
+
+static LEGAL_FORM: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)(?:\b(?:s\.?\s?l\.?\s?u?\.?|s\.?\s?a\.?\s?u?\.?|s\.?\s?coop\.?|s\.?\s?c\.?|gmbh|ag|kg|ohg|ug|e\.\s?k\.|a\.\s?g\.|e\.\s?v\.|sarl|sas|sasu|sa|eurl|b\.?\s?v\.?|n\.?\s?v\.?|ltd\.?|limited|llc|inc\.?|plc|corp\.?|corporation|s\.?\s?r\.?\s?l\.?|s\.?\s?p\.?\s?a\.?|lda\.?|oy|ab|as|aps)(?:\s|$|[,.)])|gmbh\b)",
+    )
+    .expect("legal form regex")
+});
+
+fn has_legal_form(s: &str) -> bool {
+    LEGAL_FORM.is_match(&format!("{s} "))
+}
+
+static NOT_A_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?ix)^(?:(?:nummer|globale\s+nummer|gln|tel|telefon|telefono|fax|e-?mail|phone|fon|mobil|m[oó]vil|web|www|http|nif|cif|vat|tva|btw|ust|ust-?id\w*|steuer\w*|handelsname|contact|attn|kunden-?nr|kundennummer|customer\s+(?:no|number|id)|nr|id|siret|siren|buyer\s+contact|dni|calle|avda|avenida|rue|page|seite|iban|bic|swift)\b|n\.?i\.?f|z\.\s?hd|n[º°o]\b|c/|@|\d)",
+    )
+    .expect("not-a-name regex")
+});
+static SALUTATION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(?:herrn?|frau|firma|mr\.?|mrs\.?|ms\.?|sr\.?|sra\.?|d\.|dña\.?|don|doña|m\.|mme\.?|monsieur|madame|dhr\.?|mevr\.?|a/a|att\.?)$")
+        .expect("salutation regex")
+});
+
+fn name_like(s: &str) -> bool {
+    let t = s.trim();
+    let letters = t.chars().filter(|c| c.is_alphabetic()).count();
+    letters >= 2
+        && t.chars().count() <= 70
+        && !NOT_A_NAME.is_match(t)
+        && !SALUTATION.is_match(t)
+        && !t.contains('@')
+        && !t.ends_with(':')
+        && !t.starts_with(':')
+        && !t.to_lowercase().contains("http")
+        && !t.to_lowercase().contains("www.")
+        && t.chars().filter(char::is_ascii_digit).count() * 2 <= letters
+}
+
+/// A block under (or beside) a label: the column span and the lines it covers.
+#[derive(Debug, Clone)]
+struct Block {
+    role: Role,
+    label_line: usize,
+    from: usize,
+    to: usize,
+    last_line: usize,
+    inline_name: Option<String>,
+}
+
+fn find_blocks(layout: &Layout) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    for (i, line) in layout.lines.iter().enumerate() {
+        for (k, seg) in line.segments.iter().enumerate() {
+            let (role, inline_name) = match block_role(&seg.text) {
+                Some(r) => (r, None),
+                None => match inline_block(&seg.text) {
+                    Some((r, name)) => (r, Some(name)),
+                    None => continue,
+                },
+            };
+            let to = line.segments.get(k + 1).map_or(usize::MAX, |s| s.start.saturating_sub(1));
+            blocks.push(Block {
+                role,
+                label_line: i,
+                from: seg.start.saturating_sub(2),
+                to,
+                last_line: i,
+                inline_name,
+            });
+        }
+    }
+    // A label alone on its line owns the columns up to the nearest text further right in the lines under it.
+    for b in &mut blocks {
+        if b.to == usize::MAX {
+            let label_end = layout.lines[b.label_line]
+                .segments
+                .iter()
+                .find(|s| s.start.saturating_sub(2) == b.from)
+                .map_or(b.from, |s| s.end);
+            b.to = (b.label_line + 1..(b.label_line + 7).min(layout.len()))
+                .flat_map(|j| layout.lines[j].segments.iter())
+                .map(|s| s.start)
+                .filter(|&c| c > label_end + 10)
+                .min()
+                .map_or(usize::MAX, |c| c - 1);
+        }
+    }
+    // A block ends at the next block label in an overlapping column, after three blank lines, or 12 lines down.
+    let starts: Vec<(usize, usize, usize)> = blocks.iter().map(|b| (b.label_line, b.from, b.to)).collect();
+    for b in &mut blocks {
+        let mut blanks = 0;
+        let mut last = b.label_line;
+        for j in b.label_line + 1..layout.len().min(b.label_line + 13) {
+            let next_label = starts.iter().any(|&(l, f, t)| l == j && f < b.to && t > b.from);
+            if next_label {
+                break;
+            }
+            if layout.lines[j].segments.iter().any(|s| in_column(s.start, b)) {
+                blanks = 0;
+                last = j;
+            } else {
+                blanks += 1;
+                if blanks >= 3 {
+                    break;
+                }
+            }
+        }
+        b.last_line = last;
+    }
+    blocks
+}
+
+fn in_column(col: usize, b: &Block) -> bool {
+    col >= b.from && col < b.to
+}
+
+fn block_segments<'a>(layout: &'a Layout, b: &Block) -> Vec<(usize, &'a str)> {
+    (b.label_line + 1..=b.last_line)
+        .flat_map(|j| {
+            layout.lines[j].segments.iter().filter(|s| in_column(s.start, b)).map(move |s| (j, s.text.as_str()))
+        })
+        .collect()
+}
+
+/// The party's name from the first lines of its block; a first line without a legal form followed directly by
+/// one with it (`MVM Musterhafter` / `Versicherungsverein Musterstadt a.G.`) is one name on two lines.
+fn block_name(layout: &Layout, b: &Block) -> Option<(String, usize)> {
+    if let Some(n) = &b.inline_name {
+        return Some((n.clone(), b.label_line));
+    }
+    // One segment per line: the first in the column. A line led by a field (`Nummer : 12`, `GLN 400…`) is
+    // skipped whole, so its value is never taken for a name.
+    let mut segs = block_segments(layout, b);
+    segs.dedup_by_key(|(line, _)| *line);
+    let (idx, &(line, first)) = segs.iter().enumerate().take(4).find(|(_, (_, t))| name_like(t))?;
+    let mut name = first.trim().to_string();
+    if let Some(&(next_line, next)) = segs.get(idx + 1) {
+        if next_line == line + 1 && !has_legal_form(&name) && has_legal_form(next) && name_like(next) {
+            name = format!("{name} {}", next.trim());
+        }
+    }
+    Some((name, line))
+}
+
+/// The sender line above the address window: three or more parts joined by `|`, `·`, `●`, `•` or ` - `, one
+/// of them a postcode and town. Producers often space the separators out, so the whole line is split, not
+/// its segments.
+fn sender_line(layout: &Layout) -> Option<(String, usize, usize)> {
+    static POSTCODE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b\d{4,5}\b").expect("postcode regex"));
+    static SEPARATOR: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"\s*[|·●•]\s*|\s+[-–]\s+").expect("separator regex"));
+    let limit = (layout.len() * 2 / 5).max(12);
+    for (i, line) in layout.lines.iter().enumerate().take(limit) {
+        let Some(first) = line.segments.first() else {
+            continue;
+        };
+        let text = &line.text[first.byte_start..];
+        let parts: Vec<&str> = SEPARATOR.split(text).map(str::trim).collect();
+        if parts.len() >= 3 && parts.iter().skip(1).any(|p| POSTCODE.is_match(p)) && name_like(parts[0]) {
+            return Some((parts[0].to_string(), i, first.start));
+        }
+    }
+    None
+}
+
+/// The first line of an address block (three to eight lines in one column, one of them a postcode and town)
+/// in the top half of the page, outside the supplier's and delivery blocks and below `after`.
+fn address_block(layout: &Layout, blocks: &[Block], after: usize, supplier: Option<&str>) -> Option<(String, usize)> {
+    static TOWN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b\d{4,5}\s+\p{L}").expect("town regex"));
+    let top = layout.len() / 2;
+    for i in after + 1..top {
+        for seg in &layout.lines[i].segments {
+            let inside = blocks
+                .iter()
+                .any(|b| b.role != Role::Customer && i > b.label_line && i <= b.last_line && in_column(seg.start, b));
+            let text = seg.text.trim();
+            if inside
+                || block_role(text).is_some()
+                || !name_like(text)
+                || text.chars().any(|c| c.is_ascii_digit())
+                || supplier.is_some_and(|s| name_key(s) == name_key(text))
+            {
+                continue;
+            }
+            let mut has_town = false;
+            let mut lines = 1;
+            for j in i + 1..(i + 8).min(layout.len()) {
+                let l = &layout.lines[j];
+                if l.is_blank() {
+                    break;
+                }
+                if let Some(s) = l.segments.iter().find(|s| s.start.abs_diff(seg.start) <= 2) {
+                    lines += 1;
+                    has_town |= TOWN.is_match(&s.text);
+                } else if l.segments.iter().any(|s| s.start < seg.start + 20 && s.end > seg.start) {
+                    break;
+                }
+            }
+            if has_town && (3..=8).contains(&lines) {
+                return Some((text.to_string(), i));
+            }
+        }
+    }
+    None
+}
+
+/// The addressee under the sender line: the first name-like line starting in the same column.
+fn addressee(layout: &Layout, line: usize, col: usize) -> Option<(String, usize)> {
+    let mut seen = 0;
+    for j in line + 1..layout.len() {
+        let l = &layout.lines[j];
+        if l.is_blank() {
+            continue;
+        }
+        seen += 1;
+        if seen > 4 {
+            return None;
+        }
+        let Some(seg) = l.segments.iter().find(|s| s.start + 6 >= col && s.start <= col + 6) else {
+            continue;
+        };
+        if name_like(&seg.text) {
+            return Some((seg.text.trim().to_string(), j));
+        }
+        if !SALUTATION.is_match(seg.text.trim()) {
+            return None;
+        }
+    }
+    None
+}
+
+/// Words before a tax ID that say it is the customer's.
+fn customer_labelled(text_before: &str) -> bool {
+    let f = fold(text_before);
+    let tail: String = f.chars().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+    [
+        "client",
+        "customer",
+        "buyer",
+        "kunde",
+        "klant",
+        "destinatario",
+        "receptor",
+        "acheteur",
+        "ihre ust",
+        "your vat",
+        "afnemer",
+    ]
+    .iter()
+    .any(|w| tail.contains(w))
+}
+
+/// Words before a tax ID that say it is a tax ID (as opposed to a code that happens to pass the check).
+fn tax_id_labelled(text_before: &str) -> bool {
+    let f = fold(text_before);
+    let tail: String = f.chars().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+    ["nif", "cif", "vat", "ust", "tva", "iva", "btw", "n.i.f", "c.i.f", "dni", "nie", "tax", "steuer", "mwst", "uid"]
+        .iter()
+        .any(|w| tail.contains(w))
+}
+
+/// A column header right above the value names it a tax ID (`USt-IdNr` / `DE123456789` in a footer table).
+fn labelled_above(layout: &Layout, line: usize, col: usize) -> bool {
+    line.checked_sub(1).is_some_and(|up| {
+        layout.lines[up].segments.iter().any(|s| s.start <= col + 2 && s.end + 2 > col && tax_id_labelled(&s.text))
+    })
+}
+
+/// Read both parties. `own` is our company, which is never the supplier.
+pub fn read_parties(layout: &Layout, own: &Own) -> Parties {
+    let mut out = Parties::default();
+    let blocks = find_blocks(layout);
+    let block_of = |line: usize, col: usize| {
+        blocks.iter().find(|b| line > b.label_line && line <= b.last_line && in_column(col, b)).map(|b| b.role)
+    };
+
+    // Names from labelled blocks.
+    for role in [Role::Supplier, Role::Customer] {
+        if let Some((name, line)) = blocks.iter().filter(|b| b.role == role).find_map(|b| block_name(layout, b)) {
+            let target = if role == Role::Supplier { &mut out.supplier } else { &mut out.customer };
+            target.name = Some(Found { value: name, confidence: 0.85, line });
+        }
+    }
+
+    // The sender line and the address window under it.
+    if let Some((name, line, col)) = sender_line(layout) {
+        if out.supplier.name.is_none() {
+            out.supplier.name = Some(Found { value: name.clone(), confidence: 0.8, line });
+        }
+        if out.customer.name.is_none() {
+            if let Some((cust, cl)) = addressee(layout, line, col) {
+                out.customer.name = Some(Found { value: cust, confidence: 0.75, line: cl });
+            } else if let Some((cust, cl)) = address_block(layout, &blocks, line, Some(&name)) {
+                out.customer.name = Some(Found { value: cust, confidence: 0.6, line: cl });
+            }
+        }
+    }
+
+    // Tax IDs: customer-labelled or in the customer block go to the customer; the first other one is the
+    // supplier's. Our own ID marks the side we are on.
+    let mut ids: Vec<IdSeen> = Vec::new();
+    for (i, line) in layout.lines.iter().enumerate() {
+        for m in find_tax_ids(&line.text) {
+            let before = &line.text[..m.start];
+            let col = line.segment_at(m.start).map_or(line.col(m.start), |s| s.start);
+            let labelled = tax_id_labelled(before) || labelled_above(layout, i, line.col(m.start));
+            let hint = if customer_labelled(before) { Some(Role::Customer) } else { block_of(i, col) };
+            let id = match m.id {
+                Ok(id) => id,
+                Err(TaxIdError::Checksum) => {
+                    if labelled {
+                        if !out.bad_tax_ids.contains(&m.raw) {
+                            out.bad_tax_ids.push(m.raw.clone());
+                        }
+                        let printed: String = m.raw.chars().filter(char::is_ascii_alphanumeric).collect();
+                        ids.push(IdSeen { id: None, printed, confidence: 0.55, line: i, col, hint, own: false });
+                    }
+                    continue;
+                }
+                Err(TaxIdError::Format) => continue,
+            };
+            // An unprefixed Spanish number with no label could be any code that happens to pass mod 23.
+            if !labelled && !id.as_printed().starts_with(id.country()) && !id.as_printed().starts_with("EL") {
+                continue;
+            }
+            let base = if id.checksum_verified() { 0.9 } else { 0.65 };
+            let confidence = if labelled { base } else { base - 0.1 };
+            let own_id = own.is_own_id(&id);
+            ids.push(IdSeen { printed: id.vat_form(), id: Some(id), confidence, line: i, col, hint, own: own_id });
+        }
+    }
+    let (supplier_id, customer_id) = assign_ids(&ids);
+    if let Some(s) = supplier_id {
+        if out.supplier.name.is_none() {
+            if let Some((name, nl)) = company_above(layout, s.line, s.col).or_else(|| group_top(layout, s.line, s.col))
+            {
+                out.supplier.name = Some(Found { value: name, confidence: 0.65, line: nl });
+            }
+        }
+        set_id(&mut out.supplier, s);
+    }
+    if let Some(c) = customer_id {
+        set_id(&mut out.customer, c);
+    }
+
+    if out.supplier.name.is_none() {
+        if let Some((name, line)) = letterhead(layout, &blocks) {
+            out.supplier.name = Some(Found { value: name, confidence: 0.65, line });
+        }
+    }
+
+    apply_own(&mut out, own);
+    supplier_iban(layout, &mut out);
+    out
+}
+
+/// A tax ID seen on the page, with where it was and what its surroundings say.
+#[derive(Debug, Clone)]
+struct IdSeen {
+    /// `None` when the check digit failed (only kept when labelled as a tax ID).
+    id: Option<TaxId>,
+    /// The VAT form when verified, else the characters as printed.
+    printed: String,
+    confidence: f32,
+    line: usize,
+    col: usize,
+    hint: Option<Role>,
+    own: bool,
+}
+
+fn set_id(party: &mut PartyFound, seen: &IdSeen) {
+    match &seen.id {
+        Some(id) => party.tax_id = Some(Found { value: id.clone(), confidence: seen.confidence, line: seen.line }),
+        None => {
+            party.unchecked_tax_id =
+                Some(Found { value: seen.printed.clone(), confidence: seen.confidence, line: seen.line })
+        }
+    }
+}
+
+/// Who owns which tax ID. Labelled and in-block IDs go to their party; the first unplaced one that is not ours
+/// is the supplier's; verified IDs win over ones whose check failed. When our own ID sits where the supplier
+/// should be and another company is labelled as the customer, the document has the roles the other way round
+/// from our point of view: we are the customer.
+fn assign_ids(ids: &[IdSeen]) -> (Option<&IdSeen>, Option<&IdSeen>) {
+    let first = |f: &dyn Fn(&IdSeen) -> bool| {
+        ids.iter().find(|s| s.id.is_some() && f(s)).or_else(|| ids.iter().find(|s| s.id.is_none() && f(s)))
+    };
+    let mut customer = first(&|s| s.hint == Some(Role::Customer) && !s.own);
+    let mut supplier = first(&|s| s.hint == Some(Role::Supplier) && !s.own)
+        .or_else(|| first(&|s| s.hint.is_none() && !s.own && customer.is_none_or(|c| c.printed != s.printed)));
+    let own = first(&|s| s.own);
+    if supplier.is_none() && own.is_some_and(|o| o.hint != Some(Role::Customer)) && customer.is_some() {
+        supplier = customer;
+        customer = own;
+    } else if customer.is_none() {
+        customer = own;
+    }
+    if supplier.is_some_and(|s| customer.is_some_and(|c| c.printed == s.printed)) {
+        customer = None;
+    }
+    (supplier, customer)
+}
+
+/// The top line of the block of consecutive lines a tax ID ends (a freelancer's name above their address and
+/// NIF carries no legal form to find it by).
+fn group_top(layout: &Layout, line: usize, col: usize) -> Option<(String, usize)> {
+    let at_col = |j: usize| layout.lines[j].segments.iter().find(|s| s.start + 4 >= col && s.start <= col + 4);
+    let mut top = line;
+    while top > 0 && line - top < 7 && at_col(top - 1).is_some() {
+        top -= 1;
+    }
+    let seg = at_col(top)?;
+    let text = seg.text.trim();
+    (top < line && name_like(text) && !text.chars().any(|c| c.is_ascii_digit())).then(|| (text.to_string(), top))
+}
+
+/// The nearest company name (with a legal form) above a tax ID in its column, within eight lines.
+fn company_above(layout: &Layout, line: usize, col: usize) -> Option<(String, usize)> {
+    for j in (line.saturating_sub(8)..=line).rev() {
+        let seg = layout.lines[j].segments.iter().find(|s| s.start + 4 >= col && s.start <= col + 4);
+        if let Some(s) = seg {
+            if has_legal_form(&s.text) && name_like(&s.text) {
+                return Some((s.text.trim().to_string(), j));
+            }
+        }
+    }
+    None
+}
+
+/// A company name alone on its line near the top, outside any customer or delivery block.
+fn letterhead(layout: &Layout, blocks: &[Block]) -> Option<(String, usize)> {
+    let mut seen = 0;
+    for (i, line) in layout.lines.iter().enumerate() {
+        if line.is_blank() {
+            continue;
+        }
+        seen += 1;
+        if seen > 8 {
+            return None;
+        }
+        if line.segments.len() != 1 || blocks.iter().any(|b| i >= b.label_line && i <= b.last_line) {
+            continue;
+        }
+        let text = line.segments[0].text.trim();
+        if has_legal_form(text) && name_like(text) {
+            let prev = i.checked_sub(1).map(|p| &layout.lines[p]);
+            // `MVM Musterhafter` / `Versicherungsverein Musterstadt a.G.`: one name on two lines.
+            if let Some(p) = prev.filter(|p| p.segments.len() == 1 && name_like(&p.segments[0].text)) {
+                if !has_legal_form(&p.segments[0].text) {
+                    return Some((format!("{} {text}", p.segments[0].text.trim()), i - 1));
+                }
+            }
+            return Some((text.to_string(), i));
+        }
+    }
+    None
+}
+
+/// Our own company is never the supplier: swap when the text has it the wrong way round, else drop it. Names
+/// and tax IDs are settled separately (`assign_ids` already placed our own ID).
+fn apply_own(out: &mut Parties, own: &Own) {
+    let own_name = |p: &PartyFound| p.name.as_ref().is_some_and(|f| own.is_own_name(&f.value));
+    if own_name(&out.supplier) {
+        if out.customer.name.is_some() && !own_name(&out.customer) {
+            std::mem::swap(&mut out.supplier.name, &mut out.customer.name);
+        } else {
+            out.supplier.name = None;
+        }
+    }
+    if out.supplier.tax_id.as_ref().is_some_and(|f| own.is_own_id(&f.value)) {
+        let ours = out.supplier.tax_id.take();
+        if out.customer.tax_id.is_none() {
+            out.customer.tax_id = ours;
+        }
+    }
+}
+
+/// The IBAN to pay into: the only valid one on the page, unless the page speaks of a direct debit (then the
+/// IBAN printed is the customer's own account).
+fn supplier_iban(layout: &Layout, out: &mut Parties) {
+    let text: String = layout.lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join("\n");
+    let mut valid: Vec<String> = Vec::new();
+    for m in find_ibans(&text) {
+        match m.iban {
+            Ok(iban) => {
+                if !valid.contains(&iban.to_string()) {
+                    valid.push(iban.to_string());
+                }
+            }
+            Err(_) => out.bad_ibans.push(text[m.start..m.end].to_string()),
+        }
+    }
+    let f = fold(&text);
+    let debit =
+        ["lastschrift", "abbuchen", "domiciliacion", "domiciliado", "adeudo", "direct debit", "prelevement", "incasso"]
+            .iter()
+            .any(|w| f.contains(w));
+    if let [only] = valid.as_slice() {
+        if !debit {
+            out.iban = Some(Found { value: only.clone(), confidence: 0.85, line: 0 });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Parties {
+        read_parties(&Layout::new(text), &Own::default())
+    }
+
+    fn name(p: &PartyFound) -> Option<&str> {
+        p.name.as_ref().map(|f| f.value.as_str())
+    }
+
+    fn tax(p: &PartyFound) -> Option<String> {
+        p.tax_id.as_ref().map(|f| f.value.as_printed())
+    }
+
+    #[test]
+    fn side_by_side_emisor_and_cliente_blocks_are_read_by_column() {
+        let p = read(
+            "EMISOR                                  CLIENTE\nTalleres Ejemplo S.L.                   Distribuciones Norte S.A.\nC/ Mayor 1                              Av. Libertad 22\nNIF: B12345674                          CIF: A58818501\n",
+        );
+        assert_eq!(name(&p.supplier), Some("Talleres Ejemplo S.L."));
+        assert_eq!(name(&p.customer), Some("Distribuciones Norte S.A."));
+        assert_eq!(tax(&p.supplier).as_deref(), Some("B12345674"));
+        assert_eq!(tax(&p.customer).as_deref(), Some("A58818501"));
+    }
+
+    #[test]
+    fn the_sender_line_names_the_supplier_and_the_window_the_customer() {
+        let p = read("Kraxi GmbH · Flugzeugallee 17 · 12345 Papierfeld · Deutschland\nPapierflieger-Vertriebs-GmbH\nHelga Musterfrau\n");
+        assert_eq!(name(&p.supplier), Some("Kraxi GmbH"));
+        assert_eq!(name(&p.customer), Some("Papierflieger-Vertriebs-GmbH"));
+    }
+
+    #[test]
+    fn a_customer_labelled_tax_id_is_the_customers() {
+        let p = read("Acme S.L.\nNIF: B12345674\n\nNIF cliente: 12345678Z\n");
+        assert_eq!(tax(&p.supplier).as_deref(), Some("B12345674"));
+        assert_eq!(tax(&p.customer).as_deref(), Some("12345678Z"));
+    }
+
+    #[test]
+    fn our_own_company_is_never_the_supplier() {
+        let own = Own::new(&["Nuestra Empresa S.L.".into()], &["B12345674".into()]);
+        let p = read_parties(
+            &Layout::new("Proveedor: Nuestra Empresa S.L.\nNIF: B12345674\nCliente: Otra Casa S.A.\nCIF: A58818501\n"),
+            &own,
+        );
+        assert_eq!(name(&p.supplier), Some("Otra Casa S.A."));
+        assert_eq!(tax(&p.supplier).as_deref(), Some("A58818501"));
+        assert_eq!(tax(&p.customer).as_deref(), Some("B12345674"));
+    }
+
+    #[test]
+    fn a_tax_id_with_a_bad_check_digit_is_reported_not_used() {
+        let p = read("Acme S.L.\nNIF: B12345675\n");
+        assert_eq!(p.supplier.tax_id, None);
+        assert_eq!(p.bad_tax_ids, vec!["B12345675".to_string()]);
+    }
+
+    #[test]
+    fn a_direct_debit_iban_is_not_the_suppliers() {
+        assert!(read("IBAN ES91 2100 0418 4502 0005 1332").iban.is_some());
+        assert!(read("Se cargará por domiciliación en ES91 2100 0418 4502 0005 1332").iban.is_none());
+    }
+}

@@ -1,0 +1,350 @@
+//! The IMAP side: one long-lived session that fetches new mail by UID, moves handled mail away, and IDLEs.
+//!
+//! UIDs only mean something together with UIDVALIDITY (RFC 3501 section 2.3.1.1), so both are kept in Postgres
+//! per mailbox. Bodies are fetched with `BODY.PEEK[]` so the server's \Seen flag stays the user's business.
+
+use anyhow::{anyhow, bail, Context, Result};
+use async_imap::extensions::idle::IdleResponse;
+use async_imap::Session;
+use futures::TryStreamExt;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ImapConfig, Tls};
+
+/// A TCP connect to a mail server answers within seconds or not at all.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Ordinary commands (LOGIN, SELECT, SEARCH, MOVE) are small; a server that takes longer is stuck.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// A fetch may carry a batch of 40 MB messages over a slow link.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(600);
+/// RFC 2177: clients should re-issue IDLE at least every 29 minutes, or servers may log them out.
+const IDLE_REISSUE: Duration = Duration::from_secs(25 * 60);
+
+pub trait ImapStream: AsyncRead + AsyncWrite + Unpin + Send + Sync + Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + Debug> ImapStream for T {}
+
+type Stream = Box<dyn ImapStream>;
+
+/// A fetched message.
+#[derive(Debug)]
+pub struct Fetched {
+    pub uid: u32,
+    pub size: u32,
+    /// The whole message, or only its header when it is larger than the configured limit.
+    pub raw: Vec<u8>,
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selected {
+    pub uidvalidity: u32,
+    pub uidnext: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woken {
+    /// The server told us something changed (new mail, usually).
+    NewData,
+    /// The poll interval passed; look anyway.
+    Timeout,
+    /// Shutdown was requested.
+    Cancelled,
+}
+
+pub struct ImapSession {
+    session: Session<Stream>,
+    has_move: bool,
+    has_idle: bool,
+    has_uidplus: bool,
+}
+
+async fn timed<T>(what: &str, limit: Duration, fut: impl std::future::Future<Output = T>) -> Result<T> {
+    tokio::time::timeout(limit, fut).await.map_err(|_| anyhow!("IMAP {what} timed out after {}s", limit.as_secs()))
+}
+
+pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        for cert in rustls::pki_types::CertificateDer::pem_file_iter(path)
+            .with_context(|| format!("reading CA file {}", path.display()))?
+        {
+            roots.add(cert.context("bad certificate in CA file")?)?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+async fn wrap_tls(tcp: TcpStream, host: &str, ca_file: Option<&std::path::Path>) -> Result<Stream> {
+    let connector = tokio_rustls::TlsConnector::from(tls_config(ca_file)?);
+    let name =
+        rustls::pki_types::ServerName::try_from(host.to_string()).context("imap.host is not a valid TLS name")?;
+    let tls = timed("TLS handshake", CONNECT_TIMEOUT, connector.connect(name, tcp)).await??;
+    Ok(Box::new(tls))
+}
+
+impl ImapSession {
+    /// Connect, secure, read the greeting and log in.
+    pub async fn connect(cfg: &ImapConfig) -> Result<ImapSession> {
+        let addr = format!("{}:{}", cfg.host, cfg.port);
+        let tcp = timed("connect", CONNECT_TIMEOUT, TcpStream::connect(&addr))
+            .await?
+            .with_context(|| format!("cannot connect to IMAP server {addr}"))?;
+        tcp.set_nodelay(true).ok();
+        let stream: Stream = match cfg.tls {
+            Tls::Implicit => wrap_tls(tcp, &cfg.host, cfg.ca_file.as_deref()).await?,
+            Tls::None => Box::new(tcp),
+            Tls::Starttls => {
+                let mut plain = async_imap::Client::new(tcp);
+                timed("greeting", COMMAND_TIMEOUT, plain.read_response()).await??;
+                timed("STARTTLS", COMMAND_TIMEOUT, plain.run_command_and_check_ok("STARTTLS", None)).await??;
+                wrap_tls(plain.into_inner(), &cfg.host, cfg.ca_file.as_deref()).await?
+            }
+        };
+        let mut client = async_imap::Client::new(stream);
+        if cfg.tls != Tls::Starttls {
+            let greeting = timed("greeting", COMMAND_TIMEOUT, client.read_response()).await??;
+            if greeting.is_none() {
+                bail!("IMAP server {addr} closed the connection before greeting");
+            }
+        }
+        let password = cfg.password.as_ref().map(|p| p.expose().to_string()).unwrap_or_default();
+        let session = match timed("LOGIN", COMMAND_TIMEOUT, client.login(&cfg.username, &password)).await? {
+            Ok(s) => s,
+            Err((e, client)) => {
+                // Some servers disable LOGIN but accept AUTHENTICATE PLAIN (RFC 4616).
+                let auth = PlainAuth { user: cfg.username.clone(), password };
+                match timed("AUTHENTICATE", COMMAND_TIMEOUT, client.authenticate("PLAIN", auth)).await? {
+                    Ok(s) => s,
+                    Err((_, _)) => return Err(anyhow!("IMAP login as {} refused: {e}", cfg.username)),
+                }
+            }
+        };
+        let mut s = ImapSession { session, has_move: false, has_idle: false, has_uidplus: false };
+        let caps = timed("CAPABILITY", COMMAND_TIMEOUT, s.session.capabilities()).await??;
+        s.has_move = caps.has_str("MOVE");
+        s.has_idle = caps.has_str("IDLE");
+        s.has_uidplus = caps.has_str("UIDPLUS");
+        Ok(s)
+    }
+
+    pub fn has_idle(&self) -> bool {
+        self.has_idle
+    }
+
+    pub async fn select(&mut self, mailbox: &str) -> Result<Selected> {
+        let mb = timed("SELECT", COMMAND_TIMEOUT, self.session.select(mailbox))
+            .await?
+            .with_context(|| format!("cannot select mailbox {mailbox:?}"))?;
+        let uidvalidity = mb.uid_validity.ok_or_else(|| anyhow!("server sent no UIDVALIDITY for {mailbox}"))?;
+        Ok(Selected { uidvalidity, uidnext: mb.uid_next })
+    }
+
+    /// Create `mailbox` unless it exists. A CREATE that fails because it exists is fine (RFC 3501 6.3.3 lets the
+    /// server say NO for that).
+    pub async fn ensure_mailbox(&mut self, mailbox: &str) -> Result<()> {
+        let exists = {
+            let list = timed("LIST", COMMAND_TIMEOUT, self.session.list(None, Some(mailbox))).await??;
+            let names: Vec<_> = timed("LIST", COMMAND_TIMEOUT, list.try_collect::<Vec<_>>()).await??;
+            names.iter().any(|n| n.name() == mailbox)
+        };
+        if !exists {
+            if let Err(e) = timed("CREATE", COMMAND_TIMEOUT, self.session.create(mailbox)).await? {
+                tracing::debug!(mailbox, error = %e, "CREATE refused; assuming the mailbox exists");
+            }
+        }
+        Ok(())
+    }
+
+    /// UIDs above `after` in the selected mailbox, oldest first, at most `limit`.
+    pub async fn new_uids(&mut self, after: u32, limit: usize) -> Result<Vec<u32>> {
+        // `UID n:*` always matches the last message even when its UID is below n (RFC 3501 6.4.8), so filter.
+        let query = format!("UID {}:*", after.saturating_add(1));
+        let found = timed("UID SEARCH", COMMAND_TIMEOUT, self.session.uid_search(&query)).await??;
+        let mut uids: Vec<u32> = found.into_iter().filter(|&u| u > after).collect();
+        uids.sort_unstable();
+        uids.truncate(limit);
+        Ok(uids)
+    }
+
+    /// Fetch the given UIDs. Messages over `max_bytes` come back as their header only, so a 500 MB mail costs
+    /// nothing but still gets an answer.
+    pub async fn fetch(&mut self, uids: &[u32], max_bytes: u64) -> Result<Vec<Fetched>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let set = uid_set(uids);
+        let sizes: Vec<(u32, u32)> = {
+            let stream =
+                timed("UID FETCH size", COMMAND_TIMEOUT, self.session.uid_fetch(&set, "(UID RFC822.SIZE)")).await??;
+            let fetches: Vec<_> = timed("UID FETCH size", COMMAND_TIMEOUT, stream.try_collect::<Vec<_>>()).await??;
+            fetches.iter().filter_map(|f| Some((f.uid?, f.size.unwrap_or(0)))).collect()
+        };
+        let (small, large): (Vec<_>, Vec<_>) = sizes.iter().partition(|(_, size)| u64::from(*size) <= max_bytes);
+        let mut out = Vec::with_capacity(sizes.len());
+        if !small.is_empty() {
+            let set = uid_set(&small.iter().map(|(u, _)| *u).collect::<Vec<_>>());
+            let stream =
+                timed("UID FETCH", FETCH_TIMEOUT, self.session.uid_fetch(&set, "(UID RFC822.SIZE BODY.PEEK[])"))
+                    .await??;
+            let fetches: Vec<_> = timed("UID FETCH", FETCH_TIMEOUT, stream.try_collect::<Vec<_>>()).await??;
+            for f in fetches {
+                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                    out.push(Fetched {
+                        uid,
+                        size: f.size.unwrap_or(body.len() as u32),
+                        raw: body.to_vec(),
+                        truncated: false,
+                    });
+                }
+            }
+        }
+        if !large.is_empty() {
+            let set = uid_set(&large.iter().map(|(u, _)| *u).collect::<Vec<_>>());
+            let stream = timed(
+                "UID FETCH header",
+                COMMAND_TIMEOUT,
+                self.session.uid_fetch(&set, "(UID RFC822.SIZE BODY.PEEK[HEADER])"),
+            )
+            .await??;
+            let fetches: Vec<_> = timed("UID FETCH header", COMMAND_TIMEOUT, stream.try_collect::<Vec<_>>()).await??;
+            for f in fetches {
+                if let (Some(uid), Some(header)) = (f.uid, f.header().or(f.body())) {
+                    out.push(Fetched { uid, size: f.size.unwrap_or(0), raw: header.to_vec(), truncated: true });
+                }
+            }
+        }
+        out.sort_by_key(|f| f.uid);
+        Ok(out)
+    }
+
+    /// Move messages of the selected mailbox to `target`: MOVE (RFC 6851) when offered, else COPY, \Deleted and
+    /// (UID) EXPUNGE.
+    pub async fn move_uids(&mut self, uids: &[u32], target: &str) -> Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
+        if self.has_move {
+            timed("UID MOVE", COMMAND_TIMEOUT, self.session.uid_mv(&set, target)).await??;
+            return Ok(());
+        }
+        timed("UID COPY", COMMAND_TIMEOUT, self.session.uid_copy(&set, target)).await??;
+        {
+            let stream = timed("UID STORE", COMMAND_TIMEOUT, self.session.uid_store(&set, "+FLAGS.SILENT (\\Deleted)"))
+                .await??;
+            let _: Vec<_> = timed("UID STORE", COMMAND_TIMEOUT, stream.try_collect::<Vec<_>>()).await??;
+        }
+        if self.has_uidplus {
+            let stream = timed("UID EXPUNGE", COMMAND_TIMEOUT, self.session.uid_expunge(&set)).await??;
+            let _: Vec<_> = timed("UID EXPUNGE", COMMAND_TIMEOUT, stream.try_collect::<Vec<_>>()).await??;
+        } else {
+            let stream = timed("EXPUNGE", COMMAND_TIMEOUT, self.session.expunge()).await??;
+            let _: Vec<_> = timed("EXPUNGE", COMMAND_TIMEOUT, stream.try_collect::<Vec<_>>()).await??;
+        }
+        Ok(())
+    }
+
+    pub async fn noop(&mut self) -> Result<()> {
+        timed("NOOP", COMMAND_TIMEOUT, self.session.noop()).await??;
+        Ok(())
+    }
+
+    /// Wait for news: IDLE when the server has it (re-issued well before RFC 2177's 29 minutes), else sleep for
+    /// the poll interval. Returns early on cancellation.
+    pub async fn wait(
+        mut self,
+        poll: Duration,
+        use_idle: bool,
+        cancel: &CancellationToken,
+    ) -> Result<(ImapSession, Woken)> {
+        if !(use_idle && self.has_idle) {
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                _ = cancel.cancelled() => return Ok((self, Woken::Cancelled)),
+            }
+            self.noop().await?;
+            return Ok((self, Woken::Timeout));
+        }
+        let (has_move, has_idle, has_uidplus) = (self.has_move, self.has_idle, self.has_uidplus);
+        let mut handle = self.session.idle();
+        timed("IDLE", COMMAND_TIMEOUT, handle.init()).await??;
+        let limit = poll.min(IDLE_REISSUE);
+        let woken = {
+            let (fut, stop) = handle.wait_with_timeout(limit);
+            tokio::pin!(fut);
+            // Keepalives ("* OK Still here") reset the library's timeout, so bound the whole wait ourselves.
+            tokio::select! {
+                r = &mut fut => match r? {
+                    IdleResponse::NewData(_) => Woken::NewData,
+                    IdleResponse::Timeout | IdleResponse::ManualInterrupt => Woken::Timeout,
+                },
+                _ = cancel.cancelled() => { drop(stop); let _ = fut.await; Woken::Cancelled }
+                _ = tokio::time::sleep(limit) => { drop(stop); let _ = fut.await; Woken::Timeout }
+            }
+        };
+        let session = timed("IDLE DONE", COMMAND_TIMEOUT, handle.done()).await??;
+        Ok((ImapSession { session, has_move, has_idle, has_uidplus }, woken))
+    }
+
+    pub async fn logout(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.session.logout()).await;
+    }
+}
+
+/// A compact UID set: `1:3,7,9:10`.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        parts.push(if start == end { start.to_string() } else { format!("{start}:{end}") });
+        i += 1;
+    }
+    parts.join(",")
+}
+
+struct PlainAuth {
+    user: String,
+    password: String,
+}
+
+impl async_imap::Authenticator for PlainAuth {
+    type Response = String;
+    fn process(&mut self, _challenge: &[u8]) -> Self::Response {
+        format!("\0{}\0{}", self.user, self.password)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_are_compact() {
+        assert_eq!(uid_set(&[3, 1, 2, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(uid_set(&[5]), "5");
+        assert_eq!(uid_set(&[]), "");
+    }
+}

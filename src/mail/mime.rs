@@ -1,0 +1,600 @@
+//! Splitting a received message into what we need: who sent it, how to answer, and the documents to read.
+//!
+//! Documents are judged by magic bytes first, then content type, then extension, because suppliers' mailers
+//! label PDFs `application/octet-stream` all the time. Forwarded mail (`message/rfc822`) and Outlook's
+//! `winmail.dat` (TNEF) are opened. Decorations are skipped: images the HTML body shows through `cid:`, and small
+//! inline logos.
+
+use mail_parser::{HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
+
+use super::tnef;
+use crate::config::Language;
+
+/// Images smaller than this that sit inline are signatures and logos, not scans of invoices.
+const LOGO_MAX_BYTES: usize = 16 * 1024;
+/// Forwarded-within-forwarded mail deeper than this is not followed (a cheap guard against nesting bombs).
+const MAX_NESTING: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentKind {
+    Pdf,
+    Png,
+    Jpeg,
+    Tiff,
+    Xml,
+}
+
+impl DocumentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentKind::Pdf => "application/pdf",
+            DocumentKind::Png => "image/png",
+            DocumentKind::Jpeg => "image/jpeg",
+            DocumentKind::Tiff => "image/tiff",
+            DocumentKind::Xml => "application/xml",
+        }
+    }
+}
+
+/// One document to hand to the extractor.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub filename: String,
+    pub kind: DocumentKind,
+    pub bytes: Vec<u8>,
+}
+
+/// A part that was not read, and why; the reply names these so the supplier knows what we ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub filename: String,
+    pub reason: SkipReason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// A file type we do not read (a Word document, a zip, …).
+    UnsupportedType,
+    /// Beyond `limits.max_attachments`.
+    TooMany,
+}
+
+/// Why we must not answer a message automatically (RFC 3834 section 2, and plain sense about bounces).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoReply {
+    AutoSubmitted(String),
+    Precedence(String),
+    MailingList,
+    EmptyReturnPath,
+    Robot(String),
+    Ourselves,
+    NoSender,
+}
+
+impl std::fmt::Display for NoReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoReply::AutoSubmitted(v) => write!(f, "Auto-Submitted: {v}"),
+            NoReply::Precedence(v) => write!(f, "Precedence: {v}"),
+            NoReply::MailingList => f.write_str("mailing-list mail (List-Id)"),
+            NoReply::EmptyReturnPath => f.write_str("empty Return-Path (a bounce)"),
+            NoReply::Robot(a) => write!(f, "sent by an automatic address ({a})"),
+            NoReply::Ourselves => f.write_str("sent by our own address"),
+            NoReply::NoSender => f.write_str("no sender address"),
+        }
+    }
+}
+
+/// What the pipeline needs from one message.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub message_id: Option<String>,
+    pub subject: String,
+    /// The From address, lower-cased: the identity we deduplicate documents by.
+    pub from: Option<String>,
+    /// Where a reply goes: Reply-To, else From.
+    pub reply_to: Option<String>,
+    pub references: Vec<String>,
+    pub language: Option<Language>,
+    pub no_reply: Option<NoReply>,
+    pub documents: Vec<Document>,
+    pub skipped: Vec<Skipped>,
+    /// The message could not be parsed as MIME at all; it is kept, and answered if it has a sender.
+    pub malformed: bool,
+}
+
+pub fn parse(raw: &[u8], own_address: &str, max_documents: usize) -> Incoming {
+    let Some(message) = MessageParser::default().parse(raw) else {
+        return Incoming {
+            message_id: None,
+            subject: String::new(),
+            from: None,
+            reply_to: None,
+            references: Vec::new(),
+            language: None,
+            no_reply: Some(NoReply::NoSender),
+            documents: Vec::new(),
+            skipped: Vec::new(),
+            malformed: true,
+        };
+    };
+    let from = message.from().and_then(|a| a.first()).and_then(|a| a.address()).map(|a| a.trim().to_lowercase());
+    let reply_to = message
+        .reply_to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .map(|a| a.trim().to_string())
+        .filter(|a| a.contains('@'))
+        .or_else(|| from.clone());
+    let message_id = message.message_id().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let subject = message.subject().unwrap_or("").trim().to_string();
+    let mut references = text_list(message.references());
+    if references.is_empty() {
+        references = text_list(message.in_reply_to());
+    }
+
+    let mut collector = Collector { documents: Vec::new(), skipped: Vec::new() };
+    let html_cids = referenced_cids(&message);
+    collector.walk(&message, &html_cids, 0);
+    let mut documents = collector.documents;
+    let mut skipped = collector.skipped;
+    if documents.len() > max_documents {
+        for d in documents.drain(max_documents..) {
+            skipped.push(Skipped { filename: d.filename, reason: SkipReason::TooMany });
+        }
+    }
+
+    let body = message.body_text(0).map(|b| b.into_owned()).unwrap_or_default();
+    let language = guess_language(&format!("{subject}\n{body}"), content_language(&message).as_deref());
+    let no_reply = no_reply_reason(&message, from.as_deref(), own_address);
+
+    Incoming {
+        message_id,
+        subject,
+        from,
+        reply_to,
+        references,
+        language,
+        no_reply,
+        documents,
+        skipped,
+        malformed: false,
+    }
+}
+
+struct Collector {
+    documents: Vec<Document>,
+    skipped: Vec<Skipped>,
+}
+
+impl Collector {
+    fn walk(&mut self, message: &mail_parser::Message<'_>, html_cids: &[String], depth: usize) {
+        for (index, part) in message.parts.iter().enumerate() {
+            match &part.body {
+                PartType::Multipart(_) => {}
+                PartType::Message(inner) => {
+                    if depth < MAX_NESTING {
+                        let cids = referenced_cids(inner);
+                        self.walk(inner, &cids, depth + 1);
+                    }
+                }
+                PartType::Text(text) | PartType::Html(text) => {
+                    // Text parts are the body, except XML e-invoices sent as text/xml or named *.xml.
+                    if index == 0 && message.parts.len() > 1 {
+                        continue;
+                    }
+                    let name = part.attachment_name().map(str::to_string);
+                    let declared_xml = part.is_content_type("text", "xml")
+                        || part.is_content_type("application", "xml")
+                        || name.as_deref().is_some_and(|n| n.to_lowercase().ends_with(".xml"));
+                    if declared_xml {
+                        self.consider(part, name, text.as_bytes(), html_cids, index);
+                    }
+                }
+                PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
+                    let name = part.attachment_name().map(str::to_string);
+                    self.consider(part, name, bytes, html_cids, index);
+                }
+            }
+        }
+    }
+
+    fn consider(
+        &mut self,
+        part: &MessagePart<'_>,
+        name: Option<String>,
+        bytes: &[u8],
+        html_cids: &[String],
+        index: usize,
+    ) {
+        let ctype = part
+            .content_type()
+            .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")).to_lowercase())
+            .unwrap_or_default();
+        let lower_name = name.as_deref().unwrap_or("").to_lowercase();
+        if ctype == "application/ms-tnef" || ctype == "application/vnd.ms-tnef" || lower_name == "winmail.dat" {
+            match tnef::attachments(bytes) {
+                Ok(inner) => {
+                    for a in inner {
+                        self.classify(Some(a.filename), "application/octet-stream", &a.data, false);
+                    }
+                }
+                Err(_) => self.skipped.push(Skipped {
+                    filename: name.unwrap_or_else(|| "winmail.dat".into()),
+                    reason: SkipReason::UnsupportedType,
+                }),
+            }
+            return;
+        }
+        let cid = part.content_id().map(|c| c.trim_matches(['<', '>']).to_lowercase());
+        let referenced = cid.as_ref().is_some_and(|c| html_cids.contains(c));
+        let inline = part.content_disposition().is_some_and(|d| d.is_inline()) || part.content_disposition().is_none();
+        let decoration = referenced || (inline && name.is_none() && index > 0);
+        let name = name.or_else(|| default_name(&ctype, self.documents.len() + self.skipped.len() + 1));
+        self.classify(name, &ctype, bytes, decoration);
+    }
+
+    fn classify(&mut self, name: Option<String>, ctype: &str, bytes: &[u8], decoration: bool) {
+        let filename = sanitize_filename(name.as_deref().unwrap_or("attachment"));
+        let kind = sniff(bytes).or_else(|| by_declared_type(ctype, &filename, bytes));
+        match kind {
+            Some(k @ (DocumentKind::Png | DocumentKind::Jpeg)) if decoration || bytes.len() < LOGO_MAX_BYTES => {
+                // A logo or an image the HTML body shows: not a document the supplier sent us to read.
+                let _ = k;
+            }
+            Some(kind) => self.documents.push(Document { filename, kind, bytes: bytes.to_vec() }),
+            None if decoration || bytes.is_empty() => {}
+            None if is_signature_or_vcard(ctype, &filename) => {}
+            None => self.skipped.push(Skipped { filename, reason: SkipReason::UnsupportedType }),
+        }
+    }
+}
+
+/// Decide by content, the one thing a mailer cannot mislabel.
+pub fn sniff(bytes: &[u8]) -> Option<DocumentKind> {
+    let head = &bytes[..bytes.len().min(1024)];
+    if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some(DocumentKind::Png)
+    } else if head.starts_with(b"\xFF\xD8\xFF") {
+        Some(DocumentKind::Jpeg)
+    } else if head.starts_with(b"II*\0") || head.starts_with(b"MM\0*") {
+        Some(DocumentKind::Tiff)
+    } else if find(head, b"%PDF-").is_some() {
+        // PDF readers accept the header anywhere in the first 1024 bytes, and so do we.
+        Some(DocumentKind::Pdf)
+    } else if looks_like_xml(head) {
+        Some(DocumentKind::Xml)
+    } else {
+        None
+    }
+}
+
+fn by_declared_type(ctype: &str, filename: &str, bytes: &[u8]) -> Option<DocumentKind> {
+    let ext = filename.rsplit_once('.').map(|(_, e)| e.to_lowercase()).unwrap_or_default();
+    // A file that claims to be a PDF but is not one still goes to the extractor, which answers precisely
+    // ("the PDF is damaged") instead of us silently skipping what the supplier meant as their invoice.
+    if ctype == "application/pdf" || ext == "pdf" {
+        return Some(DocumentKind::Pdf);
+    }
+    if ctype.ends_with("/xml") || ext == "xml" || ext == "xsig" {
+        return Some(DocumentKind::Xml);
+    }
+    if (ctype.starts_with("image/png") || ext == "png") && !bytes.is_empty() {
+        return Some(DocumentKind::Png);
+    }
+    if ctype == "image/jpeg" || ext == "jpg" || ext == "jpeg" {
+        return Some(DocumentKind::Jpeg);
+    }
+    if ctype == "image/tiff" || ext == "tif" || ext == "tiff" {
+        return Some(DocumentKind::Tiff);
+    }
+    None
+}
+
+fn looks_like_xml(head: &[u8]) -> bool {
+    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let trimmed = head.iter().position(|b| !b.is_ascii_whitespace()).map(|i| &head[i..]).unwrap_or(&[]);
+    trimmed.starts_with(b"<?xml") || (trimmed.starts_with(b"<") && find(trimmed, b"xmlns").is_some())
+}
+
+fn is_signature_or_vcard(ctype: &str, filename: &str) -> bool {
+    matches!(ctype, "application/pgp-signature" | "application/pkcs7-signature" | "application/x-pkcs7-signature")
+        || ctype.starts_with("text/vcard")
+        || ctype.starts_with("text/x-vcard")
+        || filename.ends_with(".p7s")
+        || filename.ends_with(".asc")
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Keep the name readable but harmless: no path separators, no control characters, bounded length.
+pub fn sanitize_filename(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    let clean = clean.trim().trim_start_matches('.').to_string();
+    if clean.is_empty() {
+        "attachment".into()
+    } else {
+        clean
+    }
+}
+
+fn default_name(ctype: &str, n: usize) -> Option<String> {
+    let ext = match ctype {
+        "application/pdf" => "pdf",
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        "image/tiff" => "tif",
+        t if t.ends_with("/xml") => "xml",
+        _ => "bin",
+    };
+    Some(format!("attachment-{n}.{ext}"))
+}
+
+fn referenced_cids(message: &mail_parser::Message<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for i in 0..message.html_body_count() {
+        if let Some(html) = message.body_html(i) {
+            let lower = html.to_lowercase();
+            for piece in lower.split("cid:").skip(1) {
+                let cid: String = piece.chars().take_while(|c| !matches!(c, '"' | '\'' | '>' | ' ' | ')')).collect();
+                if !cid.is_empty() {
+                    out.push(cid);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn text_list(value: &HeaderValue<'_>) -> Vec<String> {
+    match value {
+        HeaderValue::Text(t) => vec![t.to_string()],
+        HeaderValue::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn header_text(message: &mail_parser::Message<'_>, name: &str) -> Option<String> {
+    message.header_raw(name).map(|v| v.trim().to_string())
+}
+
+fn content_language(message: &mail_parser::Message<'_>) -> Option<String> {
+    match message.root_part().content_language() {
+        HeaderValue::Text(t) => Some(t.to_lowercase()),
+        HeaderValue::TextList(l) => l.first().map(|t| t.to_lowercase()),
+        _ => None,
+    }
+}
+
+/// RFC 3834 section 2 and common practice: never answer robots, lists, bounces or ourselves. Answering them
+/// makes mail loops and backscatter.
+fn no_reply_reason(message: &mail_parser::Message<'_>, from: Option<&str>, own: &str) -> Option<NoReply> {
+    if let Some(v) = header_text(message, "Auto-Submitted") {
+        // RFC 3834 section 5: only the value "no" marks mail written by a person.
+        let v = v.trim().to_lowercase();
+        if v.split(';').next().map(str::trim) != Some("no") {
+            return Some(NoReply::AutoSubmitted(v));
+        }
+    }
+    if let Some(v) = header_text(message, "Precedence") {
+        let v = v.trim().to_lowercase();
+        if matches!(v.as_str(), "bulk" | "junk" | "list") {
+            return Some(NoReply::Precedence(v));
+        }
+    }
+    if !message.list_id().is_empty() {
+        return Some(NoReply::MailingList);
+    }
+    if let Some(rp) = message.header_raw("Return-Path") {
+        let rp = rp.trim();
+        if rp == "<>" || rp.is_empty() {
+            return Some(NoReply::EmptyReturnPath);
+        }
+    }
+    if message.root_part().is_content_type("multipart", "report") {
+        return Some(NoReply::Robot("delivery report".into()));
+    }
+    let Some(from) = from else { return Some(NoReply::NoSender) };
+    if from.eq_ignore_ascii_case(own) {
+        return Some(NoReply::Ourselves);
+    }
+    let local = from.split('@').next().unwrap_or("").to_lowercase();
+    let robots = ["mailer-daemon", "postmaster", "noreply", "no-reply", "no_reply", "donotreply", "do-not-reply"];
+    if robots.iter().any(|r| local == *r || local.starts_with(&format!("{r}+")) || local.starts_with(&format!("{r}-")))
+    {
+        return Some(NoReply::Robot(from.to_string()));
+    }
+    None
+}
+
+/// Spanish or English, from the words people write around an invoice; `None` when unclear.
+pub fn guess_language(text: &str, content_language: Option<&str>) -> Option<Language> {
+    if let Some(cl) = content_language {
+        if cl.starts_with("es") {
+            return Some(Language::Es);
+        }
+        if cl.starts_with("en") {
+            return Some(Language::En);
+        }
+    }
+    const ES: &[&str] = &[
+        "factura",
+        "adjunto",
+        "adjunta",
+        "gracias",
+        "saludos",
+        "hola",
+        "buenos",
+        "buenas",
+        "estimado",
+        "estimados",
+        "atentamente",
+        "le",
+        "les",
+        "por",
+        "para",
+        "con",
+        "una",
+        "el",
+        "la",
+        "los",
+        "las",
+        "del",
+        "que",
+        "pago",
+        "envío",
+        "envio",
+        "mes",
+    ];
+    const EN: &[&str] = &[
+        "invoice", "attached", "please", "thanks", "thank", "regards", "hello", "dear", "the", "and", "for", "your",
+        "our", "find", "payment", "kind", "best", "of", "is",
+    ];
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    let es = words.iter().filter(|w| ES.contains(w)).count()
+        + lower.chars().filter(|c| matches!(c, 'ñ' | 'á' | 'é' | 'í' | 'ó' | 'ú' | '¿' | '¡')).count();
+    let en = words.iter().filter(|w| EN.contains(w)).count();
+    match es.cmp(&en) {
+        std::cmp::Ordering::Greater => Some(Language::Es),
+        std::cmp::Ordering::Less => Some(Language::En),
+        std::cmp::Ordering::Equal => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWN: &str = "intake@example.test";
+
+    fn mail(headers: &str, body: &str) -> Vec<u8> {
+        format!("{headers}\r\nMIME-Version: 1.0\r\n\r\n{body}").replace("\r\n", "\n").replace('\n', "\r\n").into_bytes()
+    }
+
+    fn pdf_mail(extra_headers: &str, ctype: &str, filename_param: &str) -> Vec<u8> {
+        use base64_like::encode;
+        let pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
+        mail(
+            &format!(
+                "From: Proveedor <billing@supplier.test>\nTo: {OWN}\nSubject: Factura octubre\nMessage-ID: <m1@supplier.test>\n{extra_headers}Content-Type: multipart/mixed; boundary=\"b\""
+            ),
+            &format!(
+                "--b\nContent-Type: text/plain; charset=utf-8\n\nHola, adjunto la factura del mes. Saludos.\n--b\nContent-Type: {ctype}\nContent-Disposition: attachment; {filename_param}\nContent-Transfer-Encoding: base64\n\n{}\n--b--\n",
+                encode(pdf)
+            ),
+        )
+    }
+
+    /// A tiny base64 encoder for fixtures, so the tests need no extra crate.
+    mod base64_like {
+        pub fn encode(data: &[u8]) -> String {
+            const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let mut out = String::new();
+            for chunk in data.chunks(3) {
+                let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+                let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+                for i in 0..4 {
+                    if i <= chunk.len() {
+                        out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                    } else {
+                        out.push('=');
+                    }
+                }
+            }
+            out
+        }
+    }
+
+    #[test]
+    fn an_octet_stream_pdf_is_found_by_its_magic_bytes() {
+        let m = parse(&pdf_mail("", "application/octet-stream", "filename=\"scan0001\""), OWN, 20);
+        assert_eq!(m.documents.len(), 1);
+        assert_eq!(m.documents[0].kind, DocumentKind::Pdf);
+        assert_eq!(m.from.as_deref(), Some("billing@supplier.test"));
+        assert_eq!(m.language, Some(Language::Es));
+        assert!(m.no_reply.is_none());
+    }
+
+    #[test]
+    fn an_rfc2231_filename_is_decoded() {
+        let m = parse(&pdf_mail("", "application/pdf", "filename*=utf-8''Factura%20n%C2%BA%2012.pdf"), OWN, 20);
+        assert_eq!(m.documents[0].filename, "Factura nº 12.pdf");
+    }
+
+    #[test]
+    fn an_rfc2047_filename_is_decoded() {
+        let m = parse(&pdf_mail("", "application/pdf", "filename=\"=?UTF-8?Q?Factura_n=C2=BA_7.pdf?=\""), OWN, 20);
+        assert_eq!(m.documents[0].filename, "Factura nº 7.pdf");
+    }
+
+    #[test]
+    fn robots_lists_and_bounces_are_never_answered() {
+        let cases = [
+            ("Auto-Submitted: auto-replied\n", true),
+            ("Auto-Submitted: no\n", false),
+            ("Precedence: bulk\n", true),
+            ("List-Id: <suppliers.lists.test>\n", true),
+            ("Return-Path: <>\n", true),
+            ("Return-Path: <billing@supplier.test>\n", false),
+        ];
+        for (header, silent) in cases {
+            let m = parse(&pdf_mail(header, "application/pdf", "filename=a.pdf"), OWN, 20);
+            assert_eq!(m.no_reply.is_some(), silent, "{header}");
+        }
+        let from_daemon = String::from_utf8(pdf_mail("", "application/pdf", "filename=a.pdf"))
+            .unwrap()
+            .replace("Proveedor <billing@supplier.test>", "MAILER-DAEMON@mx.test");
+        assert!(matches!(parse(from_daemon.as_bytes(), OWN, 20).no_reply, Some(NoReply::Robot(_))));
+        let from_us = String::from_utf8(pdf_mail("", "application/pdf", "filename=a.pdf"))
+            .unwrap()
+            .replace("Proveedor <billing@supplier.test>", OWN);
+        assert_eq!(parse(from_us.as_bytes(), OWN, 20).no_reply, Some(NoReply::Ourselves));
+    }
+
+    #[test]
+    fn a_word_document_is_named_as_skipped() {
+        let raw = mail(
+            "From: a@b.test\nSubject: x\nContent-Type: multipart/mixed; boundary=\"b\"",
+            "--b\nContent-Type: text/plain\n\nhi\n--b\nContent-Type: application/msword\nContent-Disposition: attachment; filename=factura.doc\n\nxxxx\n--b--\n",
+        );
+        let m = parse(&raw, OWN, 20);
+        assert!(m.documents.is_empty());
+        assert_eq!(m.skipped, vec![Skipped { filename: "factura.doc".into(), reason: SkipReason::UnsupportedType }]);
+    }
+
+    #[test]
+    fn an_xml_invoice_sent_as_text_xml_is_a_document() {
+        let raw = mail(
+            "From: a@b.test\nSubject: x\nContent-Type: multipart/mixed; boundary=\"b\"",
+            "--b\nContent-Type: text/plain\n\nhi\n--b\nContent-Type: text/xml; name=inv.xml\nContent-Disposition: attachment; filename=inv.xml\n\n<?xml version=\"1.0\"?><Invoice xmlns=\"urn:oasis:names:specification:ubl:schema:xsd:Invoice-2\"/>\n--b--\n",
+        );
+        let m = parse(&raw, OWN, 20);
+        assert_eq!(m.documents.len(), 1);
+        assert_eq!(m.documents[0].kind, DocumentKind::Xml);
+    }
+
+    #[test]
+    fn filenames_cannot_escape_or_inject() {
+        assert_eq!(sanitize_filename("../../etc/passwd"), "passwd");
+        assert_eq!(sanitize_filename("a\r\nBcc: x@y.test.pdf"), "aBcc: x@y.test.pdf");
+        assert_eq!(sanitize_filename(".."), "attachment");
+    }
+
+    #[test]
+    fn language_is_told_from_the_words() {
+        assert_eq!(guess_language("Adjunto la factura de octubre. Saludos", None), Some(Language::Es));
+        assert_eq!(guess_language("Please find attached the invoice. Regards", None), Some(Language::En));
+        assert_eq!(guess_language("", None), None);
+        assert_eq!(guess_language("", Some("en-GB")), Some(Language::En));
+    }
+
+    #[test]
+    fn garbage_is_kept_as_malformed_or_parsed_without_documents() {
+        let m = parse(b"\x00\x01\x02 not a mail at all", OWN, 20);
+        assert!(m.documents.is_empty());
+    }
+}

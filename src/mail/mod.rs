@@ -1,0 +1,7 @@
+//! Everything that speaks IMAP, SMTP or MIME lives here, and nothing else does.
+
+pub mod imap;
+pub mod mime;
+pub mod reply;
+pub mod smtp;
+pub mod tnef;

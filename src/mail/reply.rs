@@ -1,0 +1,699 @@
+//! What we write back: to the supplier, in the same thread and in their language, what was read or exactly what
+//! went wrong; and to the accountants, a confirmation per stored invoice.
+//!
+//! Everything here is pure: outcomes in, `lettre::Message` out. Values from the document or the mail are never put
+//! in a header unescaped (lettre encodes headers) and are HTML-escaped in the HTML part.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::Message;
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+
+use crate::config::Language;
+use crate::extract::{ErrorCode, Extraction};
+use crate::mail::mime::{SkipReason, Skipped};
+
+/// RFC 3834 section 5: our replies say they are automatic, so well-behaved responders do not answer them.
+#[derive(Debug, Clone)]
+struct AutoSubmitted(String);
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted(s.to_string()))
+    }
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// What happened to one document of a message.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Stored(Extraction),
+    /// The same sender sent this very document before.
+    Duplicate {
+        extraction: Extraction,
+        first_seen: DateTime<Utc>,
+        invoice_number: Option<String>,
+    },
+    Failed(Extraction),
+}
+
+impl Outcome {
+    pub fn extraction(&self) -> &Extraction {
+        match self {
+            Outcome::Stored(e) | Outcome::Failed(e) => e,
+            Outcome::Duplicate { extraction, .. } => extraction,
+        }
+    }
+}
+
+/// Everything the supplier's reply says.
+#[derive(Debug, Clone)]
+pub struct ReplyContent<'a> {
+    pub language: Language,
+    pub outcomes: &'a [(String, Outcome)],
+    pub skipped: &'a [Skipped],
+    /// Set when this very message (same Message-ID) was handled before.
+    pub resent_of: Option<DateTime<Utc>>,
+    /// Set when the whole message was refused before reading (too large, unparseable).
+    pub message_error: Option<MessageError>,
+    pub max_pages: u32,
+    pub max_attachments: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageError {
+    TooLarge {
+        bytes: u64,
+        limit: u64,
+    },
+    /// A person has to look (the extractor kept failing); the supplier is told it is not lost.
+    UnderReview,
+}
+
+/// The thread a reply belongs to.
+#[derive(Debug, Clone)]
+pub struct Thread<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub message_id: Option<&'a str>,
+    pub references: &'a [String],
+}
+
+/// A stable Message-ID: the same content for the same message always gets the same id, so queuing it twice
+/// (after a crash) is a no-op in the outbox and a resend is recognisable.
+pub fn stable_message_id(kind: &str, message_ref: i64, body: &str, from: &str) -> String {
+    let digest = Sha256::digest(body.as_bytes());
+    let domain = from.rsplit_once('@').map(|(_, d)| d).unwrap_or("invoice-intake.invalid");
+    format!("<{kind}.{message_ref}.{}@{domain}>", hex::encode(&digest[..6]))
+}
+
+pub fn reply_subject(original: &str) -> String {
+    let trimmed = original.trim();
+    let lower = trimmed.to_lowercase();
+    if lower.starts_with("re:") || lower.starts_with("re ") {
+        trimmed.to_string()
+    } else if trimmed.is_empty() {
+        "Re: (sin asunto)".to_string()
+    } else {
+        format!("Re: {trimmed}")
+    }
+}
+
+/// The reply to the supplier, as plain text (the HTML part is built from the same lines).
+pub fn reply_lines(c: &ReplyContent<'_>) -> Vec<String> {
+    let es = c.language == Language::Es;
+    let mut lines = Vec::new();
+    lines.push(if es { "Hola:".to_string() } else { "Hello,".to_string() });
+    lines.push(String::new());
+    if let Some(first) = c.resent_of {
+        lines.push(if es {
+            format!("Este mensaje ya lo recibimos el {}; no registramos nada dos veces.", date_es(first.date_naive()))
+        } else {
+            format!("We already received this message on {}; nothing is recorded twice.", first.date_naive())
+        });
+        lines.push(String::new());
+    }
+    match c.message_error {
+        Some(MessageError::TooLarge { bytes, limit }) => {
+            lines.push(if es {
+                format!(
+                    "Su mensaje ocupa {} y el máximo que aceptamos es {}; envíe la factura en un PDF más pequeño, por favor.",
+                    size(bytes),
+                    size(limit)
+                )
+            } else {
+                format!(
+                    "Your message is {} and the most we accept is {}; please send the invoice as a smaller PDF.",
+                    size(bytes),
+                    size(limit)
+                )
+            });
+        }
+        Some(MessageError::UnderReview) => lines.push(if es {
+            "Hemos recibido su mensaje, pero no hemos podido leerlo automáticamente; una persona lo revisará y le responderá.".into()
+        } else {
+            "We received your message but could not read it automatically; a person will review it and get back to you.".into()
+        }),
+        None if c.outcomes.is_empty() => {
+            lines.push(if es {
+                "No hemos encontrado ninguna factura adjunta en su mensaje. Envíe la factura como PDF, imagen (PNG, JPEG, TIFF) o factura electrónica XML, por favor.".into()
+            } else {
+                "We found no invoice attached to your message. Please send the invoice as a PDF, an image (PNG, JPEG, TIFF) or an XML e-invoice.".into()
+            });
+        }
+        None => {
+            lines.push(if es {
+                "Gracias. Esto es lo que hemos leído de su mensaje:".into()
+            } else {
+                "Thank you. This is what we read from your message:".into()
+            });
+            lines.push(String::new());
+            for (name, outcome) in c.outcomes {
+                lines.extend(outcome_lines(name, outcome, c));
+            }
+        }
+    }
+    for s in c.skipped {
+        lines.push(match (s.reason, es) {
+            (SkipReason::UnsupportedType, true) => {
+                format!("- {}: no es un PDF, una imagen ni una factura XML, así que no lo hemos leído.", s.filename)
+            }
+            (SkipReason::UnsupportedType, false) => {
+                format!("- {}: not a PDF, an image or an XML invoice, so we did not read it.", s.filename)
+            }
+            (SkipReason::TooMany, true) => format!(
+                "- {}: no leído; leemos como máximo {} documentos por mensaje. Envíelo en otro mensaje, por favor.",
+                s.filename, c.max_attachments
+            ),
+            (SkipReason::TooMany, false) => format!(
+                "- {}: not read; we read at most {} documents per message. Please send it in another message.",
+                s.filename, c.max_attachments
+            ),
+        });
+    }
+    lines.push(String::new());
+    lines.push(if es {
+        "Este es un mensaje automático del buzón de facturas.".into()
+    } else {
+        "This is an automatic message from the invoice mailbox.".into()
+    });
+    lines
+}
+
+fn outcome_lines(name: &str, outcome: &Outcome, c: &ReplyContent<'_>) -> Vec<String> {
+    let es = c.language == Language::Es;
+    let mut out = Vec::new();
+    match outcome {
+        Outcome::Stored(e) => {
+            out.push(format!("- {name}: {}", if es { "registrada." } else { "recorded." }));
+            out.extend(field_lines(e, es).into_iter().map(|l| format!("    {l}")));
+            for check in e.failed_checks() {
+                out.push(format!(
+                    "    {} {}",
+                    if es { "Atención:" } else { "Please check:" },
+                    check_sentence(check, es)
+                ));
+            }
+        }
+        Outcome::Duplicate { first_seen, invoice_number, .. } => {
+            let number = invoice_number.as_deref().unwrap_or("-");
+            out.push(if es {
+                format!(
+                    "- {name}: duplicado. Ya recibimos este mismo documento el {} (factura nº {number}); no lo registramos de nuevo.",
+                    date_es(first_seen.date_naive())
+                )
+            } else {
+                format!(
+                    "- {name}: duplicate. We already received this very document on {} (invoice {number}); it is not recorded again.",
+                    first_seen.date_naive()
+                )
+            });
+        }
+        Outcome::Failed(e) => {
+            let code = e.error.as_ref().map(|er| er.code).unwrap_or(ErrorCode::Unreadable);
+            let detail = e.error.as_ref().map(|er| er.message.as_str()).unwrap_or("");
+            out.push(format!("- {name}: {}", error_sentence(code, detail, es, c.max_pages)));
+        }
+    }
+    out
+}
+
+fn field_lines(e: &Extraction, es: bool) -> Vec<String> {
+    let mut v = Vec::new();
+    let label = |es_l: &str, en_l: &str| if es { es_l.to_string() } else { en_l.to_string() };
+    if let Some(n) = e.display_number() {
+        v.push(format!("{}: {n}", label("Factura nº", "Invoice number")));
+    }
+    if let Some(d) = e.issue_date {
+        v.push(format!("{}: {}", label("Fecha", "Date"), if es { date_es(d) } else { d.to_string() }));
+    }
+    if let Some(d) = e.due_date {
+        v.push(format!("{}: {}", label("Vencimiento", "Due date"), if es { date_es(d) } else { d.to_string() }));
+    }
+    if let Some(s) = &e.supplier {
+        let who = match (&s.name, &s.tax_id) {
+            (Some(n), Some(t)) => Some(format!("{n} ({t})")),
+            (Some(n), None) => Some(n.clone()),
+            (None, Some(t)) => Some(t.clone()),
+            (None, None) => None,
+        };
+        if let Some(who) = who {
+            v.push(format!("{}: {who}", label("Proveedor", "Supplier")));
+        }
+    }
+    let cur = e.currency.clone().unwrap_or_default();
+    if let Some(t) = e.total_amount {
+        v.push(format!("{}: {} {cur}", label("Total", "Total"), money(t, es)).trim_end().to_string());
+    }
+    if let (Some(due), Some(total)) = (e.amount_due, e.total_amount) {
+        if due != total {
+            v.push(format!("{}: {} {cur}", label("A pagar", "Amount due"), money(due, es)).trim_end().to_string());
+        }
+    }
+    if v.is_empty() {
+        v.push(label(
+            "No hemos podido leer ningún dato con seguridad.",
+            "We could not read any field with confidence.",
+        ));
+    }
+    v
+}
+
+/// One sentence the supplier can act on, per error code.
+pub fn error_sentence(code: ErrorCode, detail: &str, es: bool, max_pages: u32) -> String {
+    match (code, es) {
+        (ErrorCode::Encrypted, true) => "El PDF está protegido con contraseña; envíelo sin contraseña, por favor.".into(),
+        (ErrorCode::Encrypted, false) => "The PDF is password-protected; please send it without a password.".into(),
+        (ErrorCode::Unreadable, true) => {
+            "El archivo está dañado y no se puede abrir; exporte de nuevo la factura a PDF y envíela otra vez, por favor.".into()
+        }
+        (ErrorCode::Unreadable, false) => {
+            "The file is damaged and cannot be opened; please export the invoice to PDF again and resend it.".into()
+        }
+        (ErrorCode::UnsupportedType, true) => format!(
+            "no podemos leer este tipo de archivo{}; envíe la factura en PDF, por favor.",
+            paren(detail)
+        ),
+        (ErrorCode::UnsupportedType, false) => {
+            format!("we cannot read this kind of file{}; please send the invoice as a PDF.", paren(detail))
+        }
+        (ErrorCode::TooLarge, true) => format!(
+            "el archivo es demasiado grande{}; envíe un PDF más pequeño o una imagen de menor resolución, por favor.",
+            paren(detail)
+        ),
+        (ErrorCode::TooLarge, false) => format!(
+            "the file is too large{}; please send a smaller PDF or a lower-resolution image.",
+            paren(detail)
+        ),
+        (ErrorCode::TooManyPages, true) => format!(
+            "el PDF tiene demasiadas páginas (leemos hasta {max_pages}); envíe solo la factura, por favor."
+        ),
+        (ErrorCode::TooManyPages, false) => {
+            format!("the PDF has too many pages (we read up to {max_pages}); please send only the invoice.")
+        }
+        (ErrorCode::NoInvoiceFound, true) => {
+            "no hemos encontrado una factura en este documento; si lo es, envíe el PDF original o una imagen nítida, por favor.".into()
+        }
+        (ErrorCode::NoInvoiceFound, false) => {
+            "we found no invoice in this document; if it is one, please send the original PDF or a sharp image.".into()
+        }
+        (ErrorCode::InvalidEinvoice, true) => {
+            format!("la factura electrónica XML no es válida{}; corríjala y envíela de nuevo, por favor.", paren(detail))
+        }
+        (ErrorCode::InvalidEinvoice, false) => {
+            format!("the XML e-invoice is not valid{}; please correct it and send it again.", paren(detail))
+        }
+        (ErrorCode::Timeout | ErrorCode::SandboxFailure, true) => {
+            "no hemos podido leerlo automáticamente; una persona lo revisará.".into()
+        }
+        (ErrorCode::Timeout | ErrorCode::SandboxFailure, false) => {
+            "we could not read it automatically; a person will review it.".into()
+        }
+    }
+}
+
+fn paren(detail: &str) -> String {
+    let d = detail.trim().trim_end_matches('.');
+    if d.is_empty() {
+        String::new()
+    } else {
+        format!(" ({d})")
+    }
+}
+
+fn check_sentence(check: &crate::extract::Check, es: bool) -> String {
+    let what = match (check.name.as_str(), es) {
+        ("totals_add_up" | "BR-CO-15", true) => "el total no coincide con la base imponible más el IVA".to_string(),
+        ("totals_add_up" | "BR-CO-15", false) => "the total does not match the net amount plus tax".to_string(),
+        ("tax_id_checksum", true) => "el NIF/CIF/número de IVA no es válido (dígito de control)".to_string(),
+        ("tax_id_checksum", false) => "the tax ID's check digit is wrong".to_string(),
+        ("iban_checksum", true) => "el IBAN no es válido (dígitos de control)".to_string(),
+        ("iban_checksum", false) => "the IBAN's check digits are wrong".to_string(),
+        ("xml_matches_visual", true) => "los datos del XML no coinciden con lo que muestra el PDF".to_string(),
+        ("xml_matches_visual", false) => "the embedded XML does not match what the PDF shows".to_string(),
+        (name, true) => format!("la comprobación {name} no se cumple"),
+        (name, false) => format!("check {name} failed"),
+    };
+    match &check.detail {
+        Some(d) if !d.is_empty() => format!("{what} ({d})."),
+        _ => format!("{what}."),
+    }
+}
+
+pub fn money(d: Decimal, es: bool) -> String {
+    let s = format!("{:.2}", d.round_dp(2));
+    let (neg, s) = s.strip_prefix('-').map(|r| (true, r)).unwrap_or((false, s.as_str()));
+    let (int, frac) = s.split_once('.').unwrap_or((s, "00"));
+    let mut grouped = String::new();
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(if es { '.' } else { ',' });
+        }
+        grouped.push(ch);
+    }
+    format!("{}{grouped}{}{frac}", if neg { "-" } else { "" }, if es { ',' } else { '.' })
+}
+
+fn date_es(d: NaiveDate) -> String {
+    d.format("%d/%m/%Y").to_string()
+}
+
+fn size(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn to_html(lines: &[String]) -> String {
+    let mut html = String::from("<!DOCTYPE html><html><body style=\"font-family:sans-serif\">\n");
+    for l in lines {
+        if l.is_empty() {
+            html.push_str("<br>\n");
+        } else if let Some(rest) = l.strip_prefix("    ") {
+            html.push_str(&format!("<div style=\"margin-left:2em\">{}</div>\n", html_escape(rest)));
+        } else {
+            html.push_str(&format!("<div>{}</div>\n", html_escape(l)));
+        }
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+/// Build a mail with a plain-text and an HTML part from the same lines.
+fn build(
+    from: &str,
+    to: &[String],
+    subject: &str,
+    message_id: &str,
+    thread: Option<&Thread<'_>>,
+    lines: &[String],
+) -> anyhow::Result<Message> {
+    let mut b = Message::builder()
+        .from(from.parse::<Mailbox>()?)
+        .subject(subject.replace(['\r', '\n'], " "))
+        .message_id(Some(message_id.to_string()))
+        .header(AutoSubmitted("auto-replied".into()))
+        .date_now();
+    for t in to {
+        b = b.to(t.parse::<Mailbox>()?);
+    }
+    if let Some(th) = thread {
+        if let Some(id) = th.message_id {
+            let id = angle(id);
+            b = b.in_reply_to(id.clone());
+            let mut refs: Vec<String> = th.references.iter().map(|r| angle(r)).collect();
+            refs.push(id);
+            b = b.references(refs.join(" "));
+        }
+    }
+    let text = lines.join("\n") + "\n";
+    Ok(b.multipart(
+        MultiPart::alternative()
+            .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
+            .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(to_html(lines))),
+    )?)
+}
+
+fn angle(id: &str) -> String {
+    let id = id.trim().trim_matches(['<', '>']);
+    format!("<{id}>")
+}
+
+/// The supplier's reply, with its stable Message-ID.
+pub fn compose_reply(
+    thread: &Thread<'_>,
+    content: &ReplyContent<'_>,
+    message_ref: i64,
+) -> anyhow::Result<(String, Message)> {
+    let lines = reply_lines(content);
+    let id = stable_message_id("reply", message_ref, &lines.join("\n"), thread.from);
+    let msg = build(thread.from, &[thread.to.to_string()], &reply_subject(thread.subject), &id, Some(thread), &lines)?;
+    Ok((id, msg))
+}
+
+/// What the accountants get for each stored invoice.
+pub struct Confirmation<'a> {
+    pub language: Language,
+    pub extraction: &'a Extraction,
+    pub filename: &'a str,
+    pub sender: &'a str,
+    pub subject: &'a str,
+    pub message_id: Option<&'a str>,
+    pub message_ref: i64,
+    pub invoice_ref: i64,
+}
+
+pub fn confirmation_lines(c: &Confirmation<'_>) -> Vec<String> {
+    let es = c.language == Language::Es;
+    let e = c.extraction;
+    let mut lines =
+        vec![if es { "Factura registrada:".to_string() } else { "Invoice recorded:".to_string() }, String::new()];
+    lines.extend(field_lines(e, es).into_iter().map(|l| format!("    {l}")));
+    let cur = e.currency.clone().unwrap_or_default();
+    for (label_es, label_en, v) in [("Base imponible", "Net amount", e.net_amount), ("Impuestos", "Tax", e.tax_amount)]
+    {
+        if let Some(v) = v {
+            lines.push(
+                format!("    {}: {} {cur}", if es { label_es } else { label_en }, money(v, es)).trim_end().to_string(),
+            );
+        }
+    }
+    if let Some(c) = e.customer.as_ref().and_then(|p| p.name.clone().or(p.tax_id.clone())) {
+        lines.push(format!("    {}: {c}", if es { "Cliente" } else { "Customer" }));
+    }
+    if let Some(iban) = e.supplier.as_ref().and_then(|p| p.iban.clone()) {
+        lines.push(format!("    IBAN: {iban}"));
+    }
+    let source =
+        e.source.map(|s| serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default());
+    lines.push(format!("    {}: {}", if es { "Origen" } else { "Source" }, source.unwrap_or_default()));
+    if let Some(conf) = &e.confidence {
+        let parts: Vec<String> = conf.iter().map(|(k, v)| format!("{k} {:.0}%", v * 100.0)).collect();
+        if !parts.is_empty() {
+            lines.push(format!("    {}: {}", if es { "Confianza" } else { "Confidence" }, parts.join(", ")));
+        }
+    }
+    for check in e.failed_checks() {
+        lines.push(format!("    {} {}", if es { "Atención:" } else { "Warning:" }, check_sentence(check, es)));
+    }
+    for w in e.warnings.iter().flatten() {
+        lines.push(format!("    {} {w}", if es { "Aviso:" } else { "Note:" }));
+    }
+    lines.push(String::new());
+    lines.push(format!(
+        "{}: {} ({})",
+        if es { "Documento" } else { "Document" },
+        c.filename,
+        e.sha256.as_deref().unwrap_or("")
+    ));
+    lines.push(format!("{}: {}", if es { "Remitente" } else { "Sender" }, c.sender));
+    lines.push(format!("{}: {}", if es { "Asunto" } else { "Subject" }, c.subject));
+    if let Some(id) = c.message_id {
+        lines.push(format!("Message-ID: {}", angle(id)));
+    }
+    lines.push(format!(
+        "{}: message {} / invoice {}",
+        if es { "Referencia" } else { "Reference" },
+        c.message_ref,
+        c.invoice_ref
+    ));
+    lines
+}
+
+pub fn compose_confirmation(
+    from: &str,
+    accountants: &[String],
+    c: &Confirmation<'_>,
+) -> anyhow::Result<(String, Message)> {
+    let es = c.language == Language::Es;
+    let lines = confirmation_lines(c);
+    let e = c.extraction;
+    let who =
+        e.supplier.as_ref().and_then(|s| s.name.clone().or(s.tax_id.clone())).unwrap_or_else(|| c.sender.to_string());
+    let number = e.display_number().unwrap_or_else(|| "?".into());
+    let total = e
+        .total_amount
+        .map(|t| format!(" — {} {}", money(t, es), e.currency.clone().unwrap_or_default()))
+        .unwrap_or_default();
+    let flag = if e.failed_checks().next().is_some() {
+        if es {
+            "[REVISAR] "
+        } else {
+            "[CHECK] "
+        }
+    } else {
+        ""
+    };
+    let subject = if es {
+        format!("{flag}Factura registrada: {who} nº {number}{total}")
+    } else {
+        format!("{flag}Invoice recorded: {who} no. {number}{total}")
+    };
+    let id = stable_message_id(&format!("confirm{}", c.invoice_ref), c.message_ref, &lines.join("\n"), from);
+    let msg = build(from, accountants, subject.trim(), &id, None, &lines)?;
+    Ok((id, msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::{Party, Status};
+    use std::str::FromStr;
+
+    fn invoice() -> Extraction {
+        let mut e = Extraction::empty("factura.pdf");
+        e.invoice_number = Some("2025-0042".into());
+        e.issue_date = NaiveDate::from_ymd_opt(2025, 10, 15);
+        e.currency = Some("EUR".into());
+        e.supplier = Some(Party {
+            name: Some("Suministros <b>Norte</b> S.L.".into()),
+            tax_id: Some("B12345674".into()),
+            ..Default::default()
+        });
+        e.total_amount = Some(Decimal::from_str("1210.00").unwrap());
+        e
+    }
+
+    fn content<'a>(outcomes: &'a [(String, Outcome)], lang: Language) -> ReplyContent<'a> {
+        ReplyContent {
+            language: lang,
+            outcomes,
+            skipped: &[],
+            resent_of: None,
+            message_error: None,
+            max_pages: 50,
+            max_attachments: 20,
+        }
+    }
+
+    #[test]
+    fn a_stored_invoice_is_read_back_in_spanish() {
+        let o = vec![("factura.pdf".to_string(), Outcome::Stored(invoice()))];
+        let text = reply_lines(&content(&o, Language::Es)).join("\n");
+        assert!(text.contains("factura.pdf: registrada."), "{text}");
+        assert!(text.contains("Factura nº: 2025-0042"), "{text}");
+        assert!(text.contains("Fecha: 15/10/2025"), "{text}");
+        assert!(text.contains("Total: 1.210,00 EUR"), "{text}");
+    }
+
+    #[test]
+    fn an_encrypted_pdf_gets_the_sentence_the_supplier_can_act_on() {
+        let e = Extraction::failed("f.pdf", ErrorCode::Encrypted, "password");
+        let o = vec![("f.pdf".to_string(), Outcome::Failed(e))];
+        let text = reply_lines(&content(&o, Language::Es)).join("\n");
+        assert!(text.contains("El PDF está protegido con contraseña; envíelo sin contraseña, por favor."), "{text}");
+    }
+
+    #[test]
+    fn a_mail_without_documents_is_told_so_in_english() {
+        let text = reply_lines(&content(&[], Language::En)).join("\n");
+        assert!(text.contains("We found no invoice attached"), "{text}");
+    }
+
+    #[test]
+    fn a_failed_total_check_is_shown_plainly() {
+        let mut e = invoice();
+        e.push_check(crate::extract::Check::new("totals_add_up", false, Some("1000.00 + 210.00 ≠ 1200.00".into())));
+        let o = vec![("factura.pdf".to_string(), Outcome::Stored(e))];
+        let text = reply_lines(&content(&o, Language::Es)).join("\n");
+        assert!(text.contains("el total no coincide con la base imponible más el IVA"), "{text}");
+    }
+
+    #[test]
+    fn the_reply_is_threaded_marked_automatic_and_escaped() {
+        let o = vec![("factura.pdf".to_string(), Outcome::Stored(invoice()))];
+        let refs = vec!["<a@x.test>".to_string()];
+        let thread = Thread {
+            from: "intake@example.test",
+            to: "billing@supplier.test",
+            subject: "Factura octubre",
+            message_id: Some("m1@supplier.test"),
+            references: &refs,
+        };
+        let (id, msg) = compose_reply(&thread, &content(&o, Language::Es), 7).unwrap();
+        let raw = String::from_utf8(msg.formatted()).unwrap();
+        assert!(raw.contains("Subject: Re: Factura octubre"), "{raw}");
+        assert!(raw.contains("In-Reply-To: <m1@supplier.test>"), "{raw}");
+        assert!(raw.contains("References: <a@x.test> <m1@supplier.test>"), "{raw}");
+        assert!(raw.contains("Auto-Submitted: auto-replied"), "{raw}");
+        assert!(raw.contains(&format!("Message-ID: {id}")), "{raw}");
+        let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let html = parsed.body_html(0).unwrap();
+        assert!(html.contains("&lt;b&gt;Norte&lt;/b&gt;"), "HTML part must escape: {html}");
+        assert!(parsed.body_text(0).unwrap().contains("Total: 1.210,00 EUR"));
+        // The same content gives the same Message-ID: the outbox key that stops double replies.
+        let (id2, _) = compose_reply(&thread, &content(&o, Language::Es), 7).unwrap();
+        assert_eq!(id, id2);
+    }
+
+    #[test]
+    fn a_hostile_subject_cannot_add_headers() {
+        let thread = Thread {
+            from: "intake@example.test",
+            to: "a@b.test",
+            subject: "x\r\nBcc: victim@evil.test",
+            message_id: None,
+            references: &[],
+        };
+        let (_, msg) = compose_reply(&thread, &content(&[], Language::En), 1).unwrap();
+        let raw = String::from_utf8(msg.formatted()).unwrap();
+        assert!(!raw.lines().any(|l| l.starts_with("Bcc:")), "{raw}");
+    }
+
+    #[test]
+    fn money_is_grouped_by_locale() {
+        let cases = [
+            ("1210", true, "1.210,00"),
+            ("1234567.5", false, "1,234,567.50"),
+            ("-45.1", true, "-45,10"),
+            ("0", true, "0,00"),
+        ];
+        for (input, es, want) in cases {
+            assert_eq!(money(Decimal::from_str(input).unwrap(), es), want);
+        }
+    }
+
+    #[test]
+    fn the_confirmation_names_the_fields_and_the_message() {
+        let e = invoice();
+        let c = Confirmation {
+            language: Language::Es,
+            extraction: &e,
+            filename: "factura.pdf",
+            sender: "billing@supplier.test",
+            subject: "Factura octubre",
+            message_id: Some("m1@supplier.test"),
+            message_ref: 3,
+            invoice_ref: 9,
+        };
+        let (_, msg) = compose_confirmation("intake@example.test", &["accounts@example.test".to_string()], &c).unwrap();
+        let raw = msg.formatted();
+        let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let body = parsed.body_text(0).unwrap();
+        assert!(parsed.subject().unwrap().contains("Factura registrada"));
+        assert!(body.contains("Message-ID: <m1@supplier.test>"), "{body}");
+        assert!(body.contains("Remitente: billing@supplier.test"), "{body}");
+        assert_eq!(e.status, Status::Ok);
+    }
+}

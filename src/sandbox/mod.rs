@@ -1,0 +1,389 @@
+//! Running the extractor on one document, away from everything else.
+//!
+//! The document came from the open internet, and poppler and tesseract are large C programs, so the extractor
+//! runs in a bubblewrap jail: fresh namespaces with no network, read-only system directories, an empty private
+//! /tmp, only the one input file visible, rlimits on memory, CPU time, file size and open files, and a wall-clock
+//! limit after which the whole process tree is killed. The worker talks to it through one JSON line per result
+//! on stdout, the same line `extract --json` prints.
+//!
+//! Backends: `local` (bubblewrap, the default) and `none` (the same process without a jail, for machines with no
+//! user namespaces; it is loudly warned about). E2B is the planned third.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+use crate::config::{CompanyConfig, SandboxBackend, SandboxConfig};
+use crate::extract::{ErrorCode, Extraction};
+
+/// Where the extractor binary and the document appear inside the jail.
+const JAIL_EXTRACTOR: &str = "/run/invoice-intake/extractor";
+const JAIL_INPUT: &str = "/input/document";
+/// Results are small; anything past this is a misbehaving extractor, not an invoice.
+const MAX_STDOUT: u64 = 16 * 1024 * 1024;
+const MAX_STDERR: u64 = 64 * 1024;
+/// Files the extractor may write (rendered pages, detached XML) stay below this.
+const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
+const MAX_OPEN_FILES: u64 = 256;
+
+/// Options the extractor needs besides the document.
+#[derive(Debug, Clone, Default)]
+pub struct ExtractOptions {
+    pub no_embedded: bool,
+    pub max_pages: u32,
+    pub max_image_pixels: u64,
+    pub own_names: Vec<String>,
+    pub own_tax_ids: Vec<String>,
+}
+
+impl ExtractOptions {
+    /// The command-line arguments of `invoice-intake sandbox-run` that carry these options.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--max-pages".to_string(),
+            self.max_pages.to_string(),
+            "--max-pixels".to_string(),
+            self.max_image_pixels.to_string(),
+        ];
+        if self.no_embedded {
+            args.push("--no-embedded".into());
+        }
+        for n in &self.own_names {
+            args.push("--own-name".into());
+            args.push(n.clone());
+        }
+        for t in &self.own_tax_ids {
+            args.push("--own-tax-id".into());
+            args.push(t.clone());
+        }
+        args
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    backend: SandboxBackend,
+    extractor: PathBuf,
+    timeout: Duration,
+    memory_bytes: u64,
+    cpu_secs: u64,
+    options: ExtractOptions,
+    /// Private directory (mode 0700) where each document is written before it is bound into the jail; removed
+    /// when the last clone of the sandbox goes.
+    workdir: std::sync::Arc<tempfile::TempDir>,
+}
+
+impl Sandbox {
+    pub fn new(cfg: &SandboxConfig, company: &CompanyConfig) -> Result<Sandbox> {
+        let extractor = match &cfg.extractor {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().context("cannot find our own executable to use as the extractor")?,
+        };
+        if !extractor.is_file() {
+            bail!("sandbox.extractor {} does not exist", extractor.display());
+        }
+        let workdir = tempfile::Builder::new()
+            .prefix("invoice-intake-")
+            .tempdir()
+            .context("creating the sandbox work directory")?;
+        set_private(workdir.path());
+        Ok(Sandbox {
+            backend: cfg.backend,
+            extractor,
+            timeout: Duration::from_secs(cfg.timeout_secs),
+            memory_bytes: cfg.memory_mb * 1024 * 1024,
+            cpu_secs: cfg.cpu_secs,
+            options: ExtractOptions {
+                no_embedded: false,
+                max_pages: cfg.max_pages,
+                max_image_pixels: cfg.max_image_pixels,
+                own_names: company.names.clone(),
+                own_tax_ids: company.tax_ids.clone(),
+            },
+            workdir: std::sync::Arc::new(workdir),
+        })
+    }
+
+    pub fn backend(&self) -> SandboxBackend {
+        self.backend
+    }
+
+    pub fn with_no_embedded(mut self, no_embedded: bool) -> Self {
+        self.options.no_embedded = no_embedded;
+        self
+    }
+
+    /// Extract one document. Never fails: a crash, a timeout or garbage output becomes an error result with the
+    /// matching code, so the caller always has something to store and to tell the supplier.
+    pub async fn extract(&self, filename: &str, bytes: &[u8]) -> Vec<Extraction> {
+        let input = match tempfile::Builder::new().prefix("doc-").tempfile_in(self.workdir.path()) {
+            Ok(f) => f,
+            Err(e) => {
+                return vec![failure(filename, ErrorCode::SandboxFailure, &format!("cannot create a work file: {e}"))]
+            }
+        };
+        if let Err(e) = tokio::fs::write(input.path(), bytes).await {
+            return vec![failure(filename, ErrorCode::SandboxFailure, &format!("cannot write the work file: {e}"))];
+        }
+        let mut results = self.run(filename, input.path()).await;
+        let digest = crate::extract::sha256_hex(bytes);
+        for r in &mut results {
+            r.file = filename.to_string();
+            r.sha256 = Some(digest.clone());
+        }
+        results
+    }
+
+    async fn run(&self, filename: &str, input: &Path) -> Vec<Extraction> {
+        let mut args = vec!["sandbox-run".to_string(), "--name".to_string(), filename.to_string()];
+        args.extend(self.options.to_args());
+        let mut cmd = match self.backend {
+            SandboxBackend::Local => {
+                let mut c = Command::new("bwrap");
+                c.args(bwrap_args(&self.extractor, input));
+                c.arg(JAIL_EXTRACTOR).args(&args).arg(JAIL_INPUT);
+                c
+            }
+            SandboxBackend::None => {
+                let mut c = Command::new(&self.extractor);
+                c.args(&args).arg(input);
+                c.env_clear().env("PATH", "/usr/bin:/bin").env("OMP_THREAD_LIMIT", "1").env("LANG", "C.UTF-8");
+                c
+            }
+        };
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        // Its own process group, so a timeout kills every tool it started, not just the top process.
+        cmd.process_group(0);
+        let limits = (self.memory_bytes, self.cpu_secs);
+        // SAFETY: only async-signal-safe setrlimit calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                set_rlimit(libc::RLIMIT_AS, limits.0)?;
+                set_rlimit(libc::RLIMIT_CPU, limits.1)?;
+                set_rlimit(libc::RLIMIT_FSIZE, MAX_FILE_BYTES)?;
+                set_rlimit(libc::RLIMIT_NOFILE, MAX_OPEN_FILES)?;
+                set_rlimit(libc::RLIMIT_CORE, 0)?;
+                Ok(())
+            });
+        }
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                return vec![failure(filename, ErrorCode::SandboxFailure, &format!("cannot start the sandbox: {e}"))]
+            }
+        };
+        let pid = child.id();
+        let mut stdout = child.stdout.take().expect("stdout is piped");
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let work = async {
+            let mut out = Vec::new();
+            let mut err = Vec::new();
+            let mut limited_out = (&mut stdout).take(MAX_STDOUT);
+            let mut limited_err = (&mut stderr).take(MAX_STDERR);
+            let (r1, r2) = tokio::join!(limited_out.read_to_end(&mut out), limited_err.read_to_end(&mut err));
+            r1?;
+            r2?;
+            let status = child.wait().await?;
+            Ok::<_, std::io::Error>((status, out, err))
+        };
+        let outcome = tokio::time::timeout(self.timeout, work).await;
+        if let Some(pid) = pid {
+            // SAFETY: killpg on the group we created; harmless if it already exited.
+            unsafe {
+                libc::killpg(pid as i32, libc::SIGKILL);
+            }
+        }
+        match outcome {
+            Err(_) => vec![failure(
+                filename,
+                ErrorCode::Timeout,
+                &format!("reading the document took longer than {}s", self.timeout.as_secs()),
+            )],
+            Ok(Err(e)) => vec![failure(filename, ErrorCode::SandboxFailure, &format!("sandbox I/O error: {e}"))],
+            Ok(Ok((status, out, err))) => parse_output(filename, status, &out, &err),
+        }
+    }
+}
+
+fn parse_output(filename: &str, status: std::process::ExitStatus, out: &[u8], err: &[u8]) -> Vec<Extraction> {
+    let text = String::from_utf8_lossy(out);
+    let parsed: Vec<Extraction> =
+        text.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok()).collect();
+    if status.success() && !parsed.is_empty() {
+        return parsed;
+    }
+    let tail = String::from_utf8_lossy(err);
+    let tail: String = tail.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
+    use std::os::unix::process::ExitStatusExt;
+    let why = match status.signal() {
+        Some(libc::SIGXCPU) => {
+            return vec![failure(filename, ErrorCode::Timeout, "the extractor used up its CPU time")]
+        }
+        Some(libc::SIGKILL) => "the extractor was killed (out of memory or time)".to_string(),
+        Some(libc::SIGABRT) if tail.contains("memory allocation") => "the extractor ran out of memory".to_string(),
+        Some(sig) => format!("the extractor crashed with signal {sig}"),
+        None => format!("the extractor exited with {status}"),
+    };
+    vec![failure(filename, ErrorCode::SandboxFailure, &format!("{why}: {tail}"))]
+}
+
+fn failure(filename: &str, code: ErrorCode, message: &str) -> Extraction {
+    tracing::warn!(file = filename, code = code.as_str(), message, "sandbox failure");
+    Extraction::failed(filename, code, message)
+}
+
+/// The bubblewrap command line: what the jail sees.
+fn bwrap_args(extractor: &Path, input: &Path) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        "--cap-drop",
+        "ALL",
+        "--setenv",
+        "PATH",
+        "/usr/bin:/bin",
+        "--setenv",
+        "HOME",
+        "/tmp",
+        "--setenv",
+        "LANG",
+        "C.UTF-8",
+        // One OpenMP thread per tesseract: parallelism comes from running one jail per core.
+        "--setenv",
+        "OMP_THREAD_LIMIT",
+        "1",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "--chdir",
+        "/tmp",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // Merged-/usr systems have /bin, /lib… as symlinks; older ones have real directories.
+    for dir in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
+        match std::fs::read_link(dir) {
+            Ok(target) => a.extend(["--symlink".into(), target.display().to_string(), dir.into()]),
+            Err(_) if Path::new(dir).is_dir() => a.extend(["--ro-bind".into(), dir.into(), dir.into()]),
+            Err(_) => {}
+        }
+    }
+    // Only what the tools need from /etc: the loader cache and fonts. Not the rest (no config, no passwd, no
+    // secrets).
+    for path in ["/etc/ld.so.cache", "/etc/fonts", "/etc/alternatives"] {
+        if Path::new(path).exists() {
+            a.extend(["--ro-bind".into(), path.into(), path.into()]);
+        }
+    }
+    a.extend(["--ro-bind".into(), extractor.display().to_string(), JAIL_EXTRACTOR.into()]);
+    a.extend(["--ro-bind".into(), input.display().to_string(), JAIL_INPUT.into()]);
+    a
+}
+
+fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
+    let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
+    // SAFETY: plain syscall with a valid pointer.
+    if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn set_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}
+
+/// One line of `doctor`: what was checked, whether it holds, and what to do when it does not.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Sandbox {
+    /// Check, from inside the jail, that every tool and language pack the extractor needs is there.
+    pub async fn probe(&self) -> Vec<Probe> {
+        let mut probes = Vec::new();
+        if self.backend == SandboxBackend::Local {
+            let ok = Command::new("bwrap").arg("--version").output().await.map(|o| o.status.success()).unwrap_or(false);
+            probes.push(Probe {
+                name: "bubblewrap".into(),
+                ok,
+                detail: if ok { "bwrap runs".into() } else { "install the Debian package bubblewrap".into() },
+            });
+        } else {
+            probes.push(Probe {
+                name: "sandbox".into(),
+                ok: true,
+                detail: "WARNING: backend = \"none\": documents are read without isolation".into(),
+            });
+        }
+        let doc = b"probe";
+        let mut cmd_args = vec!["sandbox-probe".to_string()];
+        cmd_args.extend(self.options.to_args());
+        let output = {
+            let input = tempfile::NamedTempFile::new_in(self.workdir.path());
+            match input {
+                Ok(input) => {
+                    let _ = std::fs::write(input.path(), doc);
+                    let mut cmd = match self.backend {
+                        SandboxBackend::Local => {
+                            let mut c = Command::new("bwrap");
+                            c.args(bwrap_args(&self.extractor, input.path())).arg(JAIL_EXTRACTOR).args(&cmd_args);
+                            c
+                        }
+                        SandboxBackend::None => {
+                            let mut c = Command::new(&self.extractor);
+                            c.args(&cmd_args);
+                            c
+                        }
+                    };
+                    tokio::time::timeout(Duration::from_secs(60), cmd.output()).await
+                }
+                Err(e) => {
+                    probes.push(Probe { name: "workdir".into(), ok: false, detail: e.to_string() });
+                    return probes;
+                }
+            }
+        };
+        match output {
+            Ok(Ok(o)) if o.status.success() => {
+                for line in String::from_utf8_lossy(&o.stdout).lines() {
+                    if let Ok(p) = serde_json::from_str::<serde_json::Value>(line) {
+                        probes.push(Probe {
+                            name: p["name"].as_str().unwrap_or("?").to_string(),
+                            ok: p["ok"].as_bool().unwrap_or(false),
+                            detail: p["detail"].as_str().unwrap_or("").to_string(),
+                        });
+                    }
+                }
+            }
+            Ok(Ok(o)) => probes.push(Probe {
+                name: "jail".into(),
+                ok: false,
+                detail: format!(
+                    "the extractor does not run in the jail ({}): {}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ),
+            }),
+            Ok(Err(e)) => probes.push(Probe { name: "jail".into(), ok: false, detail: format!("cannot start: {e}") }),
+            Err(_) => probes.push(Probe { name: "jail".into(), ok: false, detail: "the probe timed out".into() }),
+        }
+        probes
+    }
+}

@@ -1,0 +1,554 @@
+//! Every SQL statement the service runs, one small function each. The message state machine lives here:
+//!
+//! ```text
+//! received ──▶ processed   (at least one invoice stored; reply and confirmations queued)
+//!          ├─▶ failed      (nothing usable; an error reply queued)
+//!          ├─▶ ignored     (auto-generated mail without an invoice; nobody is answered)
+//!          └─▶ quarantined (an operator must look: the reason says why)
+//! ```
+//! Every transition out of `received` happens in one transaction with the rows it produces, so a crash leaves a
+//! message either untouched or completely handled.
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::extract::Extraction;
+
+/// How long to wait for a pooled connection before the step fails and is retried.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
+    let options = PgConnectOptions::from_str(url).context("database.url is not a valid Postgres URL")?;
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await
+        .context("cannot connect to Postgres")
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    MIGRATOR.run(pool).await.context("applying migrations")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageState {
+    Received,
+    Processed,
+    Failed,
+    Ignored,
+    Quarantined,
+}
+
+impl MessageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageState::Received => "received",
+            MessageState::Processed => "processed",
+            MessageState::Failed => "failed",
+            MessageState::Ignored => "ignored",
+            MessageState::Quarantined => "quarantined",
+        }
+    }
+}
+
+// ---- mailbox state ----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxState {
+    pub uidvalidity: u32,
+    pub last_uid: u32,
+}
+
+pub async fn mailbox_state(pool: &PgPool, mailbox: &str) -> Result<Option<MailboxState>> {
+    let row = sqlx::query("SELECT uidvalidity, last_uid FROM mailbox_state WHERE mailbox = $1")
+        .bind(mailbox)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|r| MailboxState { uidvalidity: r.get::<i64, _>(0) as u32, last_uid: r.get::<i64, _>(1) as u32 }))
+}
+
+pub async fn save_mailbox_state(pool: &PgPool, mailbox: &str, state: MailboxState) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, last_contact) VALUES ($1, $2, $3, now())
+         ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = $2, last_uid = $3, last_contact = now()",
+    )
+    .bind(mailbox)
+    .bind(i64::from(state.uidvalidity))
+    .bind(i64::from(state.last_uid))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn touch_mailbox(pool: &PgPool, mailbox: &str) -> Result<()> {
+    sqlx::query("UPDATE mailbox_state SET last_contact = now() WHERE mailbox = $1").bind(mailbox).execute(pool).await?;
+    Ok(())
+}
+
+// ---- messages ----
+
+pub struct NewMessage<'a> {
+    pub mailbox: &'a str,
+    pub uidvalidity: u32,
+    pub uid: u32,
+    pub message_id: Option<&'a str>,
+    pub sender: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub raw: &'a [u8],
+    pub raw_sha256: &'a str,
+    /// The size the server reported; larger than `raw` when only the header of an oversized mail was fetched.
+    pub size_bytes: u64,
+}
+
+/// Store a fetched message. Returns its id, or `None` when this mailbox/UIDVALIDITY/UID is already stored.
+pub async fn insert_message(pool: &PgPool, m: &NewMessage<'_>) -> Result<Option<i64>> {
+    let row = sqlx::query(
+        "INSERT INTO messages (mailbox, uidvalidity, uid, message_id, sender, subject, raw, raw_sha256, size_bytes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (mailbox, uidvalidity, uid) DO NOTHING RETURNING id",
+    )
+    .bind(m.mailbox)
+    .bind(i64::from(m.uidvalidity))
+    .bind(i64::from(m.uid))
+    .bind(m.message_id)
+    .bind(m.sender)
+    .bind(m.subject)
+    .bind(m.raw)
+    .bind(m.raw_sha256)
+    .bind(m.size_bytes as i64)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub mailbox: String,
+    pub uidvalidity: u32,
+    pub uid: u32,
+    pub message_id: Option<String>,
+    pub raw: Vec<u8>,
+    pub size_bytes: u64,
+    pub attempts: i32,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Take up to `limit` messages waiting to be processed, counting the attempt. `SKIP LOCKED` lets several
+/// workers share the table without taking the same message.
+pub async fn claim_received(pool: &PgPool, limit: i64) -> Result<Vec<StoredMessage>> {
+    let rows = sqlx::query(
+        "UPDATE messages SET attempts = attempts + 1, updated_at = now()
+         WHERE id IN (SELECT id FROM messages WHERE state = 'received' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, mailbox, uidvalidity, uid, message_id, raw, attempts, received_at, size_bytes",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let mut out: Vec<StoredMessage> = rows
+        .into_iter()
+        .map(|r| StoredMessage {
+            id: r.get(0),
+            mailbox: r.get(1),
+            uidvalidity: r.get::<i64, _>(2) as u32,
+            uid: r.get::<i64, _>(3) as u32,
+            message_id: r.get(4),
+            raw: r.get(5),
+            attempts: r.get(6),
+            received_at: r.get(7),
+            size_bytes: r.get::<i64, _>(8) as u64,
+        })
+        .collect();
+    out.sort_by_key(|m| m.id);
+    Ok(out)
+}
+
+/// After a UIDVALIDITY change every message comes back under a new UID. A copy whose bytes we already handled
+/// is settled at once (moved where the first copy went, not answered again) instead of being processed twice.
+pub async fn settle_rescanned_copy(pool: &PgPool, id: i64, raw_sha256: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE messages SET state = 'ignored', reason = 'already handled as message ' || e.id,
+             target_mailbox = e.target_mailbox, updated_at = now()
+         FROM (SELECT id, target_mailbox FROM messages
+               WHERE raw_sha256 = $2 AND id <> $1 AND state <> 'received' ORDER BY id LIMIT 1) e
+         WHERE messages.id = $1",
+    )
+    .bind(id)
+    .bind(raw_sha256)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// An earlier message with the same Message-ID (a resend of the very same mail), if any.
+pub async fn earlier_message_with_id(
+    tx: &mut Transaction<'_, Postgres>,
+    message_id: &str,
+    before: i64,
+) -> Result<Option<(i64, DateTime<Utc>)>> {
+    let row = sqlx::query(
+        "SELECT id, received_at FROM messages WHERE message_id = $1 AND id < $2 AND state <> 'received'
+         ORDER BY id LIMIT 1",
+    )
+    .bind(message_id)
+    .bind(before)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+#[derive(Debug, Clone)]
+pub struct ExistingInvoice {
+    pub id: i64,
+    pub invoice_number: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn invoice_by_document(
+    tx: &mut Transaction<'_, Postgres>,
+    sender: &str,
+    sha256: &str,
+    index: i32,
+) -> Result<Option<ExistingInvoice>> {
+    let row = sqlx::query(
+        "SELECT id, invoice_number, created_at FROM invoices
+         WHERE sender = $1 AND attachment_sha256 = $2 AND document_index = $3",
+    )
+    .bind(sender)
+    .bind(sha256)
+    .bind(index)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|r| ExistingInvoice { id: r.get(0), invoice_number: r.get(1), created_at: r.get(2) }))
+}
+
+pub struct NewAttachment<'a> {
+    pub message_ref: i64,
+    pub position: i32,
+    pub filename: &'a str,
+    pub content_type: &'a str,
+    pub size_bytes: i64,
+    pub sha256: &'a str,
+    pub status: &'a str,
+    pub error_code: Option<&'a str>,
+    pub result: serde_json::Value,
+}
+
+pub async fn insert_attachment(tx: &mut Transaction<'_, Postgres>, a: &NewAttachment<'_>) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO attachments (message_ref, position, filename, content_type, size_bytes, sha256, status, error_code, result)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (message_ref, position) DO UPDATE SET status = EXCLUDED.status, error_code = EXCLUDED.error_code,
+             result = EXCLUDED.result
+         RETURNING id",
+    )
+    .bind(a.message_ref)
+    .bind(a.position)
+    .bind(a.filename)
+    .bind(a.content_type)
+    .bind(a.size_bytes)
+    .bind(a.sha256)
+    .bind(a.status)
+    .bind(a.error_code)
+    .bind(&a.result)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.get(0))
+}
+
+/// Where an invoice came from; `(sender, sha256, index)` is its identity.
+pub struct InvoiceOrigin<'a> {
+    pub message_ref: i64,
+    pub attachment_ref: i64,
+    pub message_id: Option<&'a str>,
+    pub sender: &'a str,
+    pub sha256: &'a str,
+    /// The invoice's place in its file (a Facturae batch holds several).
+    pub index: i32,
+}
+
+/// Store one invoice. Returns its id, or `None` when the same sender already sent this very document.
+pub async fn insert_invoice(
+    tx: &mut Transaction<'_, Postgres>,
+    o: &InvoiceOrigin<'_>,
+    e: &Extraction,
+) -> Result<Option<i64>> {
+    let supplier = e.supplier.clone().unwrap_or_default();
+    let customer = e.customer.clone().unwrap_or_default();
+    let result = serde_json::to_value(e)?;
+    let row = sqlx::query(
+        "INSERT INTO invoices (message_ref, attachment_ref, message_id, sender, attachment_sha256, document_index,
+             source, document_type, invoice_number, issue_date, due_date, currency, supplier_name, supplier_tax_id,
+             supplier_iban, customer_name, customer_tax_id, net_amount, tax_amount, total_amount, amount_due, result)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+         ON CONFLICT (sender, attachment_sha256, document_index) DO NOTHING RETURNING id",
+    )
+    .bind(o.message_ref)
+    .bind(o.attachment_ref)
+    .bind(o.message_id)
+    .bind(o.sender)
+    .bind(o.sha256)
+    .bind(o.index)
+    .bind(result.get("source").and_then(|v| v.as_str()))
+    .bind(result.get("document_type").and_then(|v| v.as_str()))
+    .bind(e.display_number())
+    .bind(e.issue_date)
+    .bind(e.due_date)
+    .bind(&e.currency)
+    .bind(supplier.name)
+    .bind(supplier.tax_id)
+    .bind(supplier.iban)
+    .bind(customer.name)
+    .bind(customer.tax_id)
+    .bind(e.net_amount)
+    .bind(e.tax_amount)
+    .bind(e.total_amount)
+    .bind(e.amount_due)
+    .bind(&result)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+pub struct NewOutboxMail<'a> {
+    pub message_ref: i64,
+    pub kind: &'a str,
+    pub mail_message_id: &'a str,
+    pub envelope_from: &'a str,
+    pub recipients: &'a [String],
+    pub body: &'a [u8],
+}
+
+/// Queue a mail. The Message-ID is the idempotency key: queuing the same mail twice is a no-op.
+pub async fn enqueue_mail(tx: &mut Transaction<'_, Postgres>, m: &NewOutboxMail<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox (message_ref, kind, mail_message_id, envelope_from, recipients, body)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (mail_message_id) DO NOTHING",
+    )
+    .bind(m.message_ref)
+    .bind(m.kind)
+    .bind(m.mail_message_id)
+    .bind(m.envelope_from)
+    .bind(m.recipients)
+    .bind(m.body)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn finish_message(
+    tx: &mut Transaction<'_, Postgres>,
+    id: i64,
+    state: MessageState,
+    reason: Option<&str>,
+    target_mailbox: Option<&str>,
+) -> Result<()> {
+    sqlx::query("UPDATE messages SET state = $2, reason = $3, target_mailbox = $4, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(state.as_str())
+        .bind(reason)
+        .bind(target_mailbox)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Put a message back to `received` so the pipeline takes it again (`reprocess`), or record a failed attempt.
+pub async fn release_message(pool: &PgPool, id: i64, reason: &str) -> Result<()> {
+    sqlx::query("UPDATE messages SET state = 'received', reason = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(reason)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn quarantine_message(pool: &PgPool, id: i64, reason: &str, target_mailbox: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE messages SET state = 'quarantined', reason = $2, target_mailbox = $3, updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(target_mailbox)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+// ---- archiving (moving handled mail out of the inbox) ----
+
+#[derive(Debug, Clone)]
+pub struct ToArchive {
+    pub id: i64,
+    pub uidvalidity: u32,
+    pub uid: u32,
+    pub target_mailbox: String,
+}
+
+/// Handled messages of `mailbox` not yet moved. Only messages whose outcome is durable are listed, so the
+/// IMAP copy is never moved before its results are safe (unlike Odoo, which flags mail before parsing it).
+pub async fn awaiting_archive(pool: &PgPool, mailbox: &str) -> Result<Vec<ToArchive>> {
+    let rows = sqlx::query(
+        "SELECT id, uidvalidity, uid, target_mailbox FROM messages
+         WHERE mailbox = $1 AND state <> 'received' AND target_mailbox IS NOT NULL AND archived_at IS NULL
+         ORDER BY id",
+    )
+    .bind(mailbox)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ToArchive {
+            id: r.get(0),
+            uidvalidity: r.get::<i64, _>(1) as u32,
+            uid: r.get::<i64, _>(2) as u32,
+            target_mailbox: r.get(3),
+        })
+        .collect())
+}
+
+pub async fn mark_archived(pool: &PgPool, ids: &[i64]) -> Result<()> {
+    sqlx::query("UPDATE messages SET archived_at = now() WHERE id = ANY($1)").bind(ids).execute(pool).await?;
+    Ok(())
+}
+
+// ---- outbox ----
+
+#[derive(Debug, Clone)]
+pub struct OutboxMail {
+    pub id: i64,
+    pub kind: String,
+    pub mail_message_id: String,
+    pub envelope_from: String,
+    pub recipients: Vec<String>,
+    pub body: Vec<u8>,
+    pub attempts: i32,
+}
+
+pub async fn due_mail(pool: &PgPool, limit: i64) -> Result<Vec<OutboxMail>> {
+    let rows = sqlx::query(
+        "SELECT id, kind, mail_message_id, envelope_from, recipients, body, attempts FROM outbox
+         WHERE state = 'pending' AND next_attempt_at <= now() ORDER BY id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| OutboxMail {
+            id: r.get(0),
+            kind: r.get(1),
+            mail_message_id: r.get(2),
+            envelope_from: r.get(3),
+            recipients: r.get(4),
+            body: r.get(5),
+            attempts: r.get(6),
+        })
+        .collect())
+}
+
+pub async fn mark_sent(pool: &PgPool, id: i64) -> Result<()> {
+    sqlx::query("UPDATE outbox SET state = 'sent', sent_at = now(), attempts = attempts + 1 WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_retry(pool: &PgPool, id: i64, error: &str, after: Duration) -> Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+             next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(after.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_undeliverable(pool: &PgPool, id: i64, error: &str) -> Result<()> {
+    sqlx::query("UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = $2 WHERE id = $1")
+        .bind(id)
+        .bind(error)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn pending_mail_count(pool: &PgPool) -> Result<i64> {
+    Ok(sqlx::query("SELECT count(*) FROM outbox WHERE state = 'pending'").fetch_one(pool).await?.get(0))
+}
+
+// ---- operator views ----
+
+pub async fn state_counts(pool: &PgPool) -> Result<Vec<(String, i64)>> {
+    let rows =
+        sqlx::query("SELECT state, count(*) FROM messages GROUP BY state ORDER BY state").fetch_all(pool).await?;
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+#[derive(Debug, Clone)]
+pub struct ProblemMessage {
+    pub id: i64,
+    pub state: String,
+    pub sender: Option<String>,
+    pub subject: Option<String>,
+    pub reason: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub async fn problem_messages(pool: &PgPool, limit: i64) -> Result<Vec<ProblemMessage>> {
+    let rows = sqlx::query(
+        "SELECT id, state, sender, subject, reason, updated_at FROM messages
+         WHERE state IN ('failed', 'quarantined') ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ProblemMessage {
+            id: r.get(0),
+            state: r.get(1),
+            sender: r.get(2),
+            subject: r.get(3),
+            reason: r.get(4),
+            updated_at: r.get(5),
+        })
+        .collect())
+}
+
+pub async fn undeliverable_mail(pool: &PgPool, limit: i64) -> Result<Vec<(i64, Vec<String>, Option<String>)>> {
+    let rows =
+        sqlx::query("SELECT id, recipients, last_error FROM outbox WHERE state = 'failed' ORDER BY id DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
+pub async fn last_imap_contact(pool: &PgPool) -> Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query("SELECT max(last_contact) FROM mailbox_state").fetch_one(pool).await?.get(0))
+}
+
+/// Send failed or quarantined messages through again: back to `received`, and back into the inbox flow.
+/// Their earlier outcome rows stay; the unique keys keep a second pass from duplicating invoices or replies.
+pub async fn reprocess(pool: &PgPool, ids: &[i64]) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE messages SET state = 'received', reason = 'reprocess requested', attempts = 0, updated_at = now()
+         WHERE id = ANY($1) AND state IN ('failed', 'quarantined', 'ignored')",
+    )
+    .bind(ids)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,16 @@
+//! Logging setup: `[log] format = "pretty" | "json"`, filtered by `[log] level` or `RUST_LOG`.
+//! Secrets are `config::Secret`, whose `Debug` and `Display` print `***`, so no log line can carry one.
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+use crate::config::{LogConfig, LogFormat};
+
+pub fn init(cfg: &LogConfig) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.level));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A second init (tests, or a command that initialises twice) is harmless.
+    let _ = match cfg.format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+}

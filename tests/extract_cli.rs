@@ -1,0 +1,110 @@
+//! `invoice-intake extract --json` as a user runs it: real binary, real jail, real poppler and tesseract.
+
+mod common;
+
+use common::pdf::SampleInvoice;
+use serde_json::Value;
+use std::process::Command;
+
+fn extract(args: &[&str]) -> Vec<Value> {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_invoice-intake")).arg("extract").args(args).output().expect("run extract");
+    assert!(out.status.success(), "extract failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(common::corpus("../invoice.schema.json")).expect("shared/invoice.schema.json");
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("the schema compiles")
+}
+
+#[test]
+fn corpus_files_give_one_valid_schema_line_each() {
+    let files = [
+        "einvoice/en16931-cen/ubl/examples/ubl-tc434-example1.xml",
+        "einvoice/en16931-cen/cii/examples/CII_example1.xml",
+        "einvoice/facturae/gobl.facturae/out/invoice-es-es.xml",
+        "einvoice/zugferd-corpus/ZUGFeRDv2/correct/FNFE-factur-x-examples/Facture_DOM_BASICWL.pdf",
+        "einvoice/zugferd-corpus/unstructured/RE-E-974-Hetzner_2016-01-19_R0005532486.pdf",
+        "einvoice/zugferd-corpus/fatturaPA/official/valid/IT01234567890_FPA01.xml",
+    ];
+    let paths: Vec<String> = files.iter().map(|f| common::corpus(f).display().to_string()).collect();
+    let args: Vec<&str> = std::iter::once("--json").chain(paths.iter().map(String::as_str)).collect();
+    let lines = extract(&args);
+    assert_eq!(lines.len(), files.len(), "one line per file: {lines:#?}");
+    let validator = schema();
+    for (line, path) in lines.iter().zip(&paths) {
+        let errors: Vec<String> =
+            validator.iter_errors(line).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+        assert!(errors.is_empty(), "{path}: {errors:?}");
+        assert_eq!(line["file"].as_str(), Some(path.as_str()), "`file` is the path as given");
+    }
+    assert_eq!(lines[0]["invoice_number"], "12115118");
+    assert_eq!(lines[0]["source"], "ubl");
+    assert_eq!(lines[5]["status"], "error", "FatturaPA is not read: {}", lines[5]);
+    assert!(lines[5]["error"]["message"].as_str().unwrap().contains("FatturaPA"), "{}", lines[5]);
+}
+
+#[test]
+fn a_generated_spanish_pdf_is_read_from_its_text_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = SampleInvoice::with_irpf("2025/117");
+    let path = dir.path().join("factura.pdf");
+    std::fs::write(&path, inv.render_pdf()).unwrap();
+    let line = &extract(&["--json", path.to_str().unwrap()])[0];
+    assert_eq!(line["status"], "ok", "{line}");
+    assert_eq!(line["source"], "pdf_text");
+    assert_eq!(line["invoice_number"], "2025/117");
+    assert_eq!(line["issue_date"], "2025-10-15");
+    assert_eq!(line["supplier"]["tax_id"], inv.supplier_nif);
+    assert_eq!(line["customer"]["tax_id"], inv.customer_nif);
+    let amount = |k: &str| line[k].as_str().map(|s| s.parse::<rust_decimal::Decimal>().unwrap());
+    assert_eq!(amount("net_amount"), Some(inv.net()));
+    assert_eq!(amount("tax_amount"), Some(inv.tax()));
+    assert_eq!(amount("total_amount"), Some(inv.total()));
+    assert_eq!(amount("amount_due"), Some(inv.due()), "IRPF withholding lowers the amount due");
+}
+
+#[test]
+fn hostile_and_broken_files_each_get_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.display().to_string()
+    };
+    let mut zip = b"PK\x03\x04".to_vec();
+    zip.extend([0u8; 64]);
+    let mut truncated = SampleInvoice::basic("T-1").render_pdf();
+    truncated.truncate(300);
+    // A PNG header claiming 60000×60000 pixels: a decompression bomb is refused before decoding.
+    let mut bomb = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    bomb.extend(60000u32.to_be_bytes());
+    bomb.extend(60000u32.to_be_bytes());
+    bomb.extend([8, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let xxe = br#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"><ID>&e;</ID></Invoice>"#;
+    let cases = [
+        (write("empty.pdf", b""), "unreadable"),
+        (write("random.pdf", &[0x13, 0x37, 0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 3]), "unreadable"),
+        (write("archive.pdf", &zip), "unreadable"),
+        (write("truncated.pdf", &truncated), "unreadable"),
+        (write("bomb.png", &bomb), "too_large"),
+        (write("xxe.xml", xxe), "invalid_einvoice"),
+        (write("notes.docx", b"\xD0\xCF\x11\xE0 old office"), "unsupported_type"),
+    ];
+    let args: Vec<&str> = std::iter::once("--json").chain(cases.iter().map(|(p, _)| p.as_str())).collect();
+    let lines = extract(&args);
+    for ((path, code), line) in cases.iter().zip(&lines) {
+        assert_eq!(line["status"], "error", "{path}: {line}");
+        assert_eq!(line["error"]["code"], *code, "{path}: {line}");
+        assert!(
+            !line["error"]["message"].as_str().unwrap_or("").is_empty(),
+            "{path}: a message the supplier can act on"
+        );
+    }
+    assert!(!lines[5].to_string().contains("root:"), "XXE must not leak /etc/passwd");
+}
