@@ -439,6 +439,19 @@ async fn status(path: &Path) -> Result<i32> {
             );
         }
     }
+    let flagged = store::flagged_invoices(&pool, 20).await?;
+    if !flagged.is_empty() {
+        println!("invoices with fraud signals (newest first):");
+        for (id, number, sender, signals) in flagged {
+            let kinds: Vec<String> = signals
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["kind"].as_str().map(str::to_string))
+                .collect();
+            println!("  invoice #{id} {} from {sender}: {}", number.unwrap_or_default(), kinds.join(", "));
+        }
+    }
     let undeliverable = store::undeliverable_mail(&pool, 20).await?;
     if !undeliverable.is_empty() {
         println!("undeliverable mail:");

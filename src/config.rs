@@ -169,6 +169,9 @@ pub enum SenderPolicy {
     Any,
     /// Answer only the addresses and domains in `allowlist`.
     Allowlist,
+    /// Answer only mail our own MTA authenticated (DMARC pass, or aligned DKIM pass), read from the topmost
+    /// Authentication-Results header stamped with `authserv_id` (RFC 8601, RFC 7489).
+    Authenticated,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -178,11 +181,27 @@ pub struct SecurityConfig {
     pub sender_policy: SenderPolicy,
     #[serde(default)]
     pub allowlist: Vec<String>,
+    /// The authserv-id our receiving MTA writes in Authentication-Results (e.g. "mx.example.com").
+    #[serde(default)]
+    pub authserv_id: Option<String>,
 }
 
 impl Default for SecurityConfig {
     fn default() -> Self {
-        SecurityConfig { sender_policy: default_policy(), allowlist: Vec::new() }
+        SecurityConfig { sender_policy: default_policy(), allowlist: Vec::new(), authserv_id: None }
+    }
+}
+
+impl SecurityConfig {
+    pub fn policy(&self) -> crate::mail::auth::SenderPolicy {
+        use crate::mail::auth::SenderPolicy as P;
+        match self.sender_policy {
+            SenderPolicy::Any => P::Any,
+            SenderPolicy::Allowlist => P::Allowlist(self.allowlist.clone()),
+            SenderPolicy::Authenticated => {
+                P::Authenticated { authserv_id: self.authserv_id.clone().unwrap_or_default() }
+            }
+        }
     }
 }
 
@@ -423,6 +442,11 @@ impl Config {
         if self.sandbox.timeout_secs == 0 || self.sandbox.memory_mb < 64 {
             bail!("sandbox.timeout_secs must be > 0 and sandbox.memory_mb at least 64");
         }
+        if self.security.sender_policy == SenderPolicy::Authenticated
+            && self.security.authserv_id.as_deref().is_none_or(|s| s.trim().is_empty())
+        {
+            bail!("security.authserv_id must name the receiving MTA when sender_policy = \"authenticated\"");
+        }
         if self.security.sender_policy == SenderPolicy::Allowlist && self.security.allowlist.is_empty() {
             bail!("security.allowlist must list addresses or domains when sender_policy = \"allowlist\"");
         }
@@ -584,5 +608,6 @@ mod tests {
         let text = include_str!("../config/example.toml");
         let c = load(text, &[("INVOICE_INTAKE__IMAP__PASSWORD", "x")]).unwrap();
         assert!(!c.notify.accountants.is_empty());
+        assert_eq!(c.security.sender_policy, SenderPolicy::Authenticated, "safe by default");
     }
 }

@@ -177,7 +177,12 @@ pub fn score_document(expected: &Value, got: &Value) -> Vec<(&'static str, Verdi
         .iter()
         .filter_map(|&field| {
             let verdict = score_field(field, expected, got)?;
-            Some((field, verdict, get(expected, field).map(as_text).unwrap_or_default(), get(got, field).map(as_text).unwrap_or_default()))
+            Some((
+                field,
+                verdict,
+                get(expected, field).map(as_text).unwrap_or_default(),
+                get(got, field).map(as_text).unwrap_or_default(),
+            ))
         })
         .collect()
 }

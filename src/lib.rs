@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod eval;
 pub mod extract;
+pub mod fraud;
 pub mod mail;
 pub mod pipeline;
 pub mod sandbox;

@@ -18,6 +18,8 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::config::{Config, Language};
 use crate::extract::{ErrorCode, Extraction};
+use crate::fraud;
+use crate::mail::auth;
 use crate::mail::imap::{ImapSession, Woken};
 use crate::mail::mime::{self, Incoming};
 use crate::mail::reply::{self, MessageError, Outcome, ReplyContent, Thread};
@@ -260,6 +262,14 @@ impl App {
     async fn process_message(&self, m: StoredMessage) -> Result<bool> {
         let own = &self.config.smtp.from;
         let incoming = mime::parse(&m.raw, own, self.config.limits.max_attachments);
+        if !m.operator_release {
+            let from = incoming.from.as_deref().unwrap_or("");
+            if let auth::Verdict::Untrusted { reason } = auth::judge(&m.raw, from, &self.config.security.policy()) {
+                warn!(reason = reason.as_str(), "sender not authenticated; quarantined without a reply");
+                self.quarantine_untrusted(&m, &incoming, &reason).await?;
+                return Ok(true);
+            }
+        }
         let too_large = (m.size_bytes > self.config.limits.max_message_bytes)
             .then_some(MessageError::TooLarge { bytes: m.size_bytes, limit: self.config.limits.max_message_bytes });
 
@@ -288,6 +298,48 @@ impl App {
         Ok(true)
     }
 
+    /// A mail that fails the sender policy: no reply (backscatter, and a spoofer's Reply-To must never get the
+    /// data), nothing extracted or stored, the message quarantined, and the accountants alerted.
+    async fn quarantine_untrusted(&self, m: &StoredMessage, incoming: &Incoming, reason: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        if !self.config.notify.accountants.is_empty() {
+            let alert = reply::QuarantineAlert {
+                language: self.config.reply.default_language,
+                sender: incoming.from.as_deref().unwrap_or("?"),
+                reply_to: incoming.reply_to.as_deref().filter(|r| Some(*r) != incoming.from.as_deref()),
+                subject: &incoming.subject,
+                message_id: incoming.message_id.as_deref(),
+                reason,
+                message_ref: m.id,
+            };
+            let (id, mail) =
+                reply::compose_quarantine_alert(&self.config.smtp.from, &self.config.notify.accountants, &alert)?;
+            store::enqueue_mail(
+                &mut tx,
+                &store::NewOutboxMail {
+                    message_ref: m.id,
+                    kind: "alert",
+                    mail_message_id: &id,
+                    envelope_from: &self.config.smtp.from,
+                    recipients: &self.config.notify.accountants,
+                    body: &mail.formatted(),
+                },
+            )
+            .await?;
+        }
+        let why = format!("sender not authenticated: {reason}");
+        store::finish_message(
+            &mut tx,
+            m.id,
+            MessageState::Quarantined,
+            Some(&why),
+            Some(&self.config.imap.failed_mailbox),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Store the outcome, queue the replies and decide the message's folder, all in one transaction.
     async fn finalize(
         &self,
@@ -304,7 +356,7 @@ impl App {
             None => None,
         };
         let mut outcomes: Vec<(String, Outcome)> = Vec::new();
-        let mut stored: Vec<(String, Extraction, i64)> = Vec::new();
+        let mut stored: Vec<(String, Extraction, i64, Vec<String>)> = Vec::new();
         for (position, (doc, results)) in extracted.into_iter().enumerate() {
             let sha = crate::extract::sha256_hex(&doc.bytes);
             let summary = serde_json::to_value(&results)?;
@@ -353,7 +405,8 @@ impl App {
                 match store::insert_invoice(&mut tx, &origin, &e).await? {
                     Some(invoice_id) => {
                         info!(invoice_id, number = e.invoice_number.as_deref().unwrap_or(""), "invoice stored");
-                        stored.push((label.clone(), e.clone(), invoice_id));
+                        let alerts = self.fraud_signals(&mut tx, &sender, invoice_id, &e).await?;
+                        stored.push((label.clone(), e.clone(), invoice_id, alerts));
                         outcomes.push((label, Outcome::Stored(e)));
                     }
                     None => outcomes.push((
@@ -434,7 +487,7 @@ impl App {
             (None, None) => info!("no sender address; not replying"),
         }
         if !self.config.notify.accountants.is_empty() {
-            for (filename, e, invoice_id) in &stored {
+            for (filename, e, invoice_id, alerts) in &stored {
                 let c = reply::Confirmation {
                     language: self.config.reply.default_language,
                     extraction: e,
@@ -444,6 +497,7 @@ impl App {
                     message_id: incoming.message_id.as_deref(),
                     message_ref: m.id,
                     invoice_ref: *invoice_id,
+                    alerts,
                 };
                 let (id, mail) =
                     reply::compose_confirmation(&self.config.smtp.from, &self.config.notify.accountants, &c)?;
@@ -465,6 +519,35 @@ impl App {
         tx.commit().await.context("committing the message outcome")?;
         info!(state = state.as_str(), documents = outcomes.len(), "message handled");
         Ok(())
+    }
+
+    /// Compare a newly stored invoice with the supplier's history: a changed IBAN (business email compromise)
+    /// or a reused number with another total. Signals are stored with the invoice and returned as sentences.
+    async fn fraud_signals(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        sender: &str,
+        invoice_id: i64,
+        e: &Extraction,
+    ) -> Result<Vec<String>> {
+        let supplier = e.supplier.clone().unwrap_or_default();
+        let history = store::supplier_history(tx, supplier.tax_id.as_deref(), sender, invoice_id).await?;
+        let new = fraud::NewInvoice {
+            supplier_tax_id: supplier.tax_id,
+            sender: sender.to_string(),
+            invoice_number: e.display_number(),
+            total_amount: e.total_amount,
+            iban: supplier.iban,
+            issue_date: e.issue_date,
+        };
+        let signals = fraud::signals(&new, &history);
+        if signals.is_empty() {
+            return Ok(Vec::new());
+        }
+        warn!(invoice_id, count = signals.len(), "fraud signals raised");
+        store::set_fraud_signals(tx, invoice_id, &serde_json::to_value(&signals)?).await?;
+        let es = self.config.reply.default_language == Language::Es;
+        Ok(signals.iter().map(|s| s.describe(es)).collect())
     }
 
     /// Send what the outbox holds. Returns how many were sent.

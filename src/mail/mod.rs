@@ -1,5 +1,6 @@
 //! Everything that speaks IMAP, SMTP or MIME lives here, and nothing else does.
 
+pub mod auth;
 pub mod imap;
 pub mod mime;
 pub mod reply;

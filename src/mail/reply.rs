@@ -462,6 +462,8 @@ pub struct Confirmation<'a> {
     pub message_id: Option<&'a str>,
     pub message_ref: i64,
     pub invoice_ref: i64,
+    /// Fraud signals (a changed IBAN, a reused number), one sentence each, shown first.
+    pub alerts: &'a [String],
 }
 
 pub fn confirmation_lines(c: &Confirmation<'_>) -> Vec<String> {
@@ -552,6 +554,56 @@ pub fn compose_confirmation(
     };
     let id = stable_message_id(&format!("confirm{}", c.invoice_ref), c.message_ref, &lines.join("\n"), from);
     let msg = build(from, accountants, subject.trim(), &id, None, &lines)?;
+    Ok((id, msg))
+}
+
+/// The accountants' alert for a mail we quarantined without answering (its sender is not authenticated).
+pub struct QuarantineAlert<'a> {
+    pub language: Language,
+    pub sender: &'a str,
+    pub reply_to: Option<&'a str>,
+    pub subject: &'a str,
+    pub message_id: Option<&'a str>,
+    pub reason: &'a str,
+    pub message_ref: i64,
+}
+
+pub fn compose_quarantine_alert(
+    from: &str,
+    accountants: &[String],
+    a: &QuarantineAlert<'_>,
+) -> anyhow::Result<(String, Message)> {
+    let es = a.language == Language::Es;
+    let mut lines = vec![
+        if es {
+            "Un mensaje a la dirección de facturas no ha superado la comprobación del remitente. No se ha respondido ni registrado nada; está en cuarentena.".to_string()
+        } else {
+            "A message to the invoice address failed the sender check. Nothing was answered or recorded; it is quarantined.".to_string()
+        },
+        String::new(),
+        format!("{}: {}", if es { "Motivo" } else { "Reason" }, a.reason),
+        format!("From: {}", a.sender),
+    ];
+    if let Some(r) = a.reply_to {
+        lines.push(format!("Reply-To: {r}"));
+    }
+    lines.push(format!("{}: {}", if es { "Asunto" } else { "Subject" }, a.subject));
+    if let Some(id) = a.message_id {
+        lines.push(format!("Message-ID: {}", angle(id)));
+    }
+    lines.push(String::new());
+    lines.push(if es {
+        format!("Si el remitente es legítimo: invoice-intake reprocess --config … {}", a.message_ref)
+    } else {
+        format!("If the sender is genuine: invoice-intake reprocess --config … {}", a.message_ref)
+    });
+    let subject = if es {
+        format!("[ALERTA] Remitente no autenticado: {}", a.sender)
+    } else {
+        format!("[ALERT] Unauthenticated sender: {}", a.sender)
+    };
+    let id = stable_message_id("alert", a.message_ref, &lines.join("\n"), from);
+    let msg = build(from, accountants, &subject, &id, None, &lines)?;
     Ok((id, msg))
 }
 
@@ -686,6 +738,7 @@ mod tests {
             message_id: Some("m1@supplier.test"),
             message_ref: 3,
             invoice_ref: 9,
+            alerts: &[],
         };
         let (_, msg) = compose_confirmation("intake@example.test", &["accounts@example.test".to_string()], &c).unwrap();
         let raw = msg.formatted();

@@ -139,6 +139,8 @@ pub struct StoredMessage {
     pub size_bytes: u64,
     pub attempts: i32,
     pub received_at: DateTime<Utc>,
+    /// An operator reviewed this message and sent it through again (`reprocess`): its sender is vouched for.
+    pub operator_release: bool,
 }
 
 /// Take up to `limit` messages waiting to be processed, counting the attempt. `SKIP LOCKED` lets several
@@ -147,7 +149,7 @@ pub async fn claim_received(pool: &PgPool, limit: i64) -> Result<Vec<StoredMessa
     let rows = sqlx::query(
         "UPDATE messages SET attempts = attempts + 1, updated_at = now()
          WHERE id IN (SELECT id FROM messages WHERE state = 'received' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, mailbox, uidvalidity, uid, message_id, raw, attempts, received_at, size_bytes",
+         RETURNING id, mailbox, uidvalidity, uid, message_id, raw, attempts, received_at, size_bytes, operator_release",
     )
     .bind(limit)
     .fetch_all(pool)
@@ -164,6 +166,7 @@ pub async fn claim_received(pool: &PgPool, limit: i64) -> Result<Vec<StoredMessa
             attempts: r.get(6),
             received_at: r.get(7),
             size_bytes: r.get::<i64, _>(8) as u64,
+            operator_release: r.get(9),
         })
         .collect();
     out.sort_by_key(|m| m.id);
@@ -315,6 +318,64 @@ pub async fn insert_invoice(
     .fetch_optional(&mut **tx)
     .await?;
     Ok(row.map(|r| r.get(0)))
+}
+
+/// The supplier's earlier invoices: same tax ID, or same sender when there is none. For the fraud signals.
+pub async fn supplier_history(
+    tx: &mut Transaction<'_, Postgres>,
+    tax_id: Option<&str>,
+    sender: &str,
+    excluding: i64,
+) -> Result<Vec<crate::fraud::PastInvoice>> {
+    let rows = sqlx::query(
+        "SELECT supplier_tax_id, sender, invoice_number, total_amount, supplier_iban, issue_date FROM invoices
+         WHERE id <> $3 AND (($1::text IS NOT NULL AND supplier_tax_id = $1) OR sender = $2)
+         ORDER BY id DESC LIMIT 500",
+    )
+    .bind(tax_id)
+    .bind(sender)
+    .bind(excluding)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| crate::fraud::PastInvoice {
+            supplier_tax_id: r.get(0),
+            sender: r.get(1),
+            invoice_number: r.get(2),
+            total_amount: r.get(3),
+            iban: r.get(4),
+            issue_date: r.get(5),
+        })
+        .collect())
+}
+
+pub async fn set_fraud_signals(
+    tx: &mut Transaction<'_, Postgres>,
+    invoice_id: i64,
+    signals: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query("UPDATE invoices SET fraud_signals = $2 WHERE id = $1")
+        .bind(invoice_id)
+        .bind(signals)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Stored invoices that raised fraud signals, newest first, for `status`.
+pub async fn flagged_invoices(
+    pool: &PgPool,
+    limit: i64,
+) -> Result<Vec<(i64, Option<String>, String, serde_json::Value)>> {
+    let rows = sqlx::query(
+        "SELECT id, invoice_number, sender, fraud_signals FROM invoices
+         WHERE fraud_signals <> '[]'::jsonb ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
 }
 
 pub struct NewOutboxMail<'a> {
@@ -544,7 +605,8 @@ pub async fn last_imap_contact(pool: &PgPool) -> Result<Option<DateTime<Utc>>> {
 /// Their earlier outcome rows stay; the unique keys keep a second pass from duplicating invoices or replies.
 pub async fn reprocess(pool: &PgPool, ids: &[i64]) -> Result<u64> {
     let done = sqlx::query(
-        "UPDATE messages SET state = 'received', reason = 'reprocess requested', attempts = 0, updated_at = now()
+        "UPDATE messages SET state = 'received', reason = 'reprocess requested', attempts = 0, operator_release = true,
+             updated_at = now()
          WHERE id = ANY($1) AND state IN ('failed', 'quarantined', 'ignored')",
     )
     .bind(ids)

@@ -1,8 +1,8 @@
 //! Tests of the public API: the real corpus (standalone XML and XML embedded in PDFs) scored by the rules of
 //! EVALUATION.md, hostile XML, unsupported formats and the arithmetic checks.
 
-use crate::eval::{score_document, Verdict as Outcome, FIELDS as SCORED_FIELDS};
 use super::*;
+use crate::eval::{score_document, Verdict as Outcome, FIELDS as SCORED_FIELDS};
 use crate::extract::model::{Check, DocumentType, Source};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
