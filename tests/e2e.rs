@@ -110,6 +110,7 @@ async fn a_scanned_png_gets_a_reply_with_its_total() {
 
     let reply = &w.mailbox("supplier", 1).await.unwrap()[0];
     assert!(reply.text.contains("escaneo.png: registrada."), "{}", reply.text);
+    assert!(reply.text.contains("Factura nº: ESC-7781"), "{}", reply.text);
     assert!(reply.text.contains(&total_line(&inv)), "{}", reply.text);
     let source: String = sqlx::query_scalar("SELECT source FROM invoices").fetch_one(&w.pool).await.unwrap();
     assert_eq!(source, "ocr");

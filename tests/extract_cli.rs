@@ -27,7 +27,7 @@ fn corpus_files_give_one_valid_schema_line_each() {
     let files = [
         "einvoice/en16931-cen/ubl/examples/ubl-tc434-example1.xml",
         "einvoice/en16931-cen/cii/examples/CII_example1.xml",
-        "einvoice/facturae/gobl.facturae/out/invoice-es-es.xml",
+        "einvoice/facturae/gobl.facturae/out/invoice-vat-irpf.xml",
         "einvoice/zugferd-corpus/ZUGFeRDv2/correct/FNFE-factur-x-examples/Facture_DOM_BASICWL.pdf",
         "einvoice/zugferd-corpus/unstructured/RE-E-974-Hetzner_2016-01-19_R0005532486.pdf",
         "einvoice/zugferd-corpus/fatturaPA/official/valid/IT01234567890_FPA01.xml",
@@ -43,7 +43,12 @@ fn corpus_files_give_one_valid_schema_line_each() {
         assert!(errors.is_empty(), "{path}: {errors:?}");
         assert_eq!(line["file"].as_str(), Some(path.as_str()), "`file` is the path as given");
     }
+    for line in &lines[..5] {
+        assert_eq!(line["status"], "ok", "{line}");
+    }
     assert_eq!(lines[0]["invoice_number"], "12115118");
+    assert_eq!(lines[2]["source"], "facturae");
+    assert_eq!(lines[4]["source"], "pdf_text", "the Hetzner invoice has no XML: {}", lines[4]);
     assert_eq!(lines[0]["source"], "ubl");
     assert_eq!(lines[5]["status"], "error", "FatturaPA is not read: {}", lines[5]);
     assert!(lines[5]["error"]["message"].as_str().unwrap().contains("FatturaPA"), "{}", lines[5]);
