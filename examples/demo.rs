@@ -5,6 +5,8 @@
 
 #[path = "../tests/common/pdf.rs"]
 mod pdf;
+#[path = "../tests/common/wire.rs"]
+mod wire;
 
 use anyhow::{Context, Result};
 use futures::TryStreamExt;
@@ -12,6 +14,7 @@ use lettre::address::Envelope;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use mail_parser::MessageParser;
 use pdf::SampleInvoice;
+use sqlx::Row;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -38,7 +41,7 @@ fn mail(subject: &str, body: &str, attachments: &[(&str, &str, &[u8])]) -> Vec<u
         let _ = write!(
             s,
             "--demo\r\nContent-Type: {ctype}\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
-            base64(bytes)
+            wire::base64_lines(bytes)
         );
     }
     s.push_str("--demo--\r\n");
@@ -48,21 +51,6 @@ fn mail(subject: &str, body: &str, attachments: &[(&str, &str, &[u8])]) -> Vec<u
 fn rand_suffix() -> u64 {
     use rand::Rng;
     rand::thread_rng().gen()
-}
-
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for (i, c) in data.chunks(3).enumerate() {
-        if i > 0 && i % 19 == 0 {
-            out.push_str("\r\n");
-        }
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
-        for k in 0..4 {
-            out.push(if k <= c.len() { T[((n >> (18 - 6 * k)) & 63) as usize] as char } else { '=' });
-        }
-    }
-    out
 }
 
 async fn folder(cfg: &Config, user: &str) -> Result<Vec<Vec<u8>>> {
@@ -122,19 +110,33 @@ async fn main() -> Result<()> {
         .status()?;
     anyhow::ensure!(status.success(), "pdftoppm failed");
     let png = std::fs::read(samples.join("scan.png"))?;
-    let facturae = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/einvoice/facturae-vat-irpf.xml"))?;
+    let facturae =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/einvoice/facturae-vat-irpf.xml"))?;
     let mut corrupt = basic_pdf.clone();
     corrupt.truncate(300);
 
     let mails = [
-        mail("Factura octubre", "Hola,\n\nadjunto la factura de octubre.\n\nUn saludo", &[("factura-FN-2025-0042.pdf", "application/pdf", &basic_pdf)]),
-        mail("Factura asesoría", "Buenos días, les envío mi factura con retención de IRPF.", &[("factura-2025-117.pdf", "application/octet-stream", &irpf.render_pdf())]),
+        mail(
+            "Factura octubre",
+            "Hola,\n\nadjunto la factura de octubre.\n\nUn saludo",
+            &[("factura-FN-2025-0042.pdf", "application/pdf", &basic_pdf)],
+        ),
+        mail(
+            "Factura asesoría",
+            "Buenos días, les envío mi factura con retención de IRPF.",
+            &[("factura-2025-117.pdf", "application/octet-stream", &irpf.render_pdf())],
+        ),
         mail("Factura escaneada", "Hola, os mando la factura escaneada.", &[("escaneo.png", "image/png", &png)]),
-        mail("Invoice (Facturae)", "Hello,\n\nplease find our e-invoice attached.\n\nKind regards", &[("factura.xml", "application/xml", &facturae)]),
+        mail(
+            "Invoice (Facturae)",
+            "Hello,\n\nplease find our e-invoice attached.\n\nKind regards",
+            &[("factura.xml", "application/xml", &facturae)],
+        ),
         mail("Factura", "Hola, os envío la factura.", &[("factura.pdf", "application/pdf", &corrupt)]),
         mail("Pregunta", "Hola, ¿recibisteis la factura de septiembre?", &[]),
     ];
-    let smtp = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.smtp.host).port(config.smtp.port).build();
+    let smtp =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.smtp.host).port(config.smtp.port).build();
     println!("== a supplier sends {} mails to intake+demo@example.test", mails.len());
     for m in &mails {
         let env = Envelope::new(Some(SUPPLIER.parse()?), vec!["intake+demo@example.test".parse()?])?;
@@ -166,25 +168,23 @@ async fn main() -> Result<()> {
     }
 
     println!("\n== rows in Postgres (invoices)");
-    let rows: Vec<(i64, Option<String>, String, Option<String>, Option<String>, Option<chrono::NaiveDate>, Option<rust_decimal::Decimal>, Option<rust_decimal::Decimal>, Option<String>)> = sqlx::query_as(
-        "SELECT id, source, coalesce(document_type, ''), invoice_number, supplier_tax_id, issue_date, total_amount, amount_due, currency FROM invoices ORDER BY id",
+    let rows = sqlx::query(
+        "SELECT id::text, coalesce(source, ''), coalesce(document_type, ''), coalesce(invoice_number, ''),
+                coalesce(supplier_tax_id, ''), coalesce(issue_date::text, ''), coalesce(total_amount::text, ''),
+                coalesce(amount_due::text, ''), coalesce(currency, '') FROM invoices ORDER BY id",
     )
     .fetch_all(&app.pool)
     .await?;
-    println!("  {:<3} {:<9} {:<8} {:<13} {:<11} {:<10} {:>10} {:>10} {}", "id", "source", "type", "number", "supplier", "date", "total", "due", "cur");
-    for r in rows {
-        println!(
+    let header = ["id", "source", "type", "number", "supplier", "date", "total", "due", "cur"];
+    let cells = |v: Vec<String>| {
+        format!(
             "  {:<3} {:<9} {:<8} {:<13} {:<11} {:<10} {:>10} {:>10} {}",
-            r.0,
-            r.1.unwrap_or_default(),
-            r.2,
-            r.3.unwrap_or_default(),
-            r.4.unwrap_or_default(),
-            r.5.map(|d| d.to_string()).unwrap_or_default(),
-            r.6.map(|d| d.to_string()).unwrap_or_default(),
-            r.7.map(|d| d.to_string()).unwrap_or_default(),
-            r.8.unwrap_or_default()
-        );
+            v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]
+        )
+    };
+    println!("{}", cells(header.iter().map(|h| h.to_string()).collect()));
+    for r in rows {
+        println!("{}", cells((0..9).map(|i| r.get::<String, _>(i)).collect()));
     }
     println!("\n== messages");
     let states: Vec<(i64, String, Option<String>, Option<String>)> =

@@ -127,6 +127,8 @@ pub enum SandboxBackend {
     Local,
     /// No jail at all; only for machines without user namespaces, and loudly warned about.
     None,
+    /// A fresh e2b.dev cloud sandbox per document (`[sandbox.e2b]`).
+    E2b,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -153,6 +155,9 @@ pub struct SandboxConfig {
     /// The extractor binary run inside the jail; defaults to this very executable.
     #[serde(default)]
     pub extractor: Option<PathBuf>,
+    /// Settings of the E2B backend; required when `backend = "e2b"`.
+    #[serde(default)]
+    pub e2b: Option<crate::sandbox::e2b::E2bConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -355,6 +360,7 @@ fn default_sandbox() -> SandboxConfig {
         max_pages: default_max_pages(),
         max_image_pixels: default_max_pixels(),
         extractor: None,
+        e2b: None,
     }
 }
 fn default_policy() -> SenderPolicy {
@@ -442,6 +448,10 @@ impl Config {
         if self.sandbox.timeout_secs == 0 || self.sandbox.memory_mb < 64 {
             bail!("sandbox.timeout_secs must be > 0 and sandbox.memory_mb at least 64");
         }
+        if self.sandbox.backend == SandboxBackend::E2b {
+            let e2b = self.sandbox.e2b.as_ref().context("sandbox.backend = \"e2b\" needs a [sandbox.e2b] section")?;
+            e2b.validate()?;
+        }
         if self.security.sender_policy == SenderPolicy::Authenticated
             && self.security.authserv_id.as_deref().is_none_or(|s| s.trim().is_empty())
         {
@@ -503,7 +513,7 @@ fn apply_override(root: &mut toml::Table, path: &str, raw: &str) -> Result<()> {
     let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
         .and_then(|mut t| t.remove("v"))
-        .filter(|_| !keys.last().is_some_and(|k| k.contains("password") || k == "url"))
+        .filter(|_| !keys.last().is_some_and(|k| k.contains("password") || k.contains("key") || k == "url"))
         .unwrap_or_else(|| toml::Value::String(raw.to_string()));
     let (last, parents) = keys.split_last().expect("split yields at least one key");
     let mut table = root;
@@ -593,6 +603,25 @@ mod tests {
         let text = MINIMAL.replace("password = \"hunter2\"", &format!("password_file = {:?}", p.display().to_string()));
         let c = load(&text, &[]).unwrap();
         assert_eq!(c.imap.password.unwrap().expose(), "s3cret");
+    }
+
+    #[test]
+    fn the_e2b_section_is_read_checked_and_its_key_never_prints() {
+        let text = format!("{MINIMAL}\n[sandbox]\nbackend = \"e2b\"\n[sandbox.e2b]\ntemplate = \"tpl123\"\n");
+        let err = format!("{:#}", load(&text, &[]).unwrap_err());
+        assert!(err.contains("sandbox.e2b.api_key is missing"), "{err}");
+        let c = load(&text, &[("INVOICE_INTAKE__SANDBOX__E2B__API_KEY", "e2b_123456")]).unwrap();
+        assert_eq!(c.sandbox.backend, SandboxBackend::E2b);
+        let e2b = c.sandbox.e2b.as_ref().unwrap();
+        assert_eq!(e2b.api_key.as_ref().unwrap().expose(), "e2b_123456");
+        assert_eq!(e2b.api_url, "https://api.e2b.app");
+        assert!(!format!("{c:?}").contains("e2b_123456"));
+        let typo = text.replace("template =", "templat =");
+        let err = format!("{:#}", load(&typo, &[("INVOICE_INTAKE__SANDBOX__E2B__API_KEY", "e2b_1")]).unwrap_err());
+        assert!(err.contains("templat"), "{err}");
+        let missing = format!("{MINIMAL}\n[sandbox]\nbackend = \"e2b\"\n");
+        let err = format!("{:#}", load(&missing, &[]).unwrap_err());
+        assert!(err.contains("[sandbox.e2b]"), "{err}");
     }
 
     #[test]

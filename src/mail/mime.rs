@@ -476,7 +476,8 @@ mod tests {
     }
 
     fn pdf_mail(extra_headers: &str, ctype: &str, filename_param: &str) -> Vec<u8> {
-        use base64_like::encode;
+        use base64::Engine;
+        let encode = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         let pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
         mail(
             &format!(
@@ -487,26 +488,6 @@ mod tests {
                 encode(pdf)
             ),
         )
-    }
-
-    /// A tiny base64 encoder for fixtures, so the tests need no extra crate.
-    mod base64_like {
-        pub fn encode(data: &[u8]) -> String {
-            const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-            let mut out = String::new();
-            for chunk in data.chunks(3) {
-                let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-                let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-                for i in 0..4 {
-                    if i <= chunk.len() {
-                        out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                    } else {
-                        out.push('=');
-                    }
-                }
-            }
-            out
-        }
     }
 
     #[test]

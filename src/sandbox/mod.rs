@@ -7,7 +7,9 @@
 //! on stdout, the same line `extract --json` prints.
 //!
 //! Backends: `local` (bubblewrap, the default) and `none` (the same process without a jail, for machines with no
-//! user namespaces; it is loudly warned about). E2B is the planned third.
+//! user namespaces; it is loudly warned about). `e2b` runs the same extractor in an E2B cloud sandbox (see `e2b.rs`).
+
+pub mod e2b;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -42,23 +44,15 @@ pub struct ExtractOptions {
 impl ExtractOptions {
     /// The command-line arguments of `invoice-intake sandbox-run` that carry these options.
     pub fn to_args(&self) -> Vec<String> {
-        let mut args = vec![
-            "--max-pages".to_string(),
-            self.max_pages.to_string(),
-            "--max-pixels".to_string(),
-            self.max_image_pixels.to_string(),
-        ];
+        // `--flag=value` in one argument, so a value that starts with '-' (a supplier's file name, say) is never
+        // taken for a flag.
+        let mut args =
+            vec![format!("--max-pages={}", self.max_pages), format!("--max-pixels={}", self.max_image_pixels)];
         if self.no_embedded {
             args.push("--no-embedded".into());
         }
-        for n in &self.own_names {
-            args.push("--own-name".into());
-            args.push(n.clone());
-        }
-        for t in &self.own_tax_ids {
-            args.push("--own-tax-id".into());
-            args.push(t.clone());
-        }
+        args.extend(self.own_names.iter().map(|n| format!("--own-name={n}")));
+        args.extend(self.own_tax_ids.iter().map(|t| format!("--own-tax-id={t}")));
         args
     }
 }
@@ -74,6 +68,8 @@ pub struct Sandbox {
     /// Private directory (mode 0700) where each document is written before it is bound into the jail; removed
     /// when the last clone of the sandbox goes.
     workdir: std::sync::Arc<tempfile::TempDir>,
+    /// The E2B client when `backend = "e2b"`.
+    e2b: Option<e2b::E2bSandbox>,
 }
 
 impl Sandbox {
@@ -85,6 +81,13 @@ impl Sandbox {
         if !extractor.is_file() {
             bail!("sandbox.extractor {} does not exist", extractor.display());
         }
+        let e2b = match cfg.backend {
+            SandboxBackend::E2b => {
+                let c = cfg.e2b.as_ref().context("sandbox.backend = \"e2b\" needs a [sandbox.e2b] section")?;
+                Some(e2b::E2bSandbox::new(c)?)
+            }
+            _ => None,
+        };
         let workdir = tempfile::Builder::new()
             .prefix("invoice-intake-")
             .tempdir()
@@ -104,6 +107,7 @@ impl Sandbox {
                 own_tax_ids: company.tax_ids.clone(),
             },
             workdir: std::sync::Arc::new(workdir),
+            e2b,
         })
     }
 
@@ -119,6 +123,9 @@ impl Sandbox {
     /// Extract one document. Never fails: a crash, a timeout or garbage output becomes an error result with the
     /// matching code, so the caller always has something to store and to tell the supplier.
     pub async fn extract(&self, filename: &str, bytes: &[u8]) -> Vec<Extraction> {
+        if let Some(e2b) = &self.e2b {
+            return e2b.extract(filename, bytes, &self.options).await;
+        }
         let input = match tempfile::Builder::new().prefix("doc-").tempfile_in(self.workdir.path()) {
             Ok(f) => f,
             Err(e) => {
@@ -138,7 +145,7 @@ impl Sandbox {
     }
 
     async fn run(&self, filename: &str, input: &Path) -> Vec<Extraction> {
-        let mut args = vec!["sandbox-run".to_string(), "--name".to_string(), filename.to_string()];
+        let mut args = vec!["sandbox-run".to_string(), format!("--name={filename}")];
         args.extend(self.options.to_args());
         let mut cmd = match self.backend {
             SandboxBackend::Local => {
@@ -146,6 +153,9 @@ impl Sandbox {
                 c.args(bwrap_args(&self.extractor, input));
                 c.arg(JAIL_EXTRACTOR).args(&args).arg(JAIL_INPUT);
                 c
+            }
+            SandboxBackend::E2b => {
+                return vec![failure(filename, ErrorCode::SandboxFailure, "the E2B backend has no local run")];
             }
             SandboxBackend::None => {
                 let mut c = Command::new(&self.extractor);
@@ -317,6 +327,9 @@ pub struct Probe {
 impl Sandbox {
     /// Check, from inside the jail, that every tool and language pack the extractor needs is there.
     pub async fn probe(&self) -> Vec<Probe> {
+        if let Some(e2b) = &self.e2b {
+            return e2b.probe().await.into_iter().map(|(name, ok, detail)| Probe { name, ok, detail }).collect();
+        }
         let mut probes = Vec::new();
         if self.backend == SandboxBackend::Local {
             let ok = Command::new("bwrap").arg("--version").output().await.map(|o| o.status.success()).unwrap_or(false);
@@ -346,7 +359,7 @@ impl Sandbox {
                             c.args(bwrap_args(&self.extractor, input.path())).arg(JAIL_EXTRACTOR).args(&cmd_args);
                             c
                         }
-                        SandboxBackend::None => {
+                        SandboxBackend::None | SandboxBackend::E2b => {
                             let mut c = Command::new(&self.extractor);
                             c.args(&cmd_args);
                             c

@@ -8,6 +8,9 @@
 #![allow(dead_code)]
 
 pub mod pdf;
+pub mod wire;
+
+pub use wire::base64_lines;
 
 use anyhow::{bail, Context, Result};
 use futures::TryStreamExt;
@@ -328,26 +331,6 @@ impl MailBuilder {
         s.push_str(&format!("--{boundary}--\r\n"));
         s.into_bytes()
     }
-}
-
-pub fn base64_lines(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len() * 4 / 3 + data.len() / 57 * 2 + 4);
-    for (i, chunk) in data.chunks(3).enumerate() {
-        if i > 0 && i % 19 == 0 {
-            out.push_str("\r\n");
-        }
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for k in 0..4 {
-            if k <= chunk.len() {
-                out.push(T[((n >> (18 - 6 * k)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Render the first page of a PDF to PNG with poppler, the way a scanner's output looks to us.

@@ -39,10 +39,11 @@ pub struct LabelHit {
 /// `(field, pattern, strength)`; patterns are case-insensitive and matched at word boundaries.
 const TABLE: &[(Field, &str, f32)] = &[
     // Invoice number.
-    (Field::InvoiceNumber, r"(?:n[º°o]\.?|num\.?|n[úu]m(?:ero)?\.?)\s*(?:de\s+)?(?:la\s+)?factura", 0.95),
+    // OCR reads the ordinal "nº" as "n2", "n9" or "nª": those are the same label, never a number.
+    (Field::InvoiceNumber, r"(?:n[º°oª29]\.?|num\.?|n[úu]m(?:ero)?\.?)\s*(?:de\s+)?(?:la\s+)?factura", 0.95),
     (
         Field::InvoiceNumber,
-        r"factura(?:\s+(?:simplificada|rectificativa|de\s+abono))?\s*(?:n[º°o]\.?|n[úu]m(?:ero)?\.?|num\.?|#)",
+        r"factura(?:\s+(?:simplificada|rectificativa|de\s+abono))?\s*(?:n[º°oª29]\.?|n[úu]m(?:ero)?\.?|num\.?|#)",
         0.95,
     ),
     (Field::InvoiceNumber, r"n[úu]mero\s+de\s+factura", 0.95),
@@ -297,6 +298,7 @@ mod tests {
         use Field::*;
         let cases: &[(&str, Field)] = &[
             ("Factura nº:", InvoiceNumber),
+            ("Factura n2:", InvoiceNumber),
             ("Nº factura", InvoiceNumber),
             ("Número de factura", InvoiceNumber),
             ("Invoice No.", InvoiceNumber),
