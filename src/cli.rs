@@ -91,30 +91,43 @@ pub enum Command {
     SandboxRun {
         #[arg(long)]
         name: String,
-        #[arg(long)]
-        no_embedded: bool,
-        #[arg(long, default_value_t = 50)]
-        max_pages: u32,
-        #[arg(long, default_value_t = 100_000_000)]
-        max_pixels: u64,
-        #[arg(long = "own-name")]
-        own_names: Vec<String>,
-        #[arg(long = "own-tax-id")]
-        own_tax_ids: Vec<String>,
+        #[command(flatten)]
+        jail: JailArgs,
         input: PathBuf,
     },
-    /// Internal: report the tools and language packs visible inside the jail.
+    /// Internal: report, from inside the jail, the tools and language packs present and every escape that fails.
     #[command(hide = true)]
     SandboxProbe {
-        #[arg(long, default_value_t = 50)]
-        max_pages: u32,
-        #[arg(long, default_value_t = 100_000_000)]
-        max_pixels: u64,
-        #[arg(long = "own-name")]
-        own_names: Vec<String>,
-        #[arg(long = "own-tax-id")]
-        own_tax_ids: Vec<String>,
+        #[command(flatten)]
+        jail: JailArgs,
+        /// Host paths that must not be readable from the jail (the config file, the Postgres socket).
+        #[arg(long = "secret")]
+        secrets: Vec<String>,
+        input: Option<PathBuf>,
     },
+    /// Internal: misbehave on purpose inside the jail (fork, memory, loop), to prove the jail stops it.
+    #[command(hide = true)]
+    SandboxBomb {
+        kind: String,
+        #[command(flatten)]
+        jail: JailArgs,
+        input: Option<PathBuf>,
+    },
+}
+
+/// What the worker tells the extractor besides the document (see `sandbox::ExtractOptions::to_args`).
+#[derive(Debug, clap::Args)]
+pub struct JailArgs {
+    #[arg(long)]
+    no_embedded: bool,
+    #[arg(long, default_value_t = 50)]
+    max_pages: u32,
+    #[arg(long, default_value_t = 100_000_000)]
+    max_pixels: u64,
+    #[arg(long = "own-name")]
+    own_names: Vec<String>,
+    #[arg(long = "own-tax-id")]
+    own_tax_ids: Vec<String>,
 }
 
 /// Run a parsed command; the returned code is the process exit code.
@@ -145,8 +158,30 @@ pub async fn run(cli: Cli) -> Result<i32> {
             println!("{n} of {} messages queued again; the running service (or `once`) picks them up", ids.len());
             Ok(if n as usize == ids.len() { 0 } else { 1 })
         }
-        Command::SandboxRun { name, no_embedded, max_pages, max_pixels, own_names, own_tax_ids, input } => {
-            let opts = ExtractOptions { no_embedded, max_pages, max_image_pixels: max_pixels, own_names, own_tax_ids };
+        Command::SandboxRun { .. } | Command::SandboxProbe { .. } | Command::SandboxBomb { .. } => {
+            run_in_jail(cli.command)
+        }
+    }
+}
+
+impl Command {
+    /// The commands that run inside the jail, synchronously and without an async runtime.
+    pub fn runs_in_jail(&self) -> bool {
+        matches!(self, Command::SandboxRun { .. } | Command::SandboxProbe { .. } | Command::SandboxBomb { .. })
+    }
+}
+
+/// The extractor's side of the jail: read one document (or probe, or misbehave on purpose) and print JSON lines.
+pub fn run_in_jail(command: Command) -> Result<i32> {
+    match command {
+        Command::SandboxRun { name, jail, input } => {
+            let opts = ExtractOptions {
+                no_embedded: jail.no_embedded,
+                max_pages: jail.max_pages,
+                max_image_pixels: jail.max_pixels,
+                own_names: jail.own_names,
+                own_tax_ids: jail.own_tax_ids,
+            };
             let workdir = tempfile::tempdir().context("no private /tmp in the jail")?;
             let results =
                 std::panic::catch_unwind(|| crate::extract::extract_file(&input, &name, &opts, workdir.path()))
@@ -163,13 +198,15 @@ pub async fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::SandboxProbe { .. } => {
+        Command::SandboxProbe { secrets, .. } => {
             let mut out = std::io::stdout().lock();
-            for p in crate::extract::probe() {
+            for p in crate::extract::probe().into_iter().chain(crate::sandbox::selftest::escape_attempts(&secrets)) {
                 writeln!(out, "{p}")?;
             }
             Ok(0)
         }
+        Command::SandboxBomb { kind, .. } => crate::sandbox::selftest::bomb(&kind),
+        _ => anyhow::bail!("not a jail command"),
     }
 }
 
@@ -390,7 +427,11 @@ async fn doctor(path: &Path) -> Result<i32> {
             if sb.backend() == SandboxBackend::None {
                 println!("warn {:<28} backend = \"none\": documents are read WITHOUT isolation", "sandbox");
             }
-            for p in sb.probe().await {
+            let secrets = [
+                std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string(),
+                "/var/run/postgresql/.s.PGSQL.5432".to_string(),
+            ];
+            for p in sb.probe(&secrets).await {
                 line(&p.name, p.ok, &p.detail);
             }
         }

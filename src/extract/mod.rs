@@ -282,15 +282,5 @@ pub fn probe() -> Vec<serde_json::Value> {
     }
     let tmp_ok = tempfile::tempfile().is_ok();
     out.push(serde_json::json!({"name": "private /tmp", "ok": tmp_ok, "detail": if tmp_ok { "writable" } else { "not writable" }}));
-    let net = std::net::TcpStream::connect_timeout(
-        &"127.0.0.1:5432".parse().expect("valid address"),
-        std::time::Duration::from_millis(300),
-    )
-    .is_ok();
-    out.push(serde_json::json!({
-        "name": "no network",
-        "ok": !net,
-        "detail": if net { "the jail can reach 127.0.0.1:5432; it must not" } else { "loopback unreachable from the jail" },
-    }));
     out
 }

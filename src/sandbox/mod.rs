@@ -10,6 +10,8 @@
 //! user namespaces; it is loudly warned about). `e2b` runs the same extractor in an E2B cloud sandbox (see `e2b.rs`).
 
 pub mod e2b;
+pub mod local;
+pub mod selftest;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -21,15 +23,9 @@ use tokio::process::Command;
 use crate::config::{CompanyConfig, SandboxBackend, SandboxConfig};
 use crate::extract::{ErrorCode, Extraction};
 
-/// Where the extractor binary and the document appear inside the jail.
-const JAIL_EXTRACTOR: &str = "/run/invoice-intake/extractor";
-const JAIL_INPUT: &str = "/input/document";
 /// Results are small; anything past this is a misbehaving extractor, not an invoice.
 const MAX_STDOUT: u64 = 16 * 1024 * 1024;
 const MAX_STDERR: u64 = 64 * 1024;
-/// Files the extractor may write (rendered pages, detached XML) stay below this.
-const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
-const MAX_OPEN_FILES: u64 = 256;
 
 /// Options the extractor needs besides the document.
 #[derive(Debug, Clone, Default)]
@@ -70,6 +66,80 @@ pub struct Sandbox {
     workdir: std::sync::Arc<tempfile::TempDir>,
     /// The E2B client when `backend = "e2b"`.
     e2b: Option<e2b::E2bSandbox>,
+    /// Free jail uids, when we run as root and give each jail its own (see `local::JAIL_UID_BASE`).
+    uids: Option<std::sync::Arc<UidPool>>,
+}
+
+/// A fixed set of uids handed out one per running jail. The pool is one per process, and a lock file per uid
+/// keeps several worker processes on one machine from lending the same uid at once.
+#[derive(Debug)]
+struct UidPool {
+    free: std::sync::Mutex<Vec<u32>>,
+    available: tokio::sync::Semaphore,
+    lock_dir: PathBuf,
+}
+
+impl UidPool {
+    /// The process-wide pool.
+    fn shared() -> std::sync::Arc<UidPool> {
+        static POOL: std::sync::OnceLock<std::sync::Arc<UidPool>> = std::sync::OnceLock::new();
+        POOL.get_or_init(|| {
+            let free: Vec<u32> = (local::JAIL_UID_BASE..local::JAIL_UID_BASE + local::JAIL_UIDS).collect();
+            let lock_dir = std::env::temp_dir().join("invoice-intake-jail-uids");
+            let _ = std::fs::create_dir_all(&lock_dir);
+            std::sync::Arc::new(UidPool {
+                available: tokio::sync::Semaphore::new(free.len()),
+                free: std::sync::Mutex::new(free),
+                lock_dir,
+            })
+        })
+        .clone()
+    }
+
+    async fn take(self: &std::sync::Arc<Self>) -> JailUid {
+        let permit = self.available.acquire().await.expect("the semaphore is never closed");
+        permit.forget();
+        loop {
+            // A uid is ours when its lock file is: another worker process may hold some of them.
+            let candidates: Vec<u32> = self.free.lock().expect("uid pool lock").clone();
+            for uid in candidates.into_iter().rev() {
+                let Ok(file) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(self.lock_dir.join(uid.to_string()))
+                else {
+                    continue;
+                };
+                // SAFETY: flock on a descriptor we own.
+                if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                    self.free.lock().expect("uid pool lock").retain(|u| *u != uid);
+                    // Whatever a crashed earlier holder left under this uid goes before we lend it.
+                    local::kill_uid(uid);
+                    return JailUid { uid, pool: self.clone(), _lock: file };
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// A jail uid on loan. Dropping it kills whatever still runs under that uid and returns it to the pool.
+struct JailUid {
+    uid: u32,
+    pool: std::sync::Arc<UidPool>,
+    /// The held lock file; closing it releases the uid to other processes.
+    _lock: std::fs::File,
+}
+
+impl Drop for JailUid {
+    fn drop(&mut self) {
+        // Synchronous on purpose (a short process, about a millisecond): the uid must be empty before it is
+        // lent again, and nothing may outlive the worker because a background task never ran.
+        local::kill_uid(self.uid);
+        self.pool.free.lock().expect("uid pool lock").push(self.uid);
+        self.pool.available.add_permits(1);
+    }
 }
 
 impl Sandbox {
@@ -108,6 +178,7 @@ impl Sandbox {
             },
             workdir: std::sync::Arc::new(workdir),
             e2b,
+            uids: local::own_uids().then(UidPool::shared),
         })
     }
 
@@ -126,16 +197,7 @@ impl Sandbox {
         if let Some(e2b) = &self.e2b {
             return e2b.extract(filename, bytes, &self.options).await;
         }
-        let input = match tempfile::Builder::new().prefix("doc-").tempfile_in(self.workdir.path()) {
-            Ok(f) => f,
-            Err(e) => {
-                return vec![failure(filename, ErrorCode::SandboxFailure, &format!("cannot create a work file: {e}"))]
-            }
-        };
-        if let Err(e) = tokio::fs::write(input.path(), bytes).await {
-            return vec![failure(filename, ErrorCode::SandboxFailure, &format!("cannot write the work file: {e}"))];
-        }
-        let mut results = self.run(filename, input.path()).await;
+        let mut results = self.run(filename, bytes).await;
         let digest = crate::extract::sha256_hex(bytes);
         for r in &mut results {
             r.file = filename.to_string();
@@ -144,41 +206,85 @@ impl Sandbox {
         results
     }
 
-    async fn run(&self, filename: &str, input: &Path) -> Vec<Extraction> {
+    /// The command that runs the extractor with `args` on `bytes`, in the configured backend. The returned
+    /// guard holds what the command reads (descriptors, a work file) until the child has done with it.
+    async fn prepare(&self, args: &[String], bytes: &[u8]) -> Result<(Command, Keep)> {
+        match self.backend {
+            SandboxBackend::Local => {
+                let uid = match &self.uids {
+                    Some(pool) => Some(pool.take().await),
+                    None => None,
+                };
+                let doc = local::memfd("document", bytes)?;
+                let [a, b] = local::seccomp_programs()?;
+                let filters = [local::memfd("seccomp", &a)?, local::memfd("seccomp-clone3", &b)?];
+                let limits = local::Limits { memory_bytes: self.memory_bytes, cpu_secs: self.cpu_secs };
+                let mut c = local::command(&self.extractor, &doc, &filters, limits, uid.as_ref().map(|u| u.uid));
+                c.arg(local::JAIL_EXTRACTOR).args(args).arg(local::JAIL_INPUT);
+                Ok((c, Keep::Jail(Box::new((doc, filters, uid)))))
+            }
+            SandboxBackend::E2b => bail!("the E2B backend has no local command"),
+            SandboxBackend::None => {
+                let input = tempfile::Builder::new().prefix("doc-").tempfile_in(self.workdir.path())?;
+                std::fs::write(input.path(), bytes)?;
+                let mut c = Command::new(&self.extractor);
+                c.args(args).arg(input.path());
+                c.env_clear().env("PATH", "/usr/bin:/bin").env("OMP_THREAD_LIMIT", "1").env("LANG", "C.UTF-8");
+                let limits = (self.memory_bytes, self.cpu_secs);
+                // SAFETY: only async-signal-safe setrlimit calls between fork and exec.
+                unsafe {
+                    c.pre_exec(move || {
+                        set_rlimit(libc::RLIMIT_AS, limits.0)?;
+                        set_rlimit(libc::RLIMIT_CPU, limits.1)?;
+                        set_rlimit(libc::RLIMIT_CORE, 0)?;
+                        Ok(())
+                    });
+                }
+                Ok((c, Keep::File(input)))
+            }
+        }
+    }
+
+    /// Run the extractor binary with `args` in the jail and return what it printed, killing it at the timeout.
+    /// `doctor` and the jail tests use it for the in-jail checks.
+    pub async fn run_raw(&self, args: &[String]) -> Result<std::process::Output> {
+        let (mut cmd, keep) = self.prepare(args, b"").await?;
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        cmd.process_group(0);
+        let child = cmd.spawn().context("starting the jail")?;
+        let pid = child.id();
+        let out = tokio::time::timeout(self.timeout, child.wait_with_output()).await;
+        drop(keep);
+        match out {
+            Ok(o) => Ok(o?),
+            Err(_) => {
+                if let Some(pid) = pid {
+                    // SAFETY: not reaped yet, so the group is ours.
+                    unsafe {
+                        libc::killpg(pid as i32, libc::SIGKILL);
+                    }
+                }
+                bail!("timed out after {}s and was killed", self.timeout.as_secs())
+            }
+        }
+    }
+
+    async fn run(&self, filename: &str, bytes: &[u8]) -> Vec<Extraction> {
         let mut args = vec!["sandbox-run".to_string(), format!("--name={filename}")];
         args.extend(self.options.to_args());
-        let mut cmd = match self.backend {
-            SandboxBackend::Local => {
-                let mut c = Command::new("bwrap");
-                c.args(bwrap_args(&self.extractor, input));
-                c.arg(JAIL_EXTRACTOR).args(&args).arg(JAIL_INPUT);
-                c
-            }
-            SandboxBackend::E2b => {
-                return vec![failure(filename, ErrorCode::SandboxFailure, "the E2B backend has no local run")];
-            }
-            SandboxBackend::None => {
-                let mut c = Command::new(&self.extractor);
-                c.args(&args).arg(input);
-                c.env_clear().env("PATH", "/usr/bin:/bin").env("OMP_THREAD_LIMIT", "1").env("LANG", "C.UTF-8");
-                c
+        let (mut cmd, keep) = match self.prepare(&args, bytes).await {
+            Ok(p) => p,
+            Err(e) => {
+                return vec![failure(
+                    filename,
+                    ErrorCode::SandboxFailure,
+                    &format!("cannot prepare the sandbox: {e:#}"),
+                )]
             }
         };
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         // Its own process group, so a timeout kills every tool it started, not just the top process.
         cmd.process_group(0);
-        let limits = (self.memory_bytes, self.cpu_secs);
-        // SAFETY: only async-signal-safe setrlimit calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                set_rlimit(libc::RLIMIT_AS, limits.0)?;
-                set_rlimit(libc::RLIMIT_CPU, limits.1)?;
-                set_rlimit(libc::RLIMIT_FSIZE, MAX_FILE_BYTES)?;
-                set_rlimit(libc::RLIMIT_NOFILE, MAX_OPEN_FILES)?;
-                set_rlimit(libc::RLIMIT_CORE, 0)?;
-                Ok(())
-            });
-        }
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -200,10 +306,14 @@ impl Sandbox {
             Ok::<_, std::io::Error>((status, out, err))
         };
         let outcome = tokio::time::timeout(self.timeout, work).await;
-        if let Some(pid) = pid {
-            // SAFETY: killpg on the group we created; harmless if it already exited.
-            unsafe {
-                libc::killpg(pid as i32, libc::SIGKILL);
+        drop(keep);
+        if outcome.is_err() {
+            if let Some(pid) = pid {
+                // SAFETY: the group leader has not been reaped (we timed out waiting), so the group is ours.
+                // With bubblewrap the jail's pid namespace dies with it, taking every tool inside along.
+                unsafe {
+                    libc::killpg(pid as i32, libc::SIGKILL);
+                }
             }
         }
         match outcome {
@@ -245,63 +355,6 @@ fn failure(filename: &str, code: ErrorCode, message: &str) -> Extraction {
     Extraction::failed(filename, code, message)
 }
 
-/// The bubblewrap command line: what the jail sees.
-fn bwrap_args(extractor: &Path, input: &Path) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "--unshare-all",
-        "--die-with-parent",
-        "--new-session",
-        "--clearenv",
-        "--cap-drop",
-        "ALL",
-        "--setenv",
-        "PATH",
-        "/usr/bin:/bin",
-        "--setenv",
-        "HOME",
-        "/tmp",
-        "--setenv",
-        "LANG",
-        "C.UTF-8",
-        // One OpenMP thread per tesseract: parallelism comes from running one jail per core.
-        "--setenv",
-        "OMP_THREAD_LIMIT",
-        "1",
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--tmpfs",
-        "/tmp",
-        "--chdir",
-        "/tmp",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    // Merged-/usr systems have /bin, /lib… as symlinks; older ones have real directories.
-    for dir in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
-        match std::fs::read_link(dir) {
-            Ok(target) => a.extend(["--symlink".into(), target.display().to_string(), dir.into()]),
-            Err(_) if Path::new(dir).is_dir() => a.extend(["--ro-bind".into(), dir.into(), dir.into()]),
-            Err(_) => {}
-        }
-    }
-    // Only what the tools need from /etc: the loader cache and fonts. Not the rest (no config, no passwd, no
-    // secrets).
-    for path in ["/etc/ld.so.cache", "/etc/fonts", "/etc/alternatives"] {
-        if Path::new(path).exists() {
-            a.extend(["--ro-bind".into(), path.into(), path.into()]);
-        }
-    }
-    a.extend(["--ro-bind".into(), extractor.display().to_string(), JAIL_EXTRACTOR.into()]);
-    a.extend(["--ro-bind".into(), input.display().to_string(), JAIL_INPUT.into()]);
-    a
-}
-
 fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
     let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
     // SAFETY: plain syscall with a valid pointer.
@@ -316,6 +369,15 @@ fn set_private(dir: &Path) {
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
 }
 
+/// What a prepared command reads from while it runs.
+enum Keep {
+    /// The document and the seccomp filters, as descriptors bubblewrap inherits.
+    /// The jail's uid goes with them: dropping it kills what is left of the jail.
+    Jail(#[allow(dead_code)] Box<(std::os::fd::OwnedFd, [std::os::fd::OwnedFd; 2], Option<JailUid>)>),
+    /// The document as a work file (backend = "none").
+    File(#[allow(dead_code)] tempfile::NamedTempFile),
+}
+
 /// One line of `doctor`: what was checked, whether it holds, and what to do when it does not.
 #[derive(Debug, Clone)]
 pub struct Probe {
@@ -326,7 +388,7 @@ pub struct Probe {
 
 impl Sandbox {
     /// Check, from inside the jail, that every tool and language pack the extractor needs is there.
-    pub async fn probe(&self) -> Vec<Probe> {
+    pub async fn probe(&self, secrets: &[String]) -> Vec<Probe> {
         if let Some(e2b) = &self.e2b {
             return e2b.probe().await.into_iter().map(|(name, ok, detail)| Probe { name, ok, detail }).collect();
         }
@@ -338,6 +400,9 @@ impl Sandbox {
                 ok,
                 detail: if ok { "bwrap runs".into() } else { "install the Debian package bubblewrap".into() },
             });
+            for (i, p) in local::protections().into_iter().enumerate() {
+                probes.push(Probe { name: format!("protection {}", i + 1), ok: true, detail: p });
+            }
         } else {
             probes.push(Probe {
                 name: "sandbox".into(),
@@ -345,32 +410,18 @@ impl Sandbox {
                 detail: "WARNING: backend = \"none\": documents are read without isolation".into(),
             });
         }
-        let doc = b"probe";
         let mut cmd_args = vec!["sandbox-probe".to_string()];
         cmd_args.extend(self.options.to_args());
-        let output = {
-            let input = tempfile::NamedTempFile::new_in(self.workdir.path());
-            match input {
-                Ok(input) => {
-                    let _ = std::fs::write(input.path(), doc);
-                    let mut cmd = match self.backend {
-                        SandboxBackend::Local => {
-                            let mut c = Command::new("bwrap");
-                            c.args(bwrap_args(&self.extractor, input.path())).arg(JAIL_EXTRACTOR).args(&cmd_args);
-                            c
-                        }
-                        SandboxBackend::None | SandboxBackend::E2b => {
-                            let mut c = Command::new(&self.extractor);
-                            c.args(&cmd_args);
-                            c
-                        }
-                    };
-                    tokio::time::timeout(Duration::from_secs(60), cmd.output()).await
-                }
-                Err(e) => {
-                    probes.push(Probe { name: "workdir".into(), ok: false, detail: e.to_string() });
-                    return probes;
-                }
+        cmd_args.extend(secrets.iter().map(|s| format!("--secret={s}")));
+        let output = match self.prepare(&cmd_args, b"probe").await {
+            Ok((mut cmd, keep)) => {
+                let out = tokio::time::timeout(Duration::from_secs(60), cmd.output()).await;
+                drop(keep);
+                out
+            }
+            Err(e) => {
+                probes.push(Probe { name: "jail".into(), ok: false, detail: format!("{e:#}") });
+                return probes;
             }
         };
         match output {
