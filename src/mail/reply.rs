@@ -471,6 +471,12 @@ pub fn confirmation_lines(c: &Confirmation<'_>) -> Vec<String> {
     let e = c.extraction;
     let mut lines =
         vec![if es { "Factura registrada:".to_string() } else { "Invoice recorded:".to_string() }, String::new()];
+    for a in c.alerts {
+        lines.push(format!("{} {a}", if es { "ALERTA:" } else { "ALERT:" }));
+    }
+    if !c.alerts.is_empty() {
+        lines.push(String::new());
+    }
     lines.extend(field_lines(e, es).into_iter().map(|l| format!("    {l}")));
     let cur = e.currency.clone().unwrap_or_default();
     for (label_es, label_en, v) in [("Base imponible", "Net amount", e.net_amount), ("Impuestos", "Tax", e.tax_amount)]
@@ -538,7 +544,13 @@ pub fn compose_confirmation(
         .total_amount
         .map(|t| format!(" — {} {}", money(t, es), e.currency.clone().unwrap_or_default()))
         .unwrap_or_default();
-    let flag = if e.failed_checks().next().is_some() {
+    let flag = if !c.alerts.is_empty() {
+        if es {
+            "[ALERTA] "
+        } else {
+            "[ALERT] "
+        }
+    } else if e.failed_checks().next().is_some() {
         if es {
             "[REVISAR] "
         } else {

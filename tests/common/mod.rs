@@ -36,6 +36,13 @@ pub struct Servers {
     pub smtp_port: u16,
     pub host: String,
     pub admin_db_url: String,
+    /// IMAP with implicit TLS (the plain port offers STARTTLS).
+    pub imaps_port: u16,
+    /// SMTP with implicit TLS and with STARTTLS (Dovecot submission, relaying to OpenSMTPD).
+    pub smtps_port: u16,
+    pub submission_port: u16,
+    /// The throwaway CA that signed the servers' certificate for `localhost`.
+    pub tls_ca_file: String,
 }
 
 impl Servers {
@@ -59,6 +66,10 @@ impl Servers {
             smtp_port: get("SMTP_PORT", "10025").parse().expect("SMTP_PORT"),
             host: get("IMAP_HOST", "127.0.0.1"),
             admin_db_url: get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+            imaps_port: get("IMAPS_PORT", "10993").parse().expect("IMAPS_PORT"),
+            smtps_port: get("SMTPS_PORT", "10465").parse().expect("SMTPS_PORT"),
+            submission_port: get("SUBMISSION_PORT", "10587").parse().expect("SUBMISSION_PORT"),
+            tls_ca_file: get("TLS_CA_FILE", concat!(env!("CARGO_MANIFEST_DIR"), "/target/mailservers/tls/ca.pem")),
         }
     }
 }
