@@ -242,6 +242,16 @@ async fn serve(path: &Path) -> Result<i32> {
     let app = App::build(cfg).await?;
     let cancel = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(cancel.clone()));
+    if let Some(listen) = app.config.metrics.listen {
+        // Unhealthy after three poll intervals (at least a minute) without reaching IMAP.
+        let stale = Duration::from_secs((app.config.imap.poll_interval_secs * 3).max(60));
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(listen, stale, c).await {
+                warn!(error = format!("{e:#}"), "metrics endpoint failed");
+            }
+        });
+    }
     let watchdog = watchdog_interval();
     let worker = app.run_until_stopped(cancel.clone(), || {
         info!("ready: Postgres and IMAP are up");

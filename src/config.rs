@@ -256,6 +256,15 @@ impl Default for LimitsConfig {
     }
 }
 
+/// `/metrics` (Prometheus) and `/healthz`; off unless `listen` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// e.g. "127.0.0.1:9184". Keep it on loopback or a private network: it needs no authentication.
+    #[serde(default)]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -299,6 +308,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 fn default_imap_port() -> u16 {

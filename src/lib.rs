@@ -11,6 +11,7 @@ pub mod eval;
 pub mod extract;
 pub mod fraud;
 pub mod mail;
+pub mod metrics;
 pub mod pipeline;
 pub mod sandbox;
 pub mod store;
