@@ -52,6 +52,16 @@ pub enum Tls {
     None,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// LOGIN / AUTHENTICATE PLAIN (IMAP), AUTH PLAIN / LOGIN (SMTP).
+    #[default]
+    Password,
+    /// SASL XOAUTH2 with an OAuth2 access token (Gmail, Microsoft 365): see the `oauth2` section.
+    Xoauth2,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImapConfig {
@@ -68,9 +78,14 @@ pub struct ImapConfig {
     pub ca_file: Option<PathBuf>,
     pub username: String,
     #[serde(default)]
+    pub auth: AuthMethod,
+    #[serde(default)]
     pub password: Option<Secret>,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// Where XOAUTH2 tokens come from, when `auth = "xoauth2"`.
+    #[serde(default)]
+    pub oauth2: Option<crate::mail::oauth2::OAuth2Config>,
     #[serde(default = "default_mailbox")]
     pub mailbox: String,
     #[serde(default = "default_processed")]
@@ -105,9 +120,14 @@ pub struct SmtpConfig {
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
+    pub auth: AuthMethod,
+    #[serde(default)]
     pub password: Option<Secret>,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// Where XOAUTH2 tokens come from, when `auth = "xoauth2"` (usually the same as imap.oauth2).
+    #[serde(default)]
+    pub oauth2: Option<crate::mail::oauth2::OAuth2Config>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -434,8 +454,29 @@ impl Config {
         if self.imap.host.trim().is_empty() {
             bail!("imap.host must not be empty");
         }
-        if self.imap.password.as_ref().is_none_or(Secret::is_empty) {
-            bail!("imap.password is missing: set imap.password, imap.password_file or INVOICE_INTAKE__IMAP__PASSWORD");
+        match self.imap.auth {
+            AuthMethod::Password if self.imap.password.as_ref().is_none_or(Secret::is_empty) => {
+                bail!(
+                    "imap.password is missing: set imap.password, imap.password_file or INVOICE_INTAKE__IMAP__PASSWORD"
+                )
+            }
+            AuthMethod::Xoauth2 => self
+                .imap
+                .oauth2
+                .as_ref()
+                .context("imap.auth = \"xoauth2\" needs an [imap.oauth2] section")?
+                .validate("imap.oauth2")?,
+            AuthMethod::Password => {}
+        }
+        if self.smtp.auth == AuthMethod::Xoauth2 {
+            self.smtp
+                .oauth2
+                .as_ref()
+                .context("smtp.auth = \"xoauth2\" needs an [smtp.oauth2] section")?
+                .validate("smtp.oauth2")?;
+            if self.smtp.username.is_none() {
+                bail!("smtp.username is needed with smtp.auth = \"xoauth2\"");
+            }
         }
         check_plaintext("imap", &self.imap.host, self.imap.tls, self.imap.allow_insecure)?;
         check_plaintext("smtp", &self.smtp.host, self.smtp.tls, self.smtp.allow_insecure)?;

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod imap;
 pub mod mime;
+pub mod oauth2;
 pub mod reply;
 pub mod smtp;
 pub mod tnef;
