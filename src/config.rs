@@ -98,6 +98,10 @@ pub struct ImapConfig {
     /// Use IDLE when the server offers it (RFC 2177).
     #[serde(default = "yes")]
     pub idle: bool,
+    /// Instead of IDLE, poll with NOOP every this many milliseconds: for replies within 100 ms from servers that
+    /// delay IDLE notifications (Dovecot holds them 500 ms to batch changes). Off (0) by default.
+    #[serde(default)]
+    pub fast_poll_ms: Option<u64>,
     /// Messages fetched per round, so a large backlog is taken in bounded bites.
     #[serde(default = "default_fetch_batch")]
     pub fetch_batch: u32,

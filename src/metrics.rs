@@ -130,7 +130,10 @@ pub async fn serve(
         .route(
             "/metrics",
             get(move || async move {
-                ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics.render())
+                (
+                    [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    metrics.render(),
+                )
             }),
         )
         .route(

@@ -8,11 +8,21 @@
 //! Every arrow starts from a durable state, so a crash anywhere resumes from the last commit: a message is
 //! moved out of the inbox only after its results and its reply are stored, and the reply is sent from the
 //! outbox, never directly.
+//!
+//! Failures are sorted by what they say about the message:
+//! - an outage (Postgres, IMAP or SMTP unreachable) blames no message: the loop reconnects with backoff, and
+//!   delivery pauses while the SMTP server is away;
+//! - a transient failure of one message (the extractor crashed, timed out or was killed for resources; any other
+//!   error while handling it, a panic included) puts it back with a growing delay, and after `MAX_ATTEMPTS` it is
+//!   quarantined with the reason, so it never blocks the messages behind it;
+//! - a permanent failure (a damaged file, a limit hit) is an outcome like any other: stored, answered, filed.
 
 use anyhow::{Context, Result};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use sqlx::PgPool;
-use std::time::Duration;
+use std::panic::AssertUnwindSafe;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
 
@@ -27,14 +37,28 @@ use crate::mail::smtp::Mailer;
 use crate::sandbox::Sandbox;
 use crate::store::{self, MessageState, StoredMessage};
 
-/// A message whose extraction crashes or hangs this many times is quarantined, so it never blocks the inbox.
+/// A message is attempted at most this many times. A transient extraction failure (crash, timeout, killed for
+/// resources) on the last attempt quarantines it; a message whose handling was interrupted this many times (the
+/// worker died while on it, which a document that crashes the worker itself would do) is quarantined before a
+/// further attempt. Either way it never blocks the inbox.
 pub const MAX_ATTEMPTS: i32 = 3;
+/// Transient failures of a message wait before the next attempt: 10 s, then 20 s (plus jitter).
+const RETRY_BASE_DELAY: Duration = Duration::from_secs(10);
+/// `once` waits for retries due within this long; later ones stay for the next run.
+const ONCE_RETRY_PATIENCE: Duration = Duration::from_secs(120);
 /// Reconnection backoff after an IMAP or database error: from 1 s, doubling, to at most 5 minutes.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
-/// Outbox retries: 30 s, doubling, at most 1 hour apart, for a day; then the delivery is marked failed.
+/// Outbox retries after a 4xx answer: 30 s, doubling, at most 1 hour apart, for a day; then the delivery is
+/// marked failed.
 const OUTBOX_BASE_DELAY: Duration = Duration::from_secs(30);
 const OUTBOX_MAX_DELAY: Duration = Duration::from_secs(3600);
 const OUTBOX_MAX_ATTEMPTS: i32 = 30;
+/// While the SMTP server is unreachable, delivery pauses (1 s, doubling, at most 5 minutes) and then probes
+/// with one mail. An unreachable server is not held against any mail.
+const SMTP_MAX_PAUSE: Duration = Duration::from_secs(300);
+/// After the SMTP server accepted a mail, recording that is retried this long: a database outage at that moment
+/// must not turn into a second copy of the mail.
+const MARK_SENT_PATIENCE: Duration = Duration::from_secs(120);
 
 /// What one `once` pass did, for the operator and the tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -46,11 +70,36 @@ pub struct Summary {
     pub archived: usize,
 }
 
+/// What happened to one message taken from the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// It reached a final state.
+    Done,
+    /// It was put back for a later attempt.
+    Deferred,
+    /// Another worker holds it, or it was no longer waiting.
+    Busy,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Round {
+    done: usize,
+    deferred: usize,
+}
+
+/// The SMTP circuit breaker: while `until` is ahead, nothing is sent.
+#[derive(Debug)]
+struct SmtpPause {
+    until: Option<Instant>,
+    next: Duration,
+}
+
 pub struct App {
     pub config: Config,
     pub pool: PgPool,
     sandbox: Sandbox,
     mailer: Mailer,
+    smtp_pause: Mutex<SmtpPause>,
 }
 
 impl App {
@@ -63,27 +112,52 @@ impl App {
             warn!("sandbox.backend = \"none\": documents from the internet are read WITHOUT isolation");
         }
         let mailer = Mailer::new(&config.smtp)?;
-        Ok(App { config, pool, sandbox, mailer })
+        let smtp_pause = Mutex::new(SmtpPause { until: None, next: Duration::from_secs(1) });
+        Ok(App { config, pool, sandbox, mailer, smtp_pause })
     }
 
-    /// Process everything waiting in the mailbox, deliver the replies, move the mail, and return.
+    /// Documents handled at once. Each message in hand holds one database connection for its transaction, and
+    /// the loop needs one more, so this stays below `database.max_connections`.
+    fn concurrency(&self) -> usize {
+        let connections = self.config.database.max_connections as usize;
+        self.config.extract_concurrency().min(connections.saturating_sub(1)).max(1)
+    }
+
+    /// Process everything waiting in the mailbox (and retries due within a couple of minutes), deliver the
+    /// replies, move the mail, and return.
     pub async fn run_once(&self) -> Result<Summary> {
         let mut summary = Summary::default();
         let mut imap = ImapSession::connect(&self.config.imap).await?;
         self.prepare_mailboxes(&mut imap).await?;
+        let started = Instant::now();
         loop {
-            let fetched = self.sync(&mut imap).await?;
-            summary.fetched += fetched;
-            summary.processed += self.process_pending().await?;
-            if fetched == 0 {
+            if self.turn(&mut imap, &mut summary).await? {
+                continue;
+            }
+            let Some(at) = store::next_message_retry(&self.pool).await? else { break };
+            let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+            if started.elapsed() + wait > ONCE_RETRY_PATIENCE {
+                info!(retry_in_secs = wait.as_secs(), "messages wait for a later retry; leaving them for the next run");
                 break;
             }
+            tokio::time::sleep(wait + Duration::from_millis(100)).await;
+            imap.noop().await?;
         }
-        summary.sent += self.deliver().await?;
-        summary.archived += self.archive(&mut imap).await?;
         summary.queued = store::pending_mail_count(&self.pool).await?;
         imap.logout().await;
         Ok(summary)
+    }
+
+    /// One turn of the loop: fetch a batch, handle a round of messages, deliver what is due, move what is handled.
+    /// Returns whether there is probably more to do right away.
+    async fn turn(&self, imap: &mut ImapSession, summary: &mut Summary) -> Result<bool> {
+        let fetched = self.sync(imap).await?;
+        let round = self.process_round().await?;
+        summary.fetched += fetched;
+        summary.processed += round.done;
+        summary.sent += self.deliver().await?;
+        summary.archived += self.archive(imap).await?;
+        Ok(fetched > 0 || round.done + round.deferred > 0)
     }
 
     /// The service: watch the mailbox until `cancel` fires. IMAP and database errors are retried with backoff;
@@ -91,16 +165,14 @@ impl App {
     pub async fn run_until_stopped(&self, cancel: CancellationToken, mut on_ready: impl FnMut()) -> Result<()> {
         let mut backoff = Duration::from_secs(1);
         let mut ready = false;
+        let mut once_ready = || {
+            if !ready {
+                ready = true;
+                on_ready();
+            }
+        };
         while !cancel.is_cancelled() {
-            match self
-                .session_round(&cancel, &mut || {
-                    if !ready {
-                        ready = true;
-                        on_ready();
-                    }
-                })
-                .await
-            {
+            match self.session_round(&cancel, &mut once_ready, &mut backoff).await {
                 Ok(()) => backoff = Duration::from_secs(1),
                 Err(e) => {
                     warn!(error = format!("{e:#}"), retry_in_secs = backoff.as_secs(), "mail loop error; reconnecting");
@@ -116,33 +188,57 @@ impl App {
         Ok(())
     }
 
-    async fn session_round(&self, cancel: &CancellationToken, on_ready: &mut dyn FnMut()) -> Result<()> {
+    async fn session_round(
+        &self,
+        cancel: &CancellationToken,
+        on_ready: &mut dyn FnMut(),
+        backoff: &mut Duration,
+    ) -> Result<()> {
         let mut imap = ImapSession::connect(&self.config.imap).await?;
         self.prepare_mailboxes(&mut imap).await?;
         on_ready();
         let poll = Duration::from_secs(self.config.imap.poll_interval_secs);
+        let mut summary = Summary::default();
+        let mut healthy = false;
         loop {
-            while self.sync(&mut imap).await? > 0 {
-                self.process_pending().await?;
-                if cancel.is_cancelled() {
-                    break;
-                }
+            let busy = self.turn(&mut imap, &mut summary).await?;
+            if !healthy {
+                // A whole turn worked: whatever failed before is over, so the next failure starts from 1 s again.
+                healthy = true;
+                *backoff = Duration::from_secs(1);
             }
-            self.process_pending().await?;
-            self.deliver().await?;
-            self.archive(&mut imap).await?;
             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
             if cancel.is_cancelled() {
                 imap.logout().await;
                 return Ok(());
             }
-            let (session, woken) = imap.wait(poll, self.config.imap.idle, cancel).await?;
+            if busy {
+                continue;
+            }
+            let wait = self.until_next_due(poll).await?;
+            let (session, woken) = imap.wait(wait, self.config.imap.idle, cancel).await?;
             imap = session;
             if woken == Woken::Cancelled {
                 imap.logout().await;
                 return Ok(());
             }
         }
+    }
+
+    /// How long the loop may wait for news: the poll interval, or less when a retry or a delivery falls due
+    /// sooner; never less than a second.
+    async fn until_next_due(&self, poll: Duration) -> Result<Duration> {
+        let mut wait = poll;
+        if let Some(at) = store::next_wakeup(&self.pool).await? {
+            let due = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+            // A delivery due now while SMTP is paused waits for the pause, not for nothing.
+            let due = match self.smtp_paused_for() {
+                Some(pause) if due < pause => pause,
+                _ => due,
+            };
+            wait = wait.min(due);
+        }
+        Ok(wait.max(Duration::from_secs(1)))
     }
 
     async fn prepare_mailboxes(&self, imap: &mut ImapSession) -> Result<()> {
@@ -161,6 +257,8 @@ impl App {
         let last_uid = match known {
             Some(k) if !rescan => k.last_uid,
             Some(k) => {
+                // Every UID we kept is void. The mailbox is read again from the start; copies of messages we
+                // already handled are recognised by their bytes when their turn comes (`store::handled_copy`).
                 warn!(
                     mailbox,
                     old = k.uidvalidity,
@@ -194,7 +292,7 @@ impl App {
                 .map(|a| a.to_lowercase());
             let subject = headers.as_ref().and_then(|m| m.subject()).map(str::to_string);
             let digest = crate::extract::sha256_hex(&f.raw);
-            let id = store::insert_message(
+            store::insert_message(
                 &self.pool,
                 &store::NewMessage {
                     mailbox,
@@ -209,9 +307,6 @@ impl App {
                 },
             )
             .await?;
-            if let (Some(id), true) = (id, rescan) {
-                store::settle_rescanned_copy(&self.pool, id, &digest).await?;
-            }
             highest = highest.max(f.uid);
         }
         store::save_mailbox_state(
@@ -226,48 +321,131 @@ impl App {
         Ok(fetched.len())
     }
 
-    /// Handle every message waiting in Postgres. Returns how many reached a final state.
+    /// Handle every message waiting in Postgres whose attempt is due. Returns how many reached a final state.
     pub async fn process_pending(&self) -> Result<usize> {
-        let concurrency = self.config.extract_concurrency();
         let mut done = 0;
         loop {
-            let batch = store::claim_received(&self.pool, (concurrency * 2) as i64).await?;
-            if batch.is_empty() {
+            let round = self.process_round().await?;
+            done += round.done;
+            if round.done + round.deferred == 0 {
                 return Ok(done);
-            }
-            let results: Vec<Result<bool>> = futures::stream::iter(batch)
-                .map(|m| {
-                    let span = info_span!(
-                        "message",
-                        id = m.id,
-                        uid = m.uid,
-                        message_id = m.message_id.as_deref().unwrap_or("")
-                    );
-                    async move { self.process_message(m).await }.instrument(span)
-                })
-                .buffer_unordered(concurrency)
-                .collect()
-                .await;
-            for r in results {
-                match r {
-                    Ok(true) => done += 1,
-                    Ok(false) => {}
-                    Err(e) => return Err(e),
-                }
             }
         }
     }
 
-    /// Returns true when the message reached a final state, false when it was put back for another attempt.
-    async fn process_message(&self, m: StoredMessage) -> Result<bool> {
+    /// Take up to two batches' worth of due messages and handle them, `concurrency` at a time.
+    async fn process_round(&self) -> Result<Round> {
+        let concurrency = self.concurrency();
+        let ids = store::waiting_messages(&self.pool, (concurrency * 2) as i64).await?;
+        let mut round = Round::default();
+        if ids.is_empty() {
+            return Ok(round);
+        }
+        let results: Vec<Result<Step>> =
+            futures::stream::iter(ids).map(|id| self.process_one(id)).buffer_unordered(concurrency).collect().await;
+        for r in results {
+            match r? {
+                Step::Done => round.done += 1,
+                Step::Deferred => round.deferred += 1,
+                Step::Busy => {}
+            }
+        }
+        Ok(round)
+    }
+
+    /// Handle one message inside one transaction, which holds the message's lock from the first read to the
+    /// commit of its outcome. Outages are returned as errors; anything else that goes wrong is this message's
+    /// failure, retried and then quarantined (`message_failed`).
+    async fn process_one(&self, id: i64) -> Result<Step> {
+        let mut tx = self.pool.begin().await?;
+        let Some(mut m) = store::lock_message(&mut tx, id).await? else { return Ok(Step::Busy) };
+        m.attempts = store::begin_attempt(&self.pool, id).await?;
+        let span = info_span!(
+            "message",
+            id = m.id,
+            uid = m.uid,
+            attempt = m.attempts,
+            message_id = m.message_id.as_deref().unwrap_or("")
+        );
+        async move {
+            if m.attempts > MAX_ATTEMPTS {
+                let reason = format!(
+                    "handling this message was interrupted {} times (the worker stopped, or its outcome could not be \
+                     stored); quarantined instead of trying again",
+                    m.attempts - 1
+                );
+                warn!(reason = reason.as_str(), "quarantined");
+                store::finish_message(
+                    &mut tx,
+                    m.id,
+                    MessageState::Quarantined,
+                    Some(&reason),
+                    Some(&self.config.imap.failed_mailbox),
+                )
+                .await?;
+                tx.commit().await?;
+                return Ok(Step::Done);
+            }
+            if let Some((first, target)) = store::handled_copy(&mut tx, &m).await? {
+                info!(first, "a copy of a message already handled (new UIDVALIDITY); settled without a reply");
+                store::settle_copy(&mut tx, m.id, first, target.as_deref()).await?;
+                tx.commit().await?;
+                return Ok(Step::Done);
+            }
+            let handled = AssertUnwindSafe(self.handle(&mut tx, &m)).catch_unwind().await;
+            let failure = match handled {
+                Ok(Ok(step)) => {
+                    tx.commit().await.context("committing the message outcome")?;
+                    return Ok(step);
+                }
+                Ok(Err(e)) if is_outage(&e) => return Err(e),
+                Ok(Err(e)) => format!("{e:#}"),
+                Err(panic) => format!("internal error: {}", panic_message(panic.as_ref())),
+            };
+            drop(tx);
+            self.message_failed(&m, &failure).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// A message's handling failed for a reason of its own (not an outage): try again later, or after the last
+    /// attempt quarantine it with the reason.
+    async fn message_failed(&self, m: &StoredMessage, error: &str) -> Result<Step> {
+        let mut tx = self.pool.begin().await?;
+        let step = if m.attempts < MAX_ATTEMPTS {
+            let delay = retry_delay(m.attempts);
+            warn!(error, retry_in_secs = delay.as_secs(), "handling the message failed; will try again");
+            let reason = format!("attempt {} failed: {error}", m.attempts);
+            store::release_message(&mut tx, m.id, &reason, delay).await?;
+            Step::Deferred
+        } else {
+            warn!(error, "handling the message failed on its last attempt; quarantined");
+            let reason = format!("could not be handled after {} attempts: {error}", m.attempts);
+            store::finish_message(
+                &mut tx,
+                m.id,
+                MessageState::Quarantined,
+                Some(&reason),
+                Some(&self.config.imap.failed_mailbox),
+            )
+            .await?;
+            Step::Done
+        };
+        tx.commit().await?;
+        Ok(step)
+    }
+
+    /// Read one locked message and record its outcome in `tx` (committed by the caller).
+    async fn handle(&self, tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, m: &StoredMessage) -> Result<Step> {
         let own = &self.config.smtp.from;
         let incoming = mime::parse(&m.raw, own, self.config.limits.max_attachments);
         if !m.operator_release {
             let from = incoming.from.as_deref().unwrap_or("");
             if let auth::Verdict::Untrusted { reason } = auth::judge(&m.raw, from, &self.config.security.policy()) {
                 warn!(reason = reason.as_str(), "sender not authenticated; quarantined without a reply");
-                self.quarantine_untrusted(&m, &incoming, &reason).await?;
-                return Ok(true);
+                self.quarantine_untrusted(tx, m, &incoming, &reason).await?;
+                return Ok(Step::Done);
             }
         }
         let too_large = (m.size_bytes > self.config.limits.max_message_bytes)
@@ -283,25 +461,42 @@ impl App {
                     bytes = doc.bytes.len()
                 );
                 let results = self.sandbox.extract(&doc.filename, &doc.bytes).instrument(span).await;
-                extracted.push((doc.clone(), results));
+                extracted.push((doc.clone(), results.into_iter().map(store::clean_extraction).collect()));
             }
         }
-        let transient = extracted.iter().flat_map(|(_, r)| r).any(|e| {
-            matches!(e.error.as_ref().map(|er| er.code), Some(ErrorCode::SandboxFailure | ErrorCode::Timeout))
-        });
-        if transient && m.attempts < MAX_ATTEMPTS {
-            warn!(attempt = m.attempts, "extraction crashed or timed out; will try again");
-            store::release_message(&self.pool, m.id, "extraction crashed or timed out; retrying").await?;
-            return Ok(false);
+        let transient: Vec<String> = extracted
+            .iter()
+            .flat_map(|(_, r)| r)
+            .filter_map(|e| e.error.as_ref().map(|er| (e, er)))
+            .filter(|(_, er)| matches!(er.code, ErrorCode::SandboxFailure | ErrorCode::Timeout))
+            .map(|(e, er)| format!("{}: {} ({})", e.file, er.code.as_str(), er.message))
+            .collect();
+        if !transient.is_empty() && m.attempts < MAX_ATTEMPTS {
+            let delay = retry_delay(m.attempts);
+            let why = transient.join("; ");
+            warn!(
+                why = why.as_str(),
+                retry_in_secs = delay.as_secs(),
+                "extraction crashed or timed out; will try again"
+            );
+            store::release_message(tx, m.id, &format!("attempt {} failed: {why}", m.attempts), delay).await?;
+            return Ok(Step::Deferred);
         }
-        self.finalize(&m, &incoming, extracted, too_large, transient).await?;
-        Ok(true)
+        let poisoned = (!transient.is_empty())
+            .then(|| format!("extraction kept failing after {} attempts: {}", m.attempts, transient.join("; ")));
+        self.finalize(tx, m, &incoming, extracted, too_large, poisoned).await?;
+        Ok(Step::Done)
     }
 
     /// A mail that fails the sender policy: no reply (backscatter, and a spoofer's Reply-To must never get the
     /// data), nothing extracted or stored, the message quarantined, and the accountants alerted.
-    async fn quarantine_untrusted(&self, m: &StoredMessage, incoming: &Incoming, reason: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+    async fn quarantine_untrusted(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        m: &StoredMessage,
+        incoming: &Incoming,
+        reason: &str,
+    ) -> Result<()> {
         if !self.config.notify.accountants.is_empty() {
             let alert = reply::QuarantineAlert {
                 language: self.config.reply.default_language,
@@ -315,7 +510,7 @@ impl App {
             let (id, mail) =
                 reply::compose_quarantine_alert(&self.config.smtp.from, &self.config.notify.accountants, &alert)?;
             store::enqueue_mail(
-                &mut tx,
+                tx,
                 &store::NewOutboxMail {
                     message_ref: m.id,
                     kind: "alert",
@@ -328,31 +523,25 @@ impl App {
             .await?;
         }
         let why = format!("sender not authenticated: {reason}");
-        store::finish_message(
-            &mut tx,
-            m.id,
-            MessageState::Quarantined,
-            Some(&why),
-            Some(&self.config.imap.failed_mailbox),
-        )
-        .await?;
-        tx.commit().await?;
+        store::finish_message(tx, m.id, MessageState::Quarantined, Some(&why), Some(&self.config.imap.failed_mailbox))
+            .await?;
         Ok(())
     }
 
     /// Store the outcome, queue the replies and decide the message's folder, all in one transaction.
+    /// `poisoned` says why extraction kept failing when it did on the last attempt.
     async fn finalize(
         &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         m: &StoredMessage,
         incoming: &Incoming,
         extracted: Vec<(mime::Document, Vec<Extraction>)>,
         too_large: Option<MessageError>,
-        poisoned: bool,
+        poisoned: Option<String>,
     ) -> Result<()> {
-        let sender = incoming.from.clone().unwrap_or_else(|| "unknown".into());
-        let mut tx = self.pool.begin().await?;
+        let sender = store::clean_address(incoming.from.as_deref().unwrap_or("unknown"));
         let resent_of = match &incoming.message_id {
-            Some(id) => store::earlier_message_with_id(&mut tx, id, m.id).await?.map(|(_, at)| at),
+            Some(id) => store::earlier_message_with_id(tx, id, m.id).await?.map(|(_, at)| at),
             None => None,
         };
         let mut outcomes: Vec<(String, Outcome)> = Vec::new();
@@ -362,7 +551,7 @@ impl App {
             let summary = serde_json::to_value(&results)?;
             let first_error = results.iter().find_map(|r| r.error.as_ref().map(|e| e.code.as_str()));
             let attachment_id = store::insert_attachment(
-                &mut tx,
+                tx,
                 &store::NewAttachment {
                     message_ref: m.id,
                     position: position as i32,
@@ -383,7 +572,7 @@ impl App {
                     outcomes.push((label, Outcome::Failed(e)));
                     continue;
                 }
-                if let Some(existing) = store::invoice_by_document(&mut tx, &sender, &sha, index as i32).await? {
+                if let Some(existing) = store::invoice_by_document(tx, &sender, &sha, index as i32).await? {
                     outcomes.push((
                         label,
                         Outcome::Duplicate {
@@ -402,10 +591,10 @@ impl App {
                     sha256: &sha,
                     index: index as i32,
                 };
-                match store::insert_invoice(&mut tx, &origin, &e).await? {
+                match store::insert_invoice(tx, &origin, &e).await? {
                     Some(invoice_id) => {
                         info!(invoice_id, number = e.invoice_number.as_deref().unwrap_or(""), "invoice stored");
-                        let alerts = self.fraud_signals(&mut tx, &sender, invoice_id, &e).await?;
+                        let alerts = self.fraud_signals(tx, &sender, invoice_id, &e).await?;
                         stored.push((label.clone(), e.clone(), invoice_id, alerts));
                         outcomes.push((label, Outcome::Stored(e)));
                     }
@@ -418,17 +607,13 @@ impl App {
         }
 
         let any_invoice = outcomes.iter().any(|(_, o)| !matches!(o, Outcome::Failed(_)));
-        let (state, target, reason) = if poisoned {
-            (
-                MessageState::Quarantined,
-                &self.config.imap.failed_mailbox,
-                Some("extraction kept crashing or timing out".to_string()),
-            )
+        let (state, target, mut reason) = if let Some(why) = &poisoned {
+            (MessageState::Quarantined, &self.config.imap.failed_mailbox, Some(why.clone()))
         } else if let Some(MessageError::TooLarge { bytes, limit }) = too_large {
             (
                 MessageState::Failed,
                 &self.config.imap.failed_mailbox,
-                Some(format!("message is {bytes} bytes; limit {limit}")),
+                Some(format!("too_large: the message is {bytes} bytes; limits.max_message_bytes is {limit}")),
             )
         } else if any_invoice {
             (MessageState::Processed, &self.config.imap.processed_mailbox, None)
@@ -450,6 +635,17 @@ impl App {
             (MessageState::Failed, &self.config.imap.failed_mailbox, Some(why))
         };
 
+        let not_read = incoming.skipped.iter().filter(|k| k.reason == mime::SkipReason::TooMany).count();
+        if not_read > 0 {
+            let note = format!(
+                "too_many_attachments: {not_read} documents past limits.max_attachments ({}) were not read",
+                self.config.limits.max_attachments
+            );
+            reason = Some(match reason {
+                Some(r) => format!("{r}; {note}"),
+                None => note,
+            });
+        }
         let language = incoming.language.unwrap_or(self.config.reply.default_language);
         match (&incoming.no_reply, &incoming.reply_to) {
             (None, Some(to)) => {
@@ -458,7 +654,7 @@ impl App {
                     outcomes: &outcomes,
                     skipped: &incoming.skipped,
                     resent_of,
-                    message_error: too_large.or(poisoned.then_some(MessageError::UnderReview)),
+                    message_error: too_large.or(poisoned.is_some().then_some(MessageError::UnderReview)),
                     max_pages: self.config.sandbox.max_pages,
                     max_attachments: self.config.limits.max_attachments,
                 };
@@ -469,19 +665,32 @@ impl App {
                     message_id: incoming.message_id.as_deref(),
                     references: &incoming.references,
                 };
-                let (id, mail) = reply::compose_reply(&thread, &content, m.id)?;
-                store::enqueue_mail(
-                    &mut tx,
-                    &store::NewOutboxMail {
-                        message_ref: m.id,
-                        kind: "reply",
-                        mail_message_id: &id,
-                        envelope_from: &self.config.smtp.from,
-                        recipients: std::slice::from_ref(to),
-                        body: &mail.formatted(),
-                    },
-                )
-                .await?;
+                match reply::compose_reply(&thread, &content, m.id) {
+                    Ok((id, mail)) => {
+                        store::enqueue_mail(
+                            tx,
+                            &store::NewOutboxMail {
+                                message_ref: m.id,
+                                kind: "reply",
+                                mail_message_id: &id,
+                                envelope_from: &self.config.smtp.from,
+                                recipients: std::slice::from_ref(to),
+                                body: &mail.formatted(),
+                            },
+                        )
+                        .await?;
+                    }
+                    // The address came from the mail's own headers: one we cannot write to is a fact about this
+                    // mail, not a reason to stop. The outcome is stored and the operator sees why nobody was told.
+                    Err(e) => {
+                        warn!(to = to.as_str(), error = %e, "cannot write a reply to this address; not replying");
+                        let note = format!("not answered: the reply address {to:?} is not usable ({e})");
+                        reason = Some(match reason {
+                            Some(r) => format!("{r}; {note}"),
+                            None => note,
+                        });
+                    }
+                }
             }
             (Some(why), _) => info!(reason = %why, "not replying"),
             (None, None) => info!("no sender address; not replying"),
@@ -502,7 +711,7 @@ impl App {
                 let (id, mail) =
                     reply::compose_confirmation(&self.config.smtp.from, &self.config.notify.accountants, &c)?;
                 store::enqueue_mail(
-                    &mut tx,
+                    tx,
                     &store::NewOutboxMail {
                         message_ref: m.id,
                         kind: "confirmation",
@@ -515,8 +724,7 @@ impl App {
                 .await?;
             }
         }
-        store::finish_message(&mut tx, m.id, state, reason.as_deref(), Some(target)).await?;
-        tx.commit().await.context("committing the message outcome")?;
+        store::finish_message(tx, m.id, state, reason.as_deref(), Some(target)).await?;
         info!(state = state.as_str(), documents = outcomes.len(), "message handled");
         Ok(())
     }
@@ -552,14 +760,23 @@ impl App {
 
     /// Send what the outbox holds. Returns how many were sent.
     pub async fn deliver(&self) -> Result<usize> {
+        if self.smtp_paused_for().is_some() {
+            return Ok(0);
+        }
         let mut sent = 0;
         loop {
             let due = store::due_mail(&self.pool, 50).await?;
             if due.is_empty() {
                 return Ok(sent);
             }
-            let mut progressed = false;
+            let mut handled = 0;
             for mail in due {
+                // Held while this mail is sent and recorded: a second worker skips it instead of sending it too.
+                let mut lock = self.pool.begin().await?;
+                if !store::lock_outbox(&mut lock, mail.id).await? {
+                    continue;
+                }
+                handled += 1;
                 let span = info_span!(
                     "deliver",
                     outbox_id = mail.id,
@@ -570,25 +787,73 @@ impl App {
                     self.mailer.send_raw(&mail.envelope_from, &mail.recipients, &mail.body).instrument(span).await;
                 match res {
                     Ok(()) => {
-                        store::mark_sent(&self.pool, mail.id).await?;
+                        self.smtp_reachable();
+                        self.record_sent(mail.id).await?;
                         sent += 1;
-                        progressed = true;
+                    }
+                    Err(e) if e.is_unreachable() => {
+                        let pause = self.pause_smtp();
+                        warn!(outbox_id = mail.id, error = %e, retry_in_secs = pause.as_secs(), "SMTP server unreachable; delivery paused");
+                        store::note_delivery_error(&self.pool, mail.id, &e.to_string()).await?;
+                        return Ok(sent);
                     }
                     Err(e) if e.is_transient() && mail.attempts + 1 < OUTBOX_MAX_ATTEMPTS => {
+                        self.smtp_reachable();
                         let delay = outbox_delay(mail.attempts);
                         warn!(outbox_id = mail.id, error = %e, retry_in_secs = delay.as_secs(), "delivery failed; will retry");
                         store::mark_retry(&self.pool, mail.id, &e.to_string(), delay).await?;
                     }
                     Err(e) => {
+                        self.smtp_reachable();
                         warn!(outbox_id = mail.id, error = %e, "delivery failed for good");
                         store::mark_undeliverable(&self.pool, mail.id, &e.to_string()).await?;
                     }
                 }
+                drop(lock);
             }
-            if !progressed {
+            if handled == 0 {
+                // Everything due is being sent by another worker.
                 return Ok(sent);
             }
         }
+    }
+
+    /// The server took the mail: record that, and keep trying through a database outage for a while, because
+    /// giving up here means sending the mail again after the restart (with the same Message-ID).
+    async fn record_sent(&self, id: i64) -> Result<()> {
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(500);
+        loop {
+            match store::mark_sent(&self.pool, id).await {
+                Ok(()) => return Ok(()),
+                Err(e) if started.elapsed() < MARK_SENT_PATIENCE => {
+                    warn!(outbox_id = id, error = format!("{e:#}"), "sent, but cannot record it yet; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => return Err(e.context("recording a delivered mail as sent")),
+            }
+        }
+    }
+
+    /// How much longer delivery is paused, if it is.
+    fn smtp_paused_for(&self) -> Option<Duration> {
+        let p = self.smtp_pause.lock().expect("smtp pause lock");
+        p.until.and_then(|t| t.checked_duration_since(Instant::now())).filter(|d| !d.is_zero())
+    }
+
+    fn pause_smtp(&self) -> Duration {
+        let mut p = self.smtp_pause.lock().expect("smtp pause lock");
+        let pause = jitter(p.next);
+        p.until = Some(Instant::now() + pause);
+        p.next = (p.next * 2).min(SMTP_MAX_PAUSE);
+        pause
+    }
+
+    fn smtp_reachable(&self) {
+        let mut p = self.smtp_pause.lock().expect("smtp pause lock");
+        p.until = None;
+        p.next = Duration::from_secs(1);
     }
 
     /// Move handled messages to their folder. Only messages whose outcome is committed are moved.
@@ -627,6 +892,46 @@ impl App {
     }
 }
 
+/// The wait before attempt `attempt + 1` of a message that failed transiently: 10 s, 20 s, … (with jitter).
+fn retry_delay(attempt: i32) -> Duration {
+    let exp = RETRY_BASE_DELAY.saturating_mul(1u32 << (attempt - 1).clamp(0, 6) as u32);
+    jitter(exp)
+}
+
+/// Whether an error means Postgres (or the connection to it) is unavailable, as opposed to something about the
+/// message in hand. Outages end the turn and are retried with the reconnect backoff; no message is blamed.
+fn is_outage(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        if let Some(err) = cause.downcast_ref::<sqlx::Error>() {
+            return match err {
+                // SQLSTATE classes: 08 connection, 53 insufficient resources, 57 operator intervention (shutdown),
+                // 58 system error, 40 rollback (serialization failure, deadlock): none is about the data.
+                sqlx::Error::Database(db) => {
+                    db.code().is_some_and(|c| ["08", "40", "53", "57", "58"].iter().any(|class| c.starts_with(class)))
+                }
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                _ => false,
+            };
+        }
+        cause.downcast_ref::<std::io::Error>().is_some()
+    })
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        format!("panic: {s}")
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        format!("panic: {s}")
+    } else {
+        "panic".to_string()
+    }
+}
+
 fn outbox_delay(attempts: i32) -> Duration {
     let exp = OUTBOX_BASE_DELAY.saturating_mul(1u32 << attempts.clamp(0, 10) as u32);
     jitter(exp.min(OUTBOX_MAX_DELAY))
@@ -637,4 +942,33 @@ fn jitter(d: Duration) -> Duration {
     use rand::Rng;
     let extra = rand::thread_rng().gen_range(0.0..0.25);
     d.mul_f64(1.0 + extra)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_retries_back_off_and_stay_bounded() {
+        let first = retry_delay(1);
+        let second = retry_delay(2);
+        assert!(first >= RETRY_BASE_DELAY && first <= RETRY_BASE_DELAY.mul_f64(1.25), "{first:?}");
+        assert!(second >= RETRY_BASE_DELAY * 2 && second <= (RETRY_BASE_DELAY * 2).mul_f64(1.25), "{second:?}");
+        assert!(retry_delay(60) <= (RETRY_BASE_DELAY * 64).mul_f64(1.25));
+    }
+
+    #[test]
+    fn only_an_unreachable_database_is_an_outage() {
+        assert!(is_outage(&anyhow::Error::new(sqlx::Error::PoolTimedOut)));
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(is_outage(&anyhow::Error::new(sqlx::Error::Io(io)).context("committing")));
+        assert!(!is_outage(&anyhow::anyhow!("the reply address is not usable")));
+        assert!(!is_outage(&anyhow::Error::new(sqlx::Error::RowNotFound)));
+    }
+
+    #[test]
+    fn a_panic_is_described_by_its_message() {
+        let caught = std::panic::catch_unwind(|| panic!("index out of bounds")).unwrap_err();
+        assert_eq!(panic_message(caught.as_ref()), "panic: index out of bounds");
+    }
 }

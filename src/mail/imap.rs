@@ -23,6 +23,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// A fetch may carry a batch of 40 MB messages over a slow link.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(600);
+/// One fetch brings at most this many bytes of whole messages (at least one message), so a backlog of large
+/// mail is taken in bites that fit in memory; the rest comes in the next round.
+const MAX_FETCH_BYTES: u64 = 128 * 1024 * 1024;
 /// RFC 2177: clients should re-issue IDLE at least every 29 minutes, or servers may log them out.
 const IDLE_REISSUE: Duration = Duration::from_secs(25 * 60);
 
@@ -62,6 +65,8 @@ pub struct ImapSession {
     has_move: bool,
     has_idle: bool,
     has_uidplus: bool,
+    /// `imap.fast_poll_ms`: poll with NOOP at this step instead of IDLE.
+    fast_poll: Option<Duration>,
 }
 
 async fn timed<T>(what: &str, limit: Duration, fut: impl std::future::Future<Output = T>) -> Result<T> {
@@ -121,6 +126,17 @@ impl ImapSession {
                 bail!("IMAP server {addr} closed the connection before greeting");
             }
         }
+        if cfg.auth == crate::config::AuthMethod::Xoauth2 {
+            let tokens = cfg.oauth2.clone().context("imap.auth = \"xoauth2\" needs [imap.oauth2]")?;
+            let token = crate::mail::oauth2::TokenSource::new(tokens)?.access_token().await?;
+            let auth = XOAuth2 { response: crate::mail::oauth2::xoauth2_response(&cfg.username, token.expose()) };
+            let session =
+                match timed("AUTHENTICATE XOAUTH2", COMMAND_TIMEOUT, client.authenticate("XOAUTH2", auth)).await? {
+                    Ok(s) => s,
+                    Err((e, _)) => return Err(anyhow!("IMAP XOAUTH2 login as {} refused: {e}", cfg.username)),
+                };
+            return Ok(ImapSession::finish_login(session).await?.with_fast_poll(cfg));
+        }
         let password = cfg.password.as_ref().map(|p| p.expose().to_string()).unwrap_or_default();
         let session = match timed("LOGIN", COMMAND_TIMEOUT, client.login(&cfg.username, &password)).await? {
             Ok(s) => s,
@@ -133,7 +149,17 @@ impl ImapSession {
                 }
             }
         };
-        let mut s = ImapSession { session, has_move: false, has_idle: false, has_uidplus: false };
+        Ok(ImapSession::finish_login(session).await?.with_fast_poll(cfg))
+    }
+
+    fn with_fast_poll(mut self, cfg: &ImapConfig) -> ImapSession {
+        self.fast_poll = cfg.fast_poll_ms.filter(|ms| *ms > 0).map(Duration::from_millis);
+        self
+    }
+
+    /// Learn what the server offers, once logged in.
+    async fn finish_login(session: Session<Stream>) -> Result<ImapSession> {
+        let mut s = ImapSession { session, has_move: false, has_idle: false, has_uidplus: false, fast_poll: None };
         let caps = timed("CAPABILITY", COMMAND_TIMEOUT, s.session.capabilities()).await??;
         s.has_move = caps.has_str("MOVE");
         s.has_idle = caps.has_str("IDLE");
@@ -180,7 +206,8 @@ impl ImapSession {
         Ok(uids)
     }
 
-    /// Fetch the given UIDs. Messages over `max_bytes` come back as their header only, so a 500 MB mail costs
+    /// Fetch the given UIDs, oldest first, as many as fit in `MAX_FETCH_BYTES` (always at least one): the caller
+    /// asks again for the rest. Messages over `max_bytes` come back as their header only, so a 500 MB mail costs
     /// nothing but still gets an answer.
     pub async fn fetch(&mut self, uids: &[u32], max_bytes: u64) -> Result<Vec<Fetched>> {
         if uids.is_empty() {
@@ -193,6 +220,7 @@ impl ImapSession {
             let fetches: Vec<_> = timed("UID FETCH size", COMMAND_TIMEOUT, stream.try_collect::<Vec<_>>()).await??;
             fetches.iter().filter_map(|f| Some((f.uid?, f.size.unwrap_or(0)))).collect()
         };
+        let sizes = within_budget(sizes, max_bytes, MAX_FETCH_BYTES);
         let (small, large): (Vec<_>, Vec<_>) = sizes.iter().partition(|(_, size)| u64::from(*size) <= max_bytes);
         let mut out = Vec::with_capacity(sizes.len());
         if !small.is_empty() {
@@ -239,8 +267,17 @@ impl ImapSession {
         }
         let set = uid_set(uids);
         if self.has_move {
-            timed("UID MOVE", COMMAND_TIMEOUT, self.session.uid_mv(&set, target)).await??;
-            return Ok(());
+            match timed("UID MOVE", COMMAND_TIMEOUT, self.session.uid_mv(&set, target)).await? {
+                Ok(()) => return Ok(()),
+                // Another session (a second worker, a person) expunged some of them after our last look: RFC 5530
+                // EXPUNGEISSUED. A NOOP brings our view up to date; UIDs that are gone are then simply skipped.
+                Err(e) if e.to_string().contains("EXPUNGEISSUED") => {
+                    self.noop().await?;
+                    timed("UID MOVE", COMMAND_TIMEOUT, self.session.uid_mv(&set, target)).await??;
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         timed("UID COPY", COMMAND_TIMEOUT, self.session.uid_copy(&set, target)).await??;
         {
@@ -271,6 +308,9 @@ impl ImapSession {
         use_idle: bool,
         cancel: &CancellationToken,
     ) -> Result<(ImapSession, Woken)> {
+        if let Some(step) = self.fast_poll {
+            return self.fast_poll(step, poll, cancel).await;
+        }
         if !(use_idle && self.has_idle) {
             tokio::select! {
                 _ = tokio::time::sleep(poll) => {}
@@ -297,12 +337,61 @@ impl ImapSession {
             }
         };
         let session = timed("IDLE DONE", COMMAND_TIMEOUT, handle.done()).await??;
-        Ok((ImapSession { session, has_move, has_idle, has_uidplus }, woken))
+        Ok((ImapSession { session, has_move, has_idle, has_uidplus, fast_poll: None }, woken))
+    }
+
+    /// Poll with NOOP every `step` until news or `poll` has passed. NOOP makes the server look at the mailbox
+    /// there and then, where IDLE waits for its change notification: Dovecot delays those by 500 ms to batch them
+    /// (NOTIFY_DELAY_MSECS in its mailbox-watch.c), which alone would put every reply half a second late.
+    async fn fast_poll(
+        mut self,
+        step: Duration,
+        poll: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<(ImapSession, Woken)> {
+        use async_imap::types::UnsolicitedResponse;
+        while self.session.unsolicited_responses.try_recv().is_ok() {}
+        let deadline = tokio::time::Instant::now() + poll;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(step) => {}
+                _ = cancel.cancelled() => return Ok((self, Woken::Cancelled)),
+            }
+            self.noop().await?;
+            let mut news = false;
+            while let Ok(r) = self.session.unsolicited_responses.try_recv() {
+                news |= matches!(r, UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_));
+            }
+            if news {
+                return Ok((self, Woken::NewData));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok((self, Woken::Timeout));
+            }
+        }
     }
 
     pub async fn logout(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.session.logout()).await;
     }
+}
+
+/// The oldest messages whose whole bodies add up to at most `budget` bytes (at least one message). Messages over
+/// `max_bytes` are fetched as headers only and cost nothing here.
+fn within_budget(mut sizes: Vec<(u32, u32)>, max_bytes: u64, budget: u64) -> Vec<(u32, u32)> {
+    sizes.sort_unstable();
+    let mut total = 0u64;
+    let mut keep = 0;
+    for (_, size) in &sizes {
+        let cost = if u64::from(*size) <= max_bytes { u64::from(*size) } else { 0 };
+        if keep > 0 && total + cost > budget {
+            break;
+        }
+        total += cost;
+        keep += 1;
+    }
+    sizes.truncate(keep);
+    sizes
 }
 
 /// A compact UID set: `1:3,7,9:10`.
@@ -325,6 +414,19 @@ pub fn uid_set(uids: &[u32]) -> String {
     parts.join(",")
 }
 
+/// SASL XOAUTH2 (Google's and Microsoft's): the whole response is sent at once.
+struct XOAuth2 {
+    response: String,
+}
+
+impl async_imap::Authenticator for XOAuth2 {
+    type Response = String;
+    fn process(&mut self, _challenge: &[u8]) -> Self::Response {
+        // A second challenge is the server's JSON error; answering it with an empty line ends the exchange.
+        std::mem::take(&mut self.response)
+    }
+}
+
 struct PlainAuth {
     user: String,
     password: String,
@@ -340,6 +442,21 @@ impl async_imap::Authenticator for PlainAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fetch_stays_within_its_byte_budget() {
+        let mb = 1024 * 1024;
+        let sizes = vec![(3, 30 * mb), (1, 40 * mb), (2, 40 * mb), (4, 500 * mb)];
+        // 40 + 40 fit in 100 MB, the third would not; the 500 MB one is header-only but comes after it.
+        assert_eq!(
+            within_budget(sizes.clone(), 41 * u64::from(mb), 100 * u64::from(mb)),
+            vec![(1, 40 * mb), (2, 40 * mb)]
+        );
+        // A single message larger than the budget still comes alone.
+        assert_eq!(within_budget(vec![(7, 90 * mb)], 100 * u64::from(mb), 10 * u64::from(mb)), vec![(7, 90 * mb)]);
+        // Header-only messages cost nothing.
+        assert_eq!(within_budget(vec![(1, 500 * mb), (2, 600 * mb)], 41, 10).len(), 2);
+    }
 
     #[test]
     fn uid_sets_are_compact() {

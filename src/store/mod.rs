@@ -7,7 +7,20 @@
 //!          └─▶ quarantined (an operator must look: the reason says why)
 //! ```
 //! Every transition out of `received` happens in one transaction with the rows it produces, so a crash leaves a
-//! message either untouched or completely handled.
+//! message either untouched or completely handled. After that transition the message's replies wait in `outbox`
+//! (`pending` → `sent` | `failed`), and `archived_at` records that the IMAP copy was moved to its folder:
+//!
+//! ```text
+//! received ──(extract; one transaction)──▶ processed | failed | ignored | quarantined
+//!          ──▶ outbox rows sent ──▶ archived_at set (IMAP MOVE done)
+//! ```
+//! Extraction results are not kept on their own: extraction is a pure function of the stored bytes, so a crash
+//! before the commit only costs running it again.
+//!
+//! A worker holds a message while it handles it with a transaction-scoped advisory lock (`lock_message`): a second
+//! worker skips it, and a worker that dies drops its connection and with it the lock, so nothing waits for a lease
+//! to expire. Header values from the internet are cleaned (`clean_text`) before they are stored or compared,
+//! because Postgres `text` cannot hold NUL and an index entry must stay small.
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
@@ -22,6 +35,50 @@ use crate::extract::Extraction;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The first key of the advisory locks that mark a message as being handled (the second is its id).
+const MESSAGE_LOCK_CLASS: i32 = 0x1e_4e0c;
+/// The same for an outbox mail being sent.
+const OUTBOX_LOCK_CLASS: i32 = 0x1e_4e0d;
+/// Bounds for header values we store and index (a btree entry must stay under about 2.7 kB).
+pub const MAX_MESSAGE_ID_CHARS: usize = 500;
+pub const MAX_ADDRESS_CHARS: usize = 320;
+pub const MAX_TEXT_CHARS: usize = 4000;
+
+/// A string Postgres can store and index: NUL removed (`text` cannot hold it), at most `max_chars` characters.
+pub fn clean_text(s: &str, max_chars: usize) -> String {
+    s.chars().filter(|c| *c != '\0').take(max_chars).collect()
+}
+
+/// A Message-ID as stored and compared: trimmed, without angle brackets, cleaned.
+pub fn clean_message_id(id: &str) -> String {
+    clean_text(id.trim().trim_matches(['<', '>']).trim(), MAX_MESSAGE_ID_CHARS)
+}
+
+pub fn clean_address(a: &str) -> String {
+    clean_text(a.trim(), MAX_ADDRESS_CHARS)
+}
+
+/// Remove NUL from every string in a JSON value: `jsonb` refuses `\u0000`.
+pub fn clean_json(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => s.retain(|c| c != '\0'),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(clean_json),
+        serde_json::Value::Object(o) => o.values_mut().for_each(clean_json),
+        _ => {}
+    }
+}
+
+/// An extraction whose strings Postgres can store (a hostile document can put NUL in any field).
+pub fn clean_extraction(e: Extraction) -> Extraction {
+    let Ok(mut v) = serde_json::to_value(&e) else { return e };
+    let before = v.clone();
+    clean_json(&mut v);
+    if v == before {
+        return e;
+    }
+    serde_json::from_value(v).unwrap_or(e)
+}
 
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
     let options = PgConnectOptions::from_str(url).context("database.url is not a valid Postgres URL")?;
@@ -117,9 +174,9 @@ pub async fn insert_message(pool: &PgPool, m: &NewMessage<'_>) -> Result<Option<
     .bind(m.mailbox)
     .bind(i64::from(m.uidvalidity))
     .bind(i64::from(m.uid))
-    .bind(m.message_id)
-    .bind(m.sender)
-    .bind(m.subject)
+    .bind(m.message_id.map(clean_message_id).filter(|s| !s.is_empty()))
+    .bind(m.sender.map(clean_address))
+    .bind(m.subject.map(|s| clean_text(s, MAX_TEXT_CHARS)))
     .bind(m.raw)
     .bind(m.raw_sha256)
     .bind(m.size_bytes as i64)
@@ -136,56 +193,112 @@ pub struct StoredMessage {
     pub uid: u32,
     pub message_id: Option<String>,
     pub raw: Vec<u8>,
+    pub raw_sha256: String,
     pub size_bytes: u64,
+    /// Attempts begun so far, this one included once `begin_attempt` counted it.
     pub attempts: i32,
     pub received_at: DateTime<Utc>,
     /// An operator reviewed this message and sent it through again (`reprocess`): its sender is vouched for.
     pub operator_release: bool,
 }
 
-/// Take up to `limit` messages waiting to be processed, counting the attempt. `SKIP LOCKED` lets several
-/// workers share the table without taking the same message.
-pub async fn claim_received(pool: &PgPool, limit: i64) -> Result<Vec<StoredMessage>> {
-    let rows = sqlx::query(
-        "UPDATE messages SET attempts = attempts + 1, updated_at = now()
-         WHERE id IN (SELECT id FROM messages WHERE state = 'received' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, mailbox, uidvalidity, uid, message_id, raw, attempts, received_at, size_bytes, operator_release",
+/// Ids of messages waiting to be handled whose (re)try is due, oldest first. Nothing is locked: `lock_message`
+/// decides who takes each.
+pub async fn waiting_messages(pool: &PgPool, limit: i64) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM messages WHERE state = 'received' AND next_attempt_at <= now() ORDER BY id LIMIT $1",
     )
     .bind(limit)
     .fetch_all(pool)
-    .await?;
-    let mut out: Vec<StoredMessage> = rows
-        .into_iter()
-        .map(|r| StoredMessage {
-            id: r.get(0),
-            mailbox: r.get(1),
-            uidvalidity: r.get::<i64, _>(2) as u32,
-            uid: r.get::<i64, _>(3) as u32,
-            message_id: r.get(4),
-            raw: r.get(5),
-            attempts: r.get(6),
-            received_at: r.get(7),
-            size_bytes: r.get::<i64, _>(8) as u64,
-            operator_release: r.get(9),
-        })
-        .collect();
-    out.sort_by_key(|m| m.id);
-    Ok(out)
+    .await?)
 }
 
-/// After a UIDVALIDITY change every message comes back under a new UID. A copy whose bytes we already handled
-/// is settled at once (moved where the first copy went, not answered again) instead of being processed twice.
-pub async fn settle_rescanned_copy(pool: &PgPool, id: i64, raw_sha256: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE messages SET state = 'ignored', reason = 'already handled as message ' || e.id,
-             target_mailbox = e.target_mailbox, updated_at = now()
-         FROM (SELECT id, target_mailbox FROM messages
-               WHERE raw_sha256 = $2 AND id <> $1 AND state <> 'received' ORDER BY id LIMIT 1) e
-         WHERE messages.id = $1",
+/// Take message `id` for this transaction: an advisory lock that lasts until commit or rollback (or until the
+/// connection dies with its worker). `None` when another worker holds it, or when it is no longer waiting.
+pub async fn lock_message(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<Option<StoredMessage>> {
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, ($2 % 2147483647)::int)")
+        .bind(MESSAGE_LOCK_CLASS)
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+    if !locked {
+        return Ok(None);
+    }
+    // Read after taking the lock: a worker that finished it before committed first, and we see that.
+    let row = sqlx::query(
+        "SELECT id, mailbox, uidvalidity, uid, message_id, raw, attempts, received_at, size_bytes, operator_release,
+                raw_sha256
+         FROM messages WHERE id = $1 AND state = 'received' AND next_attempt_at <= now()",
     )
     .bind(id)
-    .bind(raw_sha256)
-    .execute(pool)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|r| StoredMessage {
+        id: r.get(0),
+        mailbox: r.get(1),
+        uidvalidity: r.get::<i64, _>(2) as u32,
+        uid: r.get::<i64, _>(3) as u32,
+        message_id: r.get(4),
+        raw: r.get(5),
+        attempts: r.get(6),
+        received_at: r.get(7),
+        size_bytes: r.get::<i64, _>(8) as u64,
+        operator_release: r.get(9),
+        raw_sha256: r.get(10),
+    }))
+}
+
+/// Count an attempt at handling a locked message, durably and before any work: a message during which the
+/// worker dies again and again (a poison message that crashes the worker itself) is recognised by this count.
+/// Runs outside the handling transaction, which has not touched the row, so it cannot wait on it.
+pub async fn begin_attempt(pool: &PgPool, id: i64) -> Result<i32> {
+    Ok(sqlx::query_scalar(
+        "UPDATE messages SET attempts = attempts + 1, updated_at = now() WHERE id = $1 RETURNING attempts",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// When a mailbox was renumbered (a new UIDVALIDITY), every message comes back under a new UID. A copy whose
+/// bytes (and Message-ID) we already handled under another UIDVALIDITY is that message again: this returns the
+/// first copy's id and folder, so the copy is settled (moved where the first went) instead of answered twice.
+pub async fn handled_copy(
+    tx: &mut Transaction<'_, Postgres>,
+    m: &StoredMessage,
+) -> Result<Option<(i64, Option<String>)>> {
+    let row = sqlx::query(
+        "SELECT id, target_mailbox FROM messages
+         WHERE raw_sha256 = $1 AND mailbox = $2 AND message_id IS NOT DISTINCT FROM $3 AND uidvalidity <> $4
+               AND id <> $5 AND state <> 'received'
+         ORDER BY id LIMIT 1",
+    )
+    .bind(&m.raw_sha256)
+    .bind(&m.mailbox)
+    .bind(&m.message_id)
+    .bind(i64::from(m.uidvalidity))
+    .bind(m.id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// Settle a rescanned copy of message `first` (see `handled_copy`): no reply, moved where the first went.
+pub async fn settle_copy(
+    tx: &mut Transaction<'_, Postgres>,
+    id: i64,
+    first: i64,
+    target_mailbox: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE messages SET state = 'ignored', target_mailbox = $3, updated_at = now(),
+             reason = 'already handled as message ' || $2 || ' (the mailbox was renumbered: new UIDVALIDITY)'
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(first)
+    .bind(target_mailbox)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
@@ -200,7 +313,7 @@ pub async fn earlier_message_with_id(
         "SELECT id, received_at FROM messages WHERE message_id = $1 AND id < $2 AND state <> 'received'
          ORDER BY id LIMIT 1",
     )
-    .bind(message_id)
+    .bind(clean_message_id(message_id))
     .bind(before)
     .fetch_optional(&mut **tx)
     .await?;
@@ -224,7 +337,7 @@ pub async fn invoice_by_document(
         "SELECT id, invoice_number, created_at FROM invoices
          WHERE sender = $1 AND attachment_sha256 = $2 AND document_index = $3",
     )
-    .bind(sender)
+    .bind(clean_address(sender))
     .bind(sha256)
     .bind(index)
     .fetch_optional(&mut **tx)
@@ -254,13 +367,17 @@ pub async fn insert_attachment(tx: &mut Transaction<'_, Postgres>, a: &NewAttach
     )
     .bind(a.message_ref)
     .bind(a.position)
-    .bind(a.filename)
+    .bind(clean_text(a.filename, MAX_TEXT_CHARS))
     .bind(a.content_type)
     .bind(a.size_bytes)
     .bind(a.sha256)
     .bind(a.status)
     .bind(a.error_code)
-    .bind(&a.result)
+    .bind({
+        let mut v = a.result.clone();
+        clean_json(&mut v);
+        v
+    })
     .fetch_one(&mut **tx)
     .await?;
     Ok(row.get(0))
@@ -283,6 +400,7 @@ pub async fn insert_invoice(
     o: &InvoiceOrigin<'_>,
     e: &Extraction,
 ) -> Result<Option<i64>> {
+    let e = &clean_extraction(e.clone());
     let supplier = e.supplier.clone().unwrap_or_default();
     let customer = e.customer.clone().unwrap_or_default();
     let result = serde_json::to_value(e)?;
@@ -295,8 +413,8 @@ pub async fn insert_invoice(
     )
     .bind(o.message_ref)
     .bind(o.attachment_ref)
-    .bind(o.message_id)
-    .bind(o.sender)
+    .bind(o.message_id.map(clean_message_id))
+    .bind(clean_address(o.sender))
     .bind(o.sha256)
     .bind(o.index)
     .bind(result.get("source").and_then(|v| v.as_str()))
@@ -333,7 +451,7 @@ pub async fn supplier_history(
          ORDER BY id DESC LIMIT 500",
     )
     .bind(tax_id)
-    .bind(sender)
+    .bind(clean_address(sender))
     .bind(excluding)
     .fetch_all(&mut **tx)
     .await?;
@@ -414,33 +532,53 @@ pub async fn finish_message(
     sqlx::query("UPDATE messages SET state = $2, reason = $3, target_mailbox = $4, updated_at = now() WHERE id = $1")
         .bind(id)
         .bind(state.as_str())
-        .bind(reason)
+        .bind(reason.map(|r| clean_text(r, MAX_TEXT_CHARS)))
         .bind(target_mailbox)
         .execute(&mut **tx)
         .await?;
     Ok(())
 }
 
-/// Put a message back to `received` so the pipeline takes it again (`reprocess`), or record a failed attempt.
-pub async fn release_message(pool: &PgPool, id: i64, reason: &str) -> Result<()> {
-    sqlx::query("UPDATE messages SET state = 'received', reason = $2, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(reason)
-        .execute(pool)
-        .await?;
+/// Put a message back for another attempt `after` from now (a transient failure), saying why.
+pub async fn release_message(tx: &mut Transaction<'_, Postgres>, id: i64, reason: &str, after: Duration) -> Result<()> {
+    sqlx::query(
+        "UPDATE messages SET state = 'received', reason = $2, next_attempt_at = now() + make_interval(secs => $3),
+             updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(clean_text(reason, MAX_TEXT_CHARS))
+    .bind(after.as_secs_f64())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
-pub async fn quarantine_message(pool: &PgPool, id: i64, reason: &str, target_mailbox: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE messages SET state = 'quarantined', reason = $2, target_mailbox = $3, updated_at = now() WHERE id = $1",
+/// When the next message retry is due, if any message waits for one.
+pub async fn next_message_retry(pool: &PgPool) -> Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar("SELECT min(next_attempt_at) FROM messages WHERE state = 'received'").fetch_one(pool).await?)
+}
+
+/// Messages put back after a transient failure and waiting for their next attempt, and when the first is due
+/// (for `status`).
+pub async fn retry_backlog(pool: &PgPool) -> Result<(i64, Option<DateTime<Utc>>)> {
+    let row = sqlx::query(
+        "SELECT count(*), min(next_attempt_at) FROM messages WHERE state = 'received' AND attempts > 0
+             AND next_attempt_at > now()",
     )
-    .bind(id)
-    .bind(reason)
-    .bind(target_mailbox)
-    .execute(pool)
+    .fetch_one(pool)
     .await?;
-    Ok(())
+    Ok((row.get(0), row.get(1)))
+}
+
+/// The earliest moment something becomes due: a message retry or an outbox delivery.
+pub async fn next_wakeup(pool: &PgPool) -> Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar(
+        "SELECT least((SELECT min(next_attempt_at) FROM messages WHERE state = 'received'),
+                      (SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'))",
+    )
+    .fetch_one(pool)
+    .await?)
 }
 
 // ---- archiving (moving handled mail out of the inbox) ----
@@ -515,6 +653,26 @@ pub async fn due_mail(pool: &PgPool, limit: i64) -> Result<Vec<OutboxMail>> {
         .collect())
 }
 
+/// Take outbox mail `id` for sending, for as long as `tx` lives (an advisory lock, like `lock_message`). False
+/// when another worker is sending it, or when it is no longer due.
+pub async fn lock_outbox(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<bool> {
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, ($2 % 2147483647)::int)")
+        .bind(OUTBOX_LOCK_CLASS)
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+    if !locked {
+        return Ok(false);
+    }
+    Ok(sqlx::query_scalar::<_, i64>(
+        "SELECT id FROM outbox WHERE id = $1 AND state = 'pending' AND next_attempt_at <= now()",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .is_some())
+}
+
 pub async fn mark_sent(pool: &PgPool, id: i64) -> Result<()> {
     sqlx::query("UPDATE outbox SET state = 'sent', sent_at = now(), attempts = attempts + 1 WHERE id = $1")
         .bind(id)
@@ -533,6 +691,12 @@ pub async fn mark_retry(pool: &PgPool, id: i64, error: &str, after: Duration) ->
     .bind(after.as_secs_f64())
     .execute(pool)
     .await?;
+    Ok(())
+}
+
+/// The SMTP server could not be reached while this mail was next: note why, without counting it against the mail.
+pub async fn note_delivery_error(pool: &PgPool, id: i64, error: &str) -> Result<()> {
+    sqlx::query("UPDATE outbox SET last_error = $2 WHERE id = $1").bind(id).bind(error).execute(pool).await?;
     Ok(())
 }
 
@@ -606,11 +770,35 @@ pub async fn last_imap_contact(pool: &PgPool) -> Result<Option<DateTime<Utc>>> {
 pub async fn reprocess(pool: &PgPool, ids: &[i64]) -> Result<u64> {
     let done = sqlx::query(
         "UPDATE messages SET state = 'received', reason = 'reprocess requested', attempts = 0, operator_release = true,
-             updated_at = now()
+             next_attempt_at = now(), updated_at = now()
          WHERE id = ANY($1) AND state IN ('failed', 'quarantined', 'ignored')",
     )
     .bind(ids)
     .execute(pool)
     .await?;
     Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_are_made_storable() {
+        assert_eq!(clean_text("a\0b", 10), "ab");
+        assert_eq!(clean_text(&"é".repeat(600), MAX_MESSAGE_ID_CHARS).chars().count(), MAX_MESSAGE_ID_CHARS);
+        assert_eq!(clean_message_id("  <abc@x.test> "), "abc@x.test");
+        let mut v = serde_json::json!({"a": ["x\0y", {"b": "\0"}], "n": 1});
+        clean_json(&mut v);
+        assert_eq!(v, serde_json::json!({"a": ["xy", {"b": ""}], "n": 1}));
+    }
+
+    #[test]
+    fn an_extraction_with_nul_bytes_can_be_stored() {
+        let mut e = Extraction::empty("f\0.pdf");
+        e.invoice_number = Some("A\0-1".into());
+        let clean = clean_extraction(e);
+        assert_eq!(clean.invoice_number.as_deref(), Some("A-1"));
+        assert_eq!(clean.file, "f.pdf");
+    }
 }

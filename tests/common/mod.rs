@@ -46,6 +46,14 @@ pub struct Servers {
 }
 
 impl Servers {
+    /// The state directory of the running `scripts/mailservers` instance (where its `env` file is), for
+    /// `scripts/mailservers stop-smtp DIR` and the like.
+    pub fn state_dir() -> std::path::PathBuf {
+        let env = std::env::var("MAILSERVERS_ENV")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target/mailservers/env").to_string());
+        std::path::Path::new(&env).parent().map(|p| p.to_path_buf()).unwrap_or_default()
+    }
+
     pub fn from_env() -> Servers {
         let mut vars: HashMap<String, String> = HashMap::new();
         let path = std::env::var("MAILSERVERS_ENV")
@@ -81,6 +89,8 @@ pub struct TestWorld {
     pub db_name: String,
     pub pool: PgPool,
     pub config: Config,
+    /// The config as TOML text, for running the real binary (`invoice-intake run --config FILE`).
+    pub config_toml: String,
 }
 
 pub fn random_tag() -> String {
@@ -147,10 +157,10 @@ impl TestWorld {
         ))
         .expect("test config template");
         adjust(&mut table);
-        let config =
-            Config::from_toml_with_env(&toml::to_string(&table).unwrap(), std::iter::empty()).expect("test config");
+        let config_toml = toml::to_string(&table).unwrap();
+        let config = Config::from_toml_with_env(&config_toml, std::iter::empty()).expect("test config");
         let pool = PgPoolOptions::new().max_connections(2).connect(&db_url).await.expect("connect test database");
-        TestWorld { servers, tag, db_name, pool, config }
+        TestWorld { servers, tag, db_name, pool, config, config_toml }
     }
 
     pub fn intake(&self) -> String {
@@ -174,6 +184,64 @@ impl TestWorld {
         transport.send_raw(&envelope, raw).await.context("SMTP submission to OpenSMTPD")?;
         self.wait_for_count("intake", &self.tag, before + 1).await?;
         Ok(())
+    }
+
+    /// Submit a raw message over SMTP to `to` without waiting for its delivery (for bursts of mail).
+    pub async fn submit_to(&self, to: &str, raw: &[u8]) -> Result<()> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.servers.host)
+            .port(self.servers.smtp_port)
+            .build();
+        let envelope = Envelope::new(Some(self.supplier().parse()?), vec![to.parse()?])?;
+        transport.send_raw(&envelope, raw).await.context("SMTP submission to OpenSMTPD")?;
+        Ok(())
+    }
+
+    /// Put a raw message straight into `user`'s folder `folder` with IMAP APPEND (creating the folder), as a
+    /// mail server restoring a mailbox would: no SMTP, the bytes exactly as given.
+    pub async fn append(&self, user: &str, folder: &str, raw: &[u8]) -> Result<()> {
+        let mut session = self.imap_login(user).await?;
+        let _ = session.create(folder).await;
+        session.append(folder, None, None, raw).await.context("IMAP APPEND")?;
+        session.logout().await.ok();
+        Ok(())
+    }
+
+    /// Delete `user`'s folder `folder` (and everything in it).
+    pub async fn delete_folder(&self, user: &str, folder: &str) -> Result<()> {
+        let mut session = self.imap_login(user).await?;
+        session.delete(folder).await.context("IMAP DELETE")?;
+        session.logout().await.ok();
+        Ok(())
+    }
+
+    /// The UIDVALIDITY of `user`'s folder `folder`.
+    pub async fn uidvalidity(&self, user: &str, folder: &str) -> Result<u32> {
+        let mut session = self.imap_login(user).await?;
+        let mb = session.examine(folder).await?;
+        session.logout().await.ok();
+        mb.uid_validity.context("no UIDVALIDITY")
+    }
+
+    async fn imap_login(&self, user: &str) -> Result<async_imap::Session<tokio::net::TcpStream>> {
+        let tcp = tokio::net::TcpStream::connect((self.servers.host.as_str(), self.servers.imap_port)).await?;
+        let mut client = async_imap::Client::new(tcp);
+        client.read_response().await?;
+        Ok(client.login(format!("{user}@{DOMAIN}"), PASSWORD).await.map_err(|(e, _)| e)?)
+    }
+
+    /// Wait until `user`'s folder `folder` holds at least `n` messages, and return them.
+    pub async fn wait_for_folder(&self, user: &str, folder: &str, n: usize, limit: Duration) -> Result<Vec<Received>> {
+        let started = Instant::now();
+        loop {
+            let msgs = self.fetch_all(user, folder).await.unwrap_or_default();
+            if msgs.len() >= n {
+                return Ok(msgs.into_iter().map(Received::parse).collect());
+            }
+            if started.elapsed() > limit {
+                bail!("{user}'s folder {folder} has {} messages after {limit:?}; expected {n}", msgs.len());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Run the worker once, as `invoice-intake once` does.
