@@ -495,6 +495,9 @@ impl Config {
         if self.imap.processed_mailbox == self.imap.mailbox || self.imap.failed_mailbox == self.imap.mailbox {
             bail!("imap.processed_mailbox and imap.failed_mailbox must differ from imap.mailbox");
         }
+        if self.database.max_connections < 2 {
+            bail!("database.max_connections must be at least 2: each document in hand holds one, and the loop one");
+        }
         if self.imap.poll_interval_secs == 0 {
             bail!("imap.poll_interval_secs must be at least 1");
         }

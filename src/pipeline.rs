@@ -111,6 +111,7 @@ impl App {
         if sandbox.backend() == crate::config::SandboxBackend::None {
             warn!("sandbox.backend = \"none\": documents from the internet are read WITHOUT isolation");
         }
+        sandbox.ensure_usable().await?;
         let mailer = Mailer::new(&config.smtp)?;
         let smtp_pause = Mutex::new(SmtpPause { until: None, next: Duration::from_secs(1) });
         Ok(App { config, pool, sandbox, mailer, smtp_pause })

@@ -245,6 +245,23 @@ impl Sandbox {
         }
     }
 
+    /// Refuse to start when the jail cannot run (no bubblewrap, no user namespaces): reading documents from the
+    /// internet without it is only ever an explicit choice (`backend = "none"`), never a silent fallback.
+    pub async fn ensure_usable(&self) -> Result<()> {
+        if self.backend != SandboxBackend::Local {
+            return Ok(());
+        }
+        let out = self.run_raw(&["--version".to_string()]).await.context("the sandbox cannot start")?;
+        if !out.status.success() {
+            bail!(
+                "bubblewrap cannot run here ({}): install the Debian package bubblewrap and allow unprivileged user \
+                 namespaces, or set [sandbox] backend = \"none\" to read documents without isolation",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
     /// Run the extractor binary with `args` in the jail and return what it printed, killing it at the timeout.
     /// `doctor` and the jail tests use it for the in-jail checks.
     pub async fn run_raw(&self, args: &[String]) -> Result<std::process::Output> {

@@ -223,7 +223,11 @@ fn start_tag(bytes: &[u8], from: usize) -> StartTag {
                 if attribute_name_before(bytes, from, i).starts_with(b"xmlns") {
                     tag.namespaces += 1;
                 }
-                i = memchr(quote, &bytes[i + 1..]).map_or(bytes.len(), |p| i + 1 + p);
+                // An attribute value left open to the end of the input is malformed XML; the parser proper reports it.
+                match memchr(quote, &bytes[i + 1..]) {
+                    Some(p) => i += 1 + p,
+                    None => return tag,
+                }
             }
             b'>' => {
                 tag.self_closing = previous == b'/';
