@@ -74,7 +74,10 @@ pub struct Sandbox {
 /// keeps several worker processes on one machine from lending the same uid at once.
 #[derive(Debug)]
 struct UidPool {
-    free: std::sync::Mutex<Vec<u32>>,
+    /// Least recently returned first. A jail's processes can outlive it briefly as zombies until init reaps them
+    /// (a slow init took seconds here), and they still count against that uid's RLIMIT_NPROC; lending the uid
+    /// that rested longest keeps those leftovers from filling the next jail's process budget.
+    free: std::sync::Mutex<std::collections::VecDeque<u32>>,
     available: tokio::sync::Semaphore,
     lock_dir: PathBuf,
 }
@@ -84,7 +87,8 @@ impl UidPool {
     fn shared() -> std::sync::Arc<UidPool> {
         static POOL: std::sync::OnceLock<std::sync::Arc<UidPool>> = std::sync::OnceLock::new();
         POOL.get_or_init(|| {
-            let free: Vec<u32> = (local::JAIL_UID_BASE..local::JAIL_UID_BASE + local::JAIL_UIDS).collect();
+            let free: std::collections::VecDeque<u32> =
+                (local::JAIL_UID_BASE..local::JAIL_UID_BASE + local::JAIL_UIDS).collect();
             let lock_dir = std::env::temp_dir().join("invoice-intake-jail-uids");
             let _ = std::fs::create_dir_all(&lock_dir);
             std::sync::Arc::new(UidPool {
@@ -101,8 +105,8 @@ impl UidPool {
         permit.forget();
         loop {
             // A uid is ours when its lock file is: another worker process may hold some of them.
-            let candidates: Vec<u32> = self.free.lock().expect("uid pool lock").clone();
-            for uid in candidates.into_iter().rev() {
+            let candidates: Vec<u32> = self.free.lock().expect("uid pool lock").iter().copied().collect();
+            for uid in candidates {
                 let Ok(file) = std::fs::OpenOptions::new()
                     .create(true)
                     .truncate(false)
@@ -137,7 +141,7 @@ impl Drop for JailUid {
         // Synchronous on purpose (a short process, about a millisecond): the uid must be empty before it is
         // lent again, and nothing may outlive the worker because a background task never ran.
         local::kill_uid(self.uid);
-        self.pool.free.lock().expect("uid pool lock").push(self.uid);
+        self.pool.free.lock().expect("uid pool lock").push_back(self.uid);
         self.pool.available.add_permits(1);
     }
 }
