@@ -62,7 +62,7 @@ fn extract_bytes(path: &Path, bytes: &[u8], name: &str, opts: &ExtractOptions, w
         Some(DocumentKind::Pdf) if !bytes.windows(5).take(1024).any(|w| w == b"%PDF-") => {
             vec![Extraction::failed(name, ErrorCode::Unreadable, describe_not_pdf(bytes))]
         }
-        Some(DocumentKind::Pdf) => read_pdf(path, name, opts, workdir),
+        Some(DocumentKind::Pdf) => read_pdf(path, bytes, name, opts, workdir),
         Some(DocumentKind::Png | DocumentKind::Jpeg | DocumentKind::Tiff) => read_image(path, name, bytes, opts),
         None => vec![Extraction::failed(name, ErrorCode::UnsupportedType, describe_not_pdf(bytes))],
     }
@@ -101,20 +101,26 @@ fn own_company(opts: &ExtractOptions) -> text::OwnCompany {
     text::OwnCompany { names: opts.own_names.clone(), tax_ids: opts.own_tax_ids.clone() }
 }
 
-fn read_pdf(path: &Path, name: &str, opts: &ExtractOptions, workdir: &Path) -> Vec<Extraction> {
-    let info = match pdf::info(path) {
-        Ok(i) => i,
+fn read_pdf(path: &Path, bytes: &[u8], name: &str, opts: &ExtractOptions, workdir: &Path) -> Vec<Extraction> {
+    // pdftotext opens the file, counts the pages and reads the text layer in one run (see `pdf::text_layer`).
+    let layer = match pdf::text_layer(path, opts.max_pages) {
+        Ok(l) => l,
         Err((code, msg)) => return vec![Extraction::failed(name, code, msg)],
     };
-    if info.pages > opts.max_pages {
+    if layer.pages > opts.max_pages {
+        let pages = pdf::info(path).map_or(layer.pages, |i| i.pages);
         return vec![Extraction::failed(
             name,
             ErrorCode::TooManyPages,
-            format!("the PDF has {} pages; the limit is {}", info.pages, opts.max_pages),
+            format!("the PDF has {pages} pages; the limit is {}", opts.max_pages),
         )];
     }
-    let structured = if opts.no_embedded { None } else { embedded_invoice(path, name, workdir) };
-    let visual = read_pdf_visual(path, name, opts, info.pages, workdir);
+    let structured = if opts.no_embedded || !pdf::may_have_attachments(bytes) {
+        None
+    } else {
+        embedded_invoice(path, name, workdir)
+    };
+    let visual = read_pdf_visual(path, name, opts, layer, workdir);
     match structured {
         Some(Ok(mut xml)) => {
             if let Some(first) = xml.first_mut() {
@@ -157,34 +163,37 @@ fn embedded_invoice(path: &Path, name: &str, workdir: &Path) -> Option<Result<Ve
     first_error.map(Err)
 }
 
-fn read_pdf_visual(path: &Path, name: &str, opts: &ExtractOptions, pages: u32, workdir: &Path) -> Extraction {
+fn read_pdf_visual(
+    path: &Path,
+    name: &str,
+    opts: &ExtractOptions,
+    layer: pdf::TextLayer,
+    workdir: &Path,
+) -> Extraction {
     let own = own_company(opts);
-    match pdf::text_layer(path) {
-        Ok(text) if text.chars().filter(|c| c.is_alphanumeric()).count() >= MIN_TEXT_CHARS => {
-            return text::read_invoice_text(name, &text, Source::PdfText, &own);
-        }
-        Ok(_) => {}
-        Err((code, msg)) => return Extraction::failed(name, code, msg),
+    if layer.text.chars().filter(|c| c.is_alphanumeric()).count() >= MIN_TEXT_CHARS {
+        return text::read_invoice_text(name, &layer.text, Source::PdfText, &own);
     }
+    let pages = layer.pages;
     let pages_dir = workdir.join("pages");
     if let Err(e) = std::fs::create_dir_all(&pages_dir) {
         return Extraction::failed(name, ErrorCode::SandboxFailure, e.to_string());
     }
-    let images = match pdf::render_pages(path, &pages_dir, OCR_DPI, pages) {
-        Ok(i) => i,
-        Err((code, msg)) => return Extraction::failed(name, code, msg),
-    };
     let langs = ocr::languages();
     let mut text = String::new();
-    for img in images {
-        match ocr::image_to_text(&img, &langs) {
+    for page in 1..=pages {
+        let image = match pdf::render_page(path, &pages_dir, OCR_DPI, page) {
+            Ok(i) => i,
+            Err((code, msg)) => return Extraction::failed(name, code, msg),
+        };
+        match ocr::image_to_text(&image, &langs) {
             Ok(t) => {
                 text.push_str(&t);
                 text.push('\u{c}');
             }
             Err((code, msg)) => return Extraction::failed(name, code, msg),
         }
-        let _ = std::fs::remove_file(&img);
+        let _ = std::fs::remove_file(&image);
     }
     text::read_invoice_text(name, &text, Source::Ocr, &own)
 }

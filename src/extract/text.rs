@@ -55,8 +55,13 @@ pub fn read_invoice_text(file: &str, text: &str, source: Source, own: &OwnCompan
     }
     let hint = Some(profile(&layout, text));
     let header = read_header(&layout, hint);
-    let (candidates, rows) = totals::collect(&layout, hint);
-    let totals = totals::solve(&candidates, &rows);
+    let (mut candidates, rows) = totals::collect(&layout, hint);
+    if source == Source::Ocr {
+        let extra = totals::unlabelled_totals(&layout, &candidates, hint);
+        candidates.extend(extra);
+    }
+    let totals =
+        if source == Source::Ocr { totals::solve_ocr(&candidates, &rows) } else { totals::solve(&candidates, &rows) };
 
     let has_number = header.number.is_some();
     let has_total = totals.total.is_some();
@@ -82,6 +87,17 @@ pub fn read_invoice_text(file: &str, text: &str, source: Source, own: &OwnCompan
     out.e.invoice_number = out.found("invoice_number", header.number);
     out.e.issue_date = out.found("issue_date", header.issue_date);
     out.e.due_date = out.found("due_date", header.due_date);
+    // An invoice falls due on or after its date. When OCR reads it the other way round, one of the two digits
+    // is misread and we cannot tell which: keep neither.
+    if let (Source::Ocr, Some(issue), Some(due)) = (source, out.e.issue_date, out.e.due_date) {
+        if due < issue {
+            out.e.issue_date = None;
+            out.e.due_date = None;
+            out.confidence.remove("issue_date");
+            out.confidence.remove("due_date");
+            out.e.push_warning(format!("the due date {due} reads before the issue date {issue}; neither was kept"));
+        }
+    }
 
     let parties = read_parties(&layout, &Own::new(&own.names, &own.tax_ids));
     out.e.supplier = out.party("supplier", &parties.supplier, source);
@@ -222,8 +238,8 @@ fn line_items(e: &mut Extraction, layout: &Layout, hint: Option<Locale>) {
 /// How the document writes numbers and dates: the decimal separator most of its amounts use, and month-first
 /// dates only when a date proves it. The language only names the locale; the separator is what matters.
 pub fn profile(layout: &Layout, text: &str) -> Locale {
-    static COMMA: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\d,\d{2}\b").expect("comma regex"));
-    static POINT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\d\.\d{2}\b").expect("point regex"));
+    static COMMA: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[0-9],[0-9]{2}(?-u:\b)").expect("comma regex"));
+    static POINT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[0-9]\.[0-9]{2}(?-u:\b)").expect("point regex"));
     let (mut comma, mut point) = (0, 0);
     for line in &layout.lines {
         comma += COMMA.find_iter(line.masked()).count();

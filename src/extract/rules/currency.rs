@@ -5,7 +5,7 @@
 //! supplier's tax ID is from a euro-area country and the document does show amounts (see `text`), with a
 //! lower confidence. We never assume a currency for a document without amounts.
 
-use super::labels::{find_labels, Field};
+use super::labels::Field;
 use super::layout::Layout;
 use regex::Regex;
 use std::sync::LazyLock;
@@ -16,7 +16,7 @@ const CODES: &[&str] = &[
 ];
 
 static CODE_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(&format!(r"\b(?:{})\b", CODES.join("|"))).expect("code regex"));
+    LazyLock::new(|| Regex::new(&format!(r"(?-u:\b)(?:{})(?-u:\b)", CODES.join("|"))).expect("code regex"));
 
 /// Countries whose currency is the euro (for the fallback described above).
 pub const EURO_COUNTRIES: &[&str] = &[
@@ -50,7 +50,7 @@ fn symbol_code(s: &str) -> Option<&'static str> {
 /// The currency and how sure we are of it.
 pub fn detect(layout: &Layout) -> Option<(&'static str, f32)> {
     for (i, line) in layout.lines.iter().enumerate() {
-        for hit in find_labels(&line.text).iter().filter(|h| h.field == Field::Currency) {
+        for hit in line.labels().iter().filter(|h| h.field == Field::Currency) {
             let right = &line.text[hit.end..];
             let right = right.split("  ").map(str::trim).find(|s| !s.is_empty() && *s != ":").unwrap_or("");
             let right = right.trim_start_matches(':').trim();

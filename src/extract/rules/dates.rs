@@ -115,32 +115,43 @@ fn month_number(name: &str) -> Option<u32> {
     MONTHS.iter().find(|(m, _)| *m == n).map(|(_, k)| *k)
 }
 
-/// Month names longest first, so the alternation prefers `septiembre` over `sep`. Accented spellings are
-/// matched by also listing them unfolded; the regex runs on the original text so byte ranges stay true.
+/// Month names longest first, so the alternation prefers `septiembre` over `sep`. The textual patterns run on
+/// the folded line (see `find_dates`), so the folded names are all it needs.
 fn month_alternation() -> String {
-    let mut names: Vec<String> = MONTHS.iter().map(|(m, _)| m.to_string()).collect();
-    for extra in ["jänner", "février", "févr", "fév", "märz", "août", "décembre", "março"] {
-        names.push(extra.to_string());
-    }
-    names.sort_by_key(|n| std::cmp::Reverse(n.chars().count()));
+    let mut names: Vec<&str> = MONTHS.iter().map(|(m, _)| *m).collect();
+    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
     names.join("|")
 }
 
-static NUMERIC_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(\d{1,2})([./-])(\d{1,2})([./-])(\d{4}|\d{2})\b").expect("numeric date regex"));
-static ISO_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(\d{4})([-/.])(\d{1,2})([-/.])(\d{1,2})\b").expect("iso date regex"));
+// ASCII digits and word boundaries: Unicode ones cost most of the compile and match time of these patterns,
+// and a date is written in ASCII digits anyway.
+static NUMERIC_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?-u:\b)([0-9]{1,2})([./-])([0-9]{1,2})([./-])([0-9]{4}|[0-9]{2})(?-u:\b)")
+        .expect("numeric date regex")
+});
+static ISO_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?-u:\b)([0-9]{4})([-/.])([0-9]{1,2})([-/.])([0-9]{1,2})(?-u:\b)").expect("iso date regex")
+});
 static DAY_MONTH_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        r"(?i)\b(\d{{1,2}})(?:er|º|°|st|nd|rd|th)?\.?(?:\s+de\s+|\s*[-/\s]\s*)({})\.?(?:\s+de\s+|\s+del\s+|\s*[-/,]\s*|\s+)(\d{{4}}|\d{{2}})\b",
+        r"(?-u:\b)([0-9]{{1,2}})(?:er|º|°|st|nd|rd|th)?\.?(?:\s+de\s+|\s*[-/\s]\s*)({})\.?(?:\s+de\s+|\s+del\s+|\s*[-/,]\s*|\s+)([0-9]{{4}}|[0-9]{{2}})(?-u:\b)",
         month_alternation()
     ))
     .expect("textual date regex")
 });
 static MONTH_DAY_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(r"(?i)\b({})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b", month_alternation()))
-        .expect("month-first date regex")
+    Regex::new(&format!(
+        r"(?-u:\b)({})\.?\s+([0-9]{{1,2}})(?:st|nd|rd|th)?,?\s+([0-9]{{4}})(?-u:\b)",
+        month_alternation()
+    ))
+    .expect("month-first date regex")
 });
+
+/// Does the folded line have a word that is a month name? Only then are the textual patterns worth running
+/// (and compiling: the extractor is a fresh process per document).
+fn has_month_word(folded: &str) -> bool {
+    folded.split(|c: char| !c.is_alphabetic()).any(|w| w.len() >= 3 && MONTHS.iter().any(|(m, _)| *m == w))
+}
 
 /// A date found inside a line, with its byte range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,16 +199,21 @@ pub fn find_dates(line: &str, hint: Option<Locale>) -> Vec<DateMatch> {
             found.push(DateMatch { start: m.start(), end: m.end(), date, ambiguous });
         }
     }
-    for c in DAY_MONTH_RE.captures_iter(line) {
-        let m = c.get(0).expect("match");
-        if let Some(date) = month_number(&c[2]).and_then(|mo| ymd(year(&c[3]), mo, num(&c[1]))) {
-            found.push(DateMatch { start: m.start(), end: m.end(), date, ambiguous: false });
-        }
-    }
-    for c in MONTH_DAY_RE.captures_iter(line) {
-        let m = c.get(0).expect("match");
-        if let Some(date) = month_number(&c[1]).and_then(|mo| ymd(year(&c[3]), mo, num(&c[2]))) {
-            found.push(DateMatch { start: m.start(), end: m.end(), date, ambiguous: false });
+    if line.chars().any(char::is_alphabetic) {
+        let (folded, map) = super::fold_mapped(line);
+        if has_month_word(&folded) {
+            for c in DAY_MONTH_RE.captures_iter(&folded) {
+                let m = c.get(0).expect("match");
+                if let Some(date) = month_number(&c[2]).and_then(|mo| ymd(year(&c[3]), mo, num(&c[1]))) {
+                    found.push(DateMatch { start: map[m.start()], end: map[m.end()], date, ambiguous: false });
+                }
+            }
+            for c in MONTH_DAY_RE.captures_iter(&folded) {
+                let m = c.get(0).expect("match");
+                if let Some(date) = month_number(&c[1]).and_then(|mo| ymd(year(&c[3]), mo, num(&c[2]))) {
+                    found.push(DateMatch { start: map[m.start()], end: map[m.end()], date, ambiguous: false });
+                }
+            }
         }
     }
     found.sort_by_key(|m| (m.start, std::cmp::Reverse(m.end)));

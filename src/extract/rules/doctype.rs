@@ -29,6 +29,9 @@ pub enum Kind {
 }
 
 const CORRECTED: &str = r"factura\s+rectificativa|rectificativa|rechnungs-?\s*korrektur|korrekturrechnung|corrective\s+invoice|corrected\s+invoice|facture\s+rectificative";
+/// `CORRECTED` titles without spaces, as a title reads when OCR broke a word apart.
+const CORRECTED_SQUEEZED: &[&str] =
+    &["facturarectificativa", "rechnungskorrektur", "correctiveinvoice", "correctedinvoice", "facturerectificative"];
 const CREDIT: &str = r"factura\s+de\s+abono|abono|nota\s+de\s+cr[eé]dito|credit\s+note|credit\s+memo|gutschrift|avoir|creditnota|creditfactuur";
 const RECEIPT: &str = r"ticket|recibo|receipt|quittung|kassenbon|re[cç]u|kassabon";
 const INVOICE: &str = r"factura(?:\s+simplificada)?|invoice|tax\s+invoice|\p{L}*rechnung|facture|factuur|fattura";
@@ -51,27 +54,91 @@ const NOT_INVOICE: &[(&str, &str)] = &[
 
 fn title_re(words: &str) -> Regex {
     // The word opens the segment and is followed by nothing, a number, `Nr.`/`nº`/`#`/`:` or more title words.
+    // Titles are folded first (lower case, no accents: see `titles`), so no `(?i)` is needed.
     Regex::new(&format!(
-        r"(?i)^(?:{words})(?:$|\s*[:#]|\s+(?:n[º°o]|nr|no|#|\d|[A-Z]{{1,4}}[-/]?\d)|\s+\(|\s+\p{{L}}+$)"
+        r"^(?:{words})(?:$|\s*[:#]|\s+(?:n[º°o]|nr|no|#|[0-9]|[a-z]{{1,4}}[-/]?[0-9])|\s+\(|\s+\p{{L}}+$)"
     ))
     .expect("title regex")
 }
 
-static CORRECTED_RE: LazyLock<Regex> = LazyLock::new(|| title_re(CORRECTED));
-static CREDIT_RE: LazyLock<Regex> = LazyLock::new(|| title_re(CREDIT));
-static RECEIPT_RE: LazyLock<Regex> = LazyLock::new(|| title_re(RECEIPT));
-static INVOICE_RE: LazyLock<Regex> = LazyLock::new(|| title_re(INVOICE));
-static NOT_INVOICE_RE: LazyLock<Vec<(&'static str, Regex)>> =
-    LazyLock::new(|| NOT_INVOICE.iter().map(|(name, w)| (*name, title_re(w))).collect());
-/// Any word that speaks of an invoice, compounds included (`Rechnungsnummer`, `Rechnungsdatum`).
+/// A title pattern, compiled only when some title contains one of its key words: the extractor is a fresh
+/// process per document, and most documents never need the credit-note or delivery-note patterns.
+struct TitleWords {
+    keys: &'static [&'static str],
+    re: LazyLock<Regex>,
+}
+
+impl TitleWords {
+    fn any(&self, titles: &[String]) -> bool {
+        titles.iter().any(|t| self.keys.iter().any(|k| t.contains(k))) && titles.iter().any(|t| self.re.is_match(t))
+    }
+}
+
+static CORRECTED_RE: TitleWords =
+    TitleWords { keys: &["rectificativ", "korrektur", "correct"], re: LazyLock::new(|| title_re(CORRECTED)) };
+static CREDIT_RE: TitleWords =
+    TitleWords { keys: &["abono", "credit", "gutschrift", "avoir"], re: LazyLock::new(|| title_re(CREDIT)) };
+static RECEIPT_RE: TitleWords = TitleWords {
+    keys: &["ticket", "recibo", "receipt", "quittung", "kassenbon", "recu", "kassabon"],
+    re: LazyLock::new(|| title_re(RECEIPT)),
+};
+static INVOICE_RE: TitleWords = TitleWords {
+    keys: &["factura", "invoice", "rechnung", "facture", "factuur", "fattura"],
+    re: LazyLock::new(|| title_re(INVOICE)),
+};
+static NOT_INVOICE_RE: [(&str, TitleWords); 5] = [
+    (
+        NOT_INVOICE[0].0,
+        TitleWords {
+            keys: &["albaran", "entrega", "lieferschein", "delivery", "packing", "livraison", "pakbon", "leveringsbon"],
+            re: LazyLock::new(|| title_re(NOT_INVOICE[0].1)),
+        },
+    ),
+    (
+        NOT_INVOICE[1].0,
+        TitleWords {
+            keys: &["presupuesto", "quot", "angebot", "kostenvoranschlag", "devis", "offerte"],
+            re: LazyLock::new(|| title_re(NOT_INVOICE[1].1)),
+        },
+    ),
+    (NOT_INVOICE[2].0, TitleWords { keys: &["forma"], re: LazyLock::new(|| title_re(NOT_INVOICE[2].1)) }),
+    (
+        NOT_INVOICE[3].0,
+        TitleWords {
+            keys: &["pedido", "confirmation", "auftragsbest", "orderbevestiging"],
+            re: LazyLock::new(|| title_re(NOT_INVOICE[3].1)),
+        },
+    ),
+    (
+        NOT_INVOICE[4].0,
+        TitleWords {
+            keys: &["terminos", "condiciones", "conditions", "terms", "geschaftsbedingungen", "agb", "voorwaarden"],
+            re: LazyLock::new(|| title_re(NOT_INVOICE[4].1)),
+        },
+    ),
+];
+/// Any word that speaks of an invoice, compounds included (`Rechnungsnummer`, `Rechnungsdatum`), in folded text.
 static ANY_INVOICE_WORD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(r"(?i)\b(?:{INVOICE}|{CREDIT}|{CORRECTED})\b|rechnungs|\bfactura|\binvoice|\bfactur"))
+    Regex::new(&format!(r"(?-u:\b)(?:{INVOICE}|{CREDIT}|{CORRECTED})(?-u:\b)|rechnungs|factura|invoice|(?-u:\b)factur"))
         .expect("invoice word regex")
 });
 
 /// Titles as plain text: letter-spaced words joined (`W A R E N R E C H N U N G` → `WARENRECHNUNG`).
 fn despaced(s: &str) -> String {
     static SPACED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(?:\p{L} ){3,}\p{L}\b").expect("spaced regex"));
+    // Most text has no run of three single letters, and then the regex is not even compiled.
+    let chars: Vec<char> = s.chars().collect();
+    let spaced = chars.windows(6).any(|w| {
+        w[0].is_alphabetic()
+            && w[1] == ' '
+            && w[2].is_alphabetic()
+            && w[3] == ' '
+            && w[4].is_alphabetic()
+            && w[5] == ' '
+    });
+    if !spaced {
+        return s.to_string();
+    }
     SPACED.replace_all(s, |c: &regex::Captures| c[0].replace(' ', "")).into_owned()
 }
 
@@ -83,7 +150,7 @@ fn titles(layout: &Layout) -> Vec<String> {
         for seg in &line.segments {
             let short = seg.text.chars().count() <= 40;
             if i <= half || short {
-                out.push(despaced(seg.text.trim()));
+                out.push(fold(&despaced(seg.text.trim())));
             }
         }
     }
@@ -93,8 +160,12 @@ fn titles(layout: &Layout) -> Vec<String> {
 /// Classify a document by its title words.
 pub fn classify(layout: &Layout) -> Kind {
     let titles = titles(layout);
-    let any = |re: &Regex| titles.iter().any(|t| re.is_match(t));
-    if any(&CORRECTED_RE) {
+    let any = |words: &TitleWords| words.any(&titles);
+    // OCR splits long words (`RECTIFIC ATIVA`): the corrective titles are also known with the spaces out.
+    let squeezed = |t: &String| t.chars().filter(|c| c.is_alphanumeric()).collect::<String>();
+    let corrected_squeezed =
+        titles.iter().map(squeezed).any(|t| CORRECTED_SQUEEZED.iter().any(|w| t.starts_with(w)) && t.len() <= 40);
+    if corrected_squeezed || any(&CORRECTED_RE) {
         return Kind::Invoice(DocumentType::CorrectedInvoice);
     }
     let invoice_title = any(&INVOICE_RE);
@@ -107,8 +178,7 @@ pub fn classify(layout: &Layout) -> Kind {
     }
     if any(&CREDIT_RE) {
         // "Gutschrift (Selbst ausgestellte Rechnung)" is self-billing: an invoice, not a credit note.
-        let self_billing =
-            titles.iter().any(|t| fold(t).contains("selbst ausgestellte") || fold(t).contains("autofactura"));
+        let self_billing = titles.iter().any(|t| t.contains("selbst ausgestellte") || t.contains("autofactura"));
         if !self_billing {
             return Kind::Invoice(DocumentType::CreditNote);
         }
@@ -125,7 +195,7 @@ pub fn classify(layout: &Layout) -> Kind {
 
 /// Does the word "invoice" (in any of our languages) appear anywhere?
 pub fn mentions_invoice(text: &str) -> bool {
-    ANY_INVOICE_WORD.is_match(&despaced(text))
+    ANY_INVOICE_WORD.is_match(&fold(&despaced(text)))
 }
 
 #[cfg(test)]
@@ -148,6 +218,7 @@ mod tests {
             ("Credit note CN-1", Kind::Invoice(CreditNote)),
             ("       W A R E N R E C H N U N G       Seite 1", Kind::Invoice(Invoice)),
             ("RECHNUNGS-KORREKTUR", Kind::Invoice(CorrectedInvoice)),
+            ("FACTURA RECTIFIC ATIVA", Kind::Invoice(CorrectedInvoice)),
             ("Ticket nº 0045", Kind::Invoice(Receipt)),
             ("ALBARÁN Nº 2025-77", Kind::NotAnInvoice("delivery note")),
             ("Lieferschein 4711", Kind::NotAnInvoice("delivery note")),

@@ -2,9 +2,9 @@
 //! title line `Rechnung Nr. 42 vom 31.01.2014` / `Facture FA-2017-0010`.
 
 use super::dates::{find_dates, DateMatch};
-use super::labels::{find_labels, Field, LabelHit};
+use super::labels::{Field, LabelHit};
 use super::layout::Layout;
-use super::Locale;
+use super::{fold_mapped, Locale};
 use chrono::NaiveDate;
 use regex::Regex;
 use std::sync::LazyLock;
@@ -26,15 +26,19 @@ pub struct Header {
 }
 
 static ID_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9][A-Za-z0-9\-/._]*").expect("id regex"));
+/// On folded segments (lower case, no accents), so without `(?i)`; offsets are mapped back (`fold_mapped`).
 static TITLE_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^(?:factura(?:\s+(?:rectificativa|simplificada|de\s+abono|proforma))?|abono|(?:tax\s+)?invoice|credit\s+note|\p{L}*rechnung|gutschrift|rechnungskorrektur|facture(?:\s+rectificative)?|avoir|factuur|creditnota)(?:\s*\([^)]{0,40}\))?\s*[:#]?\s+",
+        r"^(?:factura(?:\s+(?:rectificativa|simplificada|de\s+abono|proforma))?|abono|(?:tax\s+)?invoice|credit\s+note|\p{L}*rechnung|gutschrift|rechnungskorrektur|facture(?:\s+rectificative)?|avoir|factuur|creditnota)(?:\s*\([^)]{0,40}\))?\s*[:#]?\s+",
     )
     .expect("title regex")
 });
 static DATE_LINK_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:vom|von|du|del|de|of|dated|issued(?:\s+(?:at|on))?|from|le)\s*$").expect("date link regex")
+    Regex::new(r"(?i-u)\b(?:vom|von|du|del|de|of|dated|issued(?:\s+(?:at|on))?|from|le)\s*$").expect("date link regex")
 });
+/// Words one of which every `TITLE_RE` match contains: the cheap test before the regex.
+const TITLE_WORDS: &[&str] =
+    &["factura", "abono", "invoice", "credit", "rechnung", "gutschrift", "facture", "avoir", "factuur", "creditnota"];
 /// Words that say the invoice number next to them is another invoice's (a corrective invoice names the one it
 /// corrects).
 const REFERENCE_WORDS: &[&str] = &[
@@ -58,7 +62,18 @@ pub fn parse_invoice_number(s: &str) -> Option<String> {
     let s = s.trim_start_matches([' ', ':', '#', '.', '-', '–']).trim_start();
     let s = s.strip_prefix("Nr.").or_else(|| s.strip_prefix("No.")).unwrap_or(s).trim_start_matches([' ', ':']);
     let token = s.split_whitespace().next().unwrap_or("");
-    let id = ID_RE.find(s)?.as_str().trim_end_matches(['.', ',', '-', '/']);
+    let m = ID_RE.find(s)?;
+    let mut id = m.as_str().trim_end_matches(['.', ',', '-', '/']).to_string();
+    // OCR sets a hyphen or slash apart: `2024 - 1682` is `2024-1682`.
+    static SPLIT: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^ ([-/]) ([A-Za-z0-9]{1,12})(?:\s|$)").expect("split id regex"));
+    if let Some(c) = SPLIT.captures(&s[m.end()..]).filter(|_| m.as_str() == id) {
+        let joined = format!("{id}{}{}", &c[1], &c[2]);
+        if c[2].chars().any(|ch| ch.is_ascii_digit()) && find_dates(&joined, None).is_empty() {
+            id = joined;
+        }
+    }
+    let id = id.as_str();
     let digits = id.chars().filter(char::is_ascii_digit).count();
     if digits == 0 || id.len() > 30 || !find_dates(id, None).is_empty() {
         return None;
@@ -88,7 +103,7 @@ pub fn read_header(layout: &Layout, hint: Option<Locale>) -> Header {
         }
         // Titles and labels near the top are the document's own; lower down they are more often references.
         let position = if i * 2 < n_lines { 1.0 } else { 0.9 };
-        let hits = find_labels(&line.text);
+        let hits = line.labels();
         for (k, hit) in hits.iter().enumerate() {
             let to = hits.get(k + 1).map_or(line.text.len(), |h| h.start);
             match hit.field {
@@ -105,7 +120,9 @@ pub fn read_header(layout: &Layout, hint: Option<Locale>) -> Header {
                 Field::IssueDate if is_reference(&line.text[..hit.start]) => {}
                 Field::IssueDate | Field::DueDate => {
                     if let Some((d, at, below)) = date_near(layout, i, hit, to, hint) {
-                        let ambiguous = if d.ambiguous { 0.9 } else { 1.0 };
+                        // `02-09-2026` is ambiguous only in English: everyone else writes the day first.
+                        let english = matches!(hint, None | Some(Locale::En | Locale::EnUs));
+                        let ambiguous = if d.ambiguous && english { 0.9 } else { 1.0 };
                         let factor = if below { 0.9 } else { 1.0 } * ambiguous;
                         let found = Found { value: d.date, confidence: hit.strength * factor, line: at };
                         if hit.field == Field::IssueDate {
@@ -119,14 +136,19 @@ pub fn read_header(layout: &Layout, hint: Option<Locale>) -> Header {
             }
         }
         for seg in &line.segments {
-            let Some(m) = TITLE_RE.find(&seg.text) else {
+            let (folded, map) = fold_mapped(&seg.text);
+            if !TITLE_WORDS.iter().any(|w| folded.contains(w)) {
+                continue;
+            }
+            let Some(m) = TITLE_RE.find(&folded) else {
                 continue;
             };
+            let title_end = map[m.end()];
             if hits.iter().any(|h| h.field == Field::InvoiceNumber && h.start < seg.byte_end && h.end > seg.byte_start)
             {
                 continue;
             }
-            if let Some(value) = parse_invoice_number(&seg.text[m.end()..]) {
+            if let Some(value) = parse_invoice_number(&seg.text[title_end..]) {
                 numbers.push(Found { value, confidence: 0.85 * position, line: i });
                 if let Some(d) = date_after_number(layout, i, hint) {
                     issue.push(Found { value: d, confidence: 0.85, line: i });
@@ -143,14 +165,14 @@ pub fn read_header(layout: &Layout, hint: Option<Locale>) -> Header {
 /// A letter-style invoice: a title such as `Beitragsrechnung` alone with a date in another column of its line.
 fn title_date(layout: &Layout, hint: Option<Locale>) -> Option<Found<NaiveDate>> {
     static WORD_TITLE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)^(?:factura|invoice|\p{L}*rechnung|facture|factuur)$").expect("word title regex")
+        Regex::new(r"^(?:factura|invoice|\p{L}*rechnung|facture|factuur)$").expect("word title regex")
     });
     let top = layout.len() / 2 + 1;
     for (i, line) in layout.lines.iter().enumerate().take(top) {
         let Some(first) = line.segments.first() else {
             continue;
         };
-        if !WORD_TITLE.is_match(first.text.trim()) || line.segments.len() != 2 {
+        if line.segments.len() != 2 || !WORD_TITLE.is_match(&super::fold(first.text.trim())) {
             continue;
         }
         if let Some(d) = crate::extract::rules::dates::parse_date(&line.segments[1].text, hint) {
@@ -168,10 +190,9 @@ fn number_near(layout: &Layout, i: usize, hit: &LabelHit, to: usize) -> Option<(
         return Some((v, i, false));
     }
     // Something else to the right in the label's own segment: the label is part of a sentence.
-    if line
-        .segment_at(hit.start)
-        .is_some_and(|s| !line.text[hit.end..s.byte_end].trim_matches([' ', ':', '#', '.']).is_empty())
-    {
+    if line.segment_at(hit.start).is_some_and(|s| {
+        !line.text.get(hit.end..s.byte_end).unwrap_or("").trim_matches([' ', ':', '#', '.']).is_empty()
+    }) {
         return None;
     }
     let (from, col_to) = layout.column_of(i, line.col(hit.start), line.col(hit.end));
@@ -221,14 +242,17 @@ fn date_near(
     }
     if line
         .segment_at(hit.start)
-        .is_some_and(|s| !line.text[hit.end..s.byte_end].trim_matches([' ', ':', '.']).is_empty())
+        .is_some_and(|s| !line.text.get(hit.end..s.byte_end).unwrap_or("").trim_matches([' ', ':', '.']).is_empty())
     {
         return None;
     }
     let (from, col_to) = layout.column_of(i, line.col(hit.start), line.col(hit.end));
     layout.below(i, from, col_to, 2).into_iter().find_map(|(j, seg)| {
         let d = find_dates(&seg.text, hint).into_iter().next()?;
-        seg.text[..d.start].trim().is_empty().then_some((d, j, true))
+        // A speck read as a letter or a quote before the date (`o 14-08-2026`) is not text before it.
+        let before = seg.text[..d.start].trim();
+        let speck = before.chars().count() <= 1 && !before.chars().any(|c| c.is_ascii_digit());
+        speck.then_some((d, j, true))
     })
 }
 
@@ -282,6 +306,8 @@ mod tests {
         assert_eq!(parse_invoice_number("Date"), None);
         assert_eq!(parse_invoice_number("15/10/2025"), None);
         assert_eq!(parse_invoice_number("1.210,00"), None);
+        assert_eq!(parse_invoice_number(": 2024 - 1682").as_deref(), Some("2024-1682"), "OCR spaced the hyphen");
+        assert_eq!(parse_invoice_number("123 - 15/10/2025").as_deref(), Some("123"));
     }
 
     #[test]

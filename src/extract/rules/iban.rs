@@ -156,7 +156,7 @@ pub struct IbanMatch {
 }
 
 static IBAN_START: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b[A-Z]{2}\d{2}[ \t\u{a0}]{0,3}[0-9A-Z]").expect("iban regex"));
+    LazyLock::new(|| Regex::new(r"(?-u:\b)[A-Z]{2}[0-9]{2}[ \t\u{a0}]{0,3}[0-9A-Z]").expect("iban regex"));
 
 /// Every IBAN in `text`, tolerant of spaces (and the tabs some PDF producers put between groups). The run of
 /// characters is cut at the length the country requires, so trailing words (`- BIC`) do not spoil it.

@@ -6,7 +6,7 @@
 //! Zuschläge` is nothing at all (`Ignore`).
 
 use regex::Regex;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Field {
@@ -37,170 +37,260 @@ pub struct LabelHit {
 }
 
 /// `(field, pattern, strength)`; patterns are case-insensitive and matched at word boundaries.
-const TABLE: &[(Field, &str, f32)] = &[
+const TABLE: &[(Field, &str, f32, &[&str])] = &[
     // Invoice number.
-    // OCR reads the ordinal "nº" as "n2", "n9" or "nª": those are the same label, never a number.
-    (Field::InvoiceNumber, r"(?:n[º°oª29]\.?|num\.?|n[úu]m(?:ero)?\.?)\s*(?:de\s+)?(?:la\s+)?factura", 0.95),
+    // OCR reads the ordinal "nº" as "n2", "n9", "n%" or "nª": those are the same label, never a number.
     (
         Field::InvoiceNumber,
-        r"factura(?:\s+(?:simplificada|rectificativa|de\s+abono))?\s*(?:n[º°oª29]\.?|n[úu]m(?:ero)?\.?|num\.?|#)",
+        r"(?:n[º°oª29%?]{1,2}\.?|num\.?|n[úu]m(?:ero)?\.?)\s*(?:de\s+)?(?:la\s+)?factura",
         0.95,
+        &["factura"],
     ),
-    (Field::InvoiceNumber, r"n[úu]mero\s+de\s+factura", 0.95),
-    (Field::InvoiceNumber, r"invoice\s*(?:no\.?|number|num\.?|nr\.?|#|id)", 0.95),
-    (Field::InvoiceNumber, r"(?:credit\s+note|credit\s+memo)\s*(?:no\.?|number|#)", 0.95),
-    (Field::InvoiceNumber, r"rechnungs?-?\s*(?:nummer|nr\.?|no\.?)", 0.95),
-    (Field::InvoiceNumber, r"\w*rechnung(?:\s+des\s+\p{L}+|\s*\([^)]{0,40}\))?\s+(?:nr\.?|#|nummer|no\.?)", 0.9),
-    (Field::InvoiceNumber, r"gutschrift\s*\([^)]{0,40}\)\s*(?:nr\.?|nummer)", 0.9),
-    (Field::InvoiceNumber, r"gutschrift(?:s-?)?\s*(?:nr\.?|nummer)", 0.9),
-    (Field::InvoiceNumber, r"beleg-?\s*(?:nummer|nr\.?)", 0.8),
-    (Field::InvoiceNumber, r"(?:facture|avoir)\s*(?:n[°o]\.?|num[ée]ro)", 0.95),
-    (Field::InvoiceNumber, r"num[ée]ro\s+de\s+(?:la\s+)?facture", 0.95),
-    (Field::InvoiceNumber, r"factuur\s*(?:nummer|nr\.?|no\.?)", 0.95),
-    (Field::InvoiceNumber, r"creditnota\s*(?:nummer|nr\.?)", 0.95),
-    (Field::InvoiceNumber, r"document\s*(?:no\.?|number)", 0.6),
+    (
+        Field::InvoiceNumber,
+        r"factura(?:\s+(?:simplificada|rectificativa|de\s+abono))?\s*(?:n[º°oª29%?]{1,2}\.?|n[úu]m(?:ero)?\.?|num\.?|#)",
+        0.95,
+        &["factura"],
+    ),
+    (Field::InvoiceNumber, r"n[úu]mero\s+de\s+factura", 0.95, &["numerodefactura"]),
+    (Field::InvoiceNumber, r"invoice\s*(?:no\.?|number|num\.?|nr\.?|#|id)", 0.95, &["invoice"]),
+    (Field::InvoiceNumber, r"(?:credit\s+note|credit\s+memo)\s*(?:no\.?|number|#)", 0.95, &["credit"]),
+    (Field::InvoiceNumber, r"rechnungs?-?\s*(?:nummer|nr\.?|no\.?)", 0.95, &["rechnung"]),
+    (
+        Field::InvoiceNumber,
+        r"\w*rechnung(?:\s+des\s+\p{L}+|\s*\([^)]{0,40}\))?\s+(?:nr\.?|#|nummer|no\.?)",
+        0.9,
+        &["rechnung"],
+    ),
+    (Field::InvoiceNumber, r"gutschrift\s*\([^)]{0,40}\)\s*(?:nr\.?|nummer)", 0.9, &["gutschrift"]),
+    (Field::InvoiceNumber, r"gutschrift(?:s-?)?\s*(?:nr\.?|nummer)", 0.9, &["gutschrift"]),
+    (Field::InvoiceNumber, r"beleg-?\s*(?:nummer|nr\.?)", 0.8, &["beleg"]),
+    (Field::InvoiceNumber, r"(?:facture|avoir)\s*(?:n[°o]\.?|num[ée]ro)", 0.95, &["facture", "avoir"]),
+    (Field::InvoiceNumber, r"num[ée]ro\s+de\s+(?:la\s+)?facture", 0.95, &["facture"]),
+    (Field::InvoiceNumber, r"factuur\s*(?:nummer|nr\.?|no\.?)", 0.95, &["factuur"]),
+    (Field::InvoiceNumber, r"creditnota\s*(?:nummer|nr\.?)", 0.95, &["creditnota"]),
+    (Field::InvoiceNumber, r"document\s*(?:no\.?|number)", 0.6, &["document"]),
     // Issue date.
-    (Field::IssueDate, r"fecha\s+(?:de\s+)?(?:expedici[oó]n|emisi[oó]n|factura(?:ci[oó]n)?)", 0.95),
-    (Field::IssueDate, r"fecha", 0.7),
-    (Field::IssueDate, r"(?:invoice|issue|billing|credit\s+note)\s+date", 0.95),
-    (Field::IssueDate, r"date\s+of\s+(?:issue|invoice)", 0.95),
-    (Field::IssueDate, r"dated?", 0.6),
-    (Field::IssueDate, r"(?:rechnungs|beleg|gutschrifts)-?\s*datum", 0.95),
-    (Field::IssueDate, r"datum", 0.6),
-    (Field::IssueDate, r"\p{L}+,\s+den", 0.8),
-    (Field::IssueDate, r"date\s+(?:de\s+(?:la\s+)?)?(?:facture|facturation|[ée]mission)", 0.95),
-    (Field::IssueDate, r"factuurdatum", 0.95),
+    (
+        Field::IssueDate,
+        r"fecha\s+(?:de\s+)?(?:expedici[oó]n|emisi[oó]n|factura(?:ci[oó]n)?)",
+        0.95,
+        &["expedicion", "emision", "fechafactura", "fechadefactura"],
+    ),
+    (Field::IssueDate, r"fecha", 0.7, &["fecha"]),
+    (Field::IssueDate, r"(?:invoice|issue|billing|credit\s+note)\s+date", 0.95, &["date"]),
+    (Field::IssueDate, r"date\s+of\s+(?:issue|invoice)", 0.95, &["date"]),
+    (Field::IssueDate, r"dated?", 0.6, &["date"]),
+    (Field::IssueDate, r"(?:rechnungs|beleg|gutschrifts)-?\s*datum", 0.95, &["datum"]),
+    (Field::IssueDate, r"datum", 0.6, &["datum"]),
+    (Field::IssueDate, r"\p{L}+,\s+den", 0.8, &["den"]),
+    (Field::IssueDate, r"date\s+(?:de\s+(?:la\s+)?)?(?:facture|facturation|[ée]mission)", 0.95, &["date"]),
+    (Field::IssueDate, r"factuurdatum", 0.95, &["factuurdatum"]),
     // Due date.
-    (Field::DueDate, r"fecha\s+(?:de\s+)?vencimiento", 0.95),
-    (Field::DueDate, r"vencimiento", 0.85),
-    (Field::DueDate, r"vto\.", 0.7),
-    (Field::DueDate, r"(?:payment\s+)?due\s+(?:date|by|on)", 0.95),
-    (Field::DueDate, r"payment\s+due", 0.9),
-    (Field::DueDate, r"date\s+due", 0.9),
-    (Field::DueDate, r"(?:please\s+)?(?:remit|pay)\s+(?:until|by|before)", 0.85),
-    (Field::DueDate, r"f[äa]lligkeit(?:sdatum)?", 0.9),
-    (Field::DueDate, r"f[äa]llig\s+(?:am|bis)", 0.9),
-    (Field::DueDate, r"zahlbar\s+(?:ohne\s+abzug\s+)?bis(?:\s+zum)?", 0.9),
-    (Field::DueDate, r"zahlungsziel", 0.85),
-    (Field::DueDate, r"[üu]berweisen\s+sie\s+(?:den\s+betrag\s+)?bis\s+(?:zum|sp[äa]testens)", 0.85),
-    (Field::DueDate, r"netto\s+bis", 0.6),
-    (Field::DueDate, r"(?:date\s+d')?[ée]ch[ée]ance", 0.9),
-    (Field::DueDate, r"[àa]\s+r[ée]gler\s+avant\s+le", 0.85),
-    (Field::DueDate, r"vervaldatum", 0.95),
-    (Field::DueDate, r"uiterste\s+betaaldatum", 0.95),
+    (Field::DueDate, r"fecha\s+(?:de\s+)?vencimiento", 0.95, &["fechavencimiento", "fechadevencimiento"]),
+    (Field::DueDate, r"vencimiento", 0.85, &["vencimiento"]),
+    (Field::DueDate, r"vto\.", 0.7, &["vto"]),
+    (Field::DueDate, r"(?:payment\s+)?due\s+(?:date|by|on)", 0.95, &["due"]),
+    (Field::DueDate, r"payment\s+due", 0.9, &["due"]),
+    (Field::DueDate, r"date\s+due", 0.9, &["due"]),
+    (Field::DueDate, r"(?:please\s+)?(?:remit|pay)\s+(?:until|by|before)", 0.85, &["remit", "pay"]),
+    (Field::DueDate, r"f[äa]lligkeit(?:sdatum)?", 0.9, &["falligkeit"]),
+    (Field::DueDate, r"f[äa]llig\s+(?:am|bis)", 0.9, &["fallig"]),
+    (Field::DueDate, r"zahlbar\s+(?:ohne\s+abzug\s+)?bis(?:\s+zum)?", 0.9, &["zahlbar"]),
+    (Field::DueDate, r"zahlungsziel", 0.85, &["zahlungsziel"]),
+    (Field::DueDate, r"[üu]berweisen\s+sie\s+(?:den\s+betrag\s+)?bis\s+(?:zum|sp[äa]testens)", 0.85, &["uberweisen"]),
+    (Field::DueDate, r"netto\s+bis", 0.6, &["netto"]),
+    (Field::DueDate, r"(?:date\s+d')?[ée]ch[ée]ance", 0.9, &["echeance"]),
+    (Field::DueDate, r"[àa]\s+r[ée]gler\s+avant\s+le", 0.85, &["regler"]),
+    (Field::DueDate, r"vervaldatum", 0.95, &["vervaldatum"]),
+    (Field::DueDate, r"uiterste\s+betaaldatum", 0.95, &["betaaldatum"]),
     // Net.
-    (Field::Net, r"(?:total\s+)?bases?\s+imponibles?", 0.9),
-    (Field::Net, r"importe\s+neto", 0.9),
-    (Field::Net, r"total\s+neto", 0.9),
-    (Field::Net, r"neto", 0.5),
-    (Field::Net, r"sub-?\s?total", 0.8),
-    (Field::Net, r"net\s+(?:total|amount)", 0.9),
-    (Field::Net, r"total\s+(?:net|excl\.?(?:uding)?\s+(?:vat|tax)|before\s+tax|without\s+(?:vat|tax))", 0.9),
-    (Field::Net, r"amount\s+(?:excl\.?(?:uding)?|before|without)\s+(?:vat|tax)", 0.9),
-    (Field::Net, r"taxable\s+amount", 0.8),
-    (Field::Net, r"net", 0.45),
-    (Field::Net, r"nettobetrag|nettosumme|nettowert|gesamt\s*netto|netto\s*gesamt", 0.9),
-    (Field::Net, r"summe\s+netto", 0.9),
-    (Field::Net, r"rechnungssumme\s+(?:netto|ohne\s+(?:ust|mwst)\.?)", 0.95),
-    (Field::Net, r"netto", 0.55),
-    (Field::Net, r"zwischensumme", 0.7),
-    (Field::Net, r"gesamtbeitrag|nettobeitrag", 0.7),
-    (Field::Net, r"total\s+ht|montant\s+(?:total\s+)?ht|total\s+hors\s+taxes?|base\s+ht", 0.9),
-    (Field::Net, r"sous-?\s?total", 0.75),
-    (Field::Net, r"subtotaal|totaal\s+excl\.?\s*btw", 0.85),
+    (Field::Net, r"(?:total\s+)?bases?\s+imponibles?", 0.9, &["imponible"]),
+    (Field::Net, r"importe\s+neto", 0.9, &["neto"]),
+    (Field::Net, r"total\s+neto", 0.9, &["neto"]),
+    (Field::Net, r"neto", 0.5, &["neto"]),
+    (Field::Net, r"sub-?\s?total", 0.8, &["sub"]),
+    (Field::Net, r"net\s+(?:total|amount)", 0.9, &["net"]),
+    (
+        Field::Net,
+        r"total\s+(?:net|excl\.?(?:uding)?\s+(?:vat|tax)|before\s+tax|without\s+(?:vat|tax))",
+        0.9,
+        &["net", "excl", "before", "without"],
+    ),
+    (Field::Net, r"amount\s+(?:excl\.?(?:uding)?|before|without)\s+(?:vat|tax)", 0.9, &["amount"]),
+    (Field::Net, r"taxable\s+amount", 0.8, &["taxable"]),
+    (Field::Net, r"net", 0.45, &["net"]),
+    (Field::Net, r"nettobetrag|nettosumme|nettowert|gesamt\s*netto|netto\s*gesamt", 0.9, &["netto"]),
+    (Field::Net, r"summe\s+netto", 0.9, &["netto"]),
+    (Field::Net, r"rechnungssumme\s+(?:netto|ohne\s+(?:ust|mwst)\.?)", 0.95, &["rechnungssumme"]),
+    (Field::Net, r"netto", 0.55, &["netto"]),
+    (Field::Net, r"zwischensumme", 0.7, &["zwischensumme"]),
+    (Field::Net, r"gesamtbeitrag|nettobeitrag", 0.7, &["beitrag"]),
+    (Field::Net, r"total\s+ht|montant\s+(?:total\s+)?ht|total\s+hors\s+taxes?|base\s+ht", 0.9, &["ht", "hors"]),
+    (Field::Net, r"sous-?\s?total", 0.75, &["sous"]),
+    (Field::Net, r"subtotaal|totaal\s+excl\.?\s*btw", 0.85, &["totaal"]),
     // Tax.
-    (Field::Tax, r"(?:cuota|total|importe)\s+(?:de\s+)?(?:iva|i\.v\.a\.)", 0.95),
-    (Field::Tax, r"iva|i\.v\.a\.", 0.7),
-    (Field::Tax, r"impuestos", 0.6),
-    (Field::Tax, r"(?:total\s+(?:vat|tax)|(?:vat|tax)\s+(?:total|amount))", 0.95),
-    (Field::Tax, r"sales\s+tax", 0.8),
-    (Field::Tax, r"vat", 0.6),
-    (Field::Tax, r"tax", 0.5),
-    (Field::Tax, r"(?:mwst|ust)\.?\s*(?:-\s*)?(?:betrag|gesamt|summe)", 0.95),
-    (Field::Tax, r"(?:summe|gesamt)\s+(?:mwst|ust)\.?", 0.95),
-    (Field::Tax, r"steuerbetrag", 0.8),
-    (Field::Tax, r"(?:umsatz|mehrwert|versicherung)s?steuer", 0.7),
-    (Field::Tax, r"mwst\.?|ust\.?", 0.65),
-    (Field::Tax, r"(?:total|montant)\s+(?:de\s+la\s+)?tva|total\s+taxes", 0.95),
-    (Field::Tax, r"tva", 0.6),
-    (Field::Tax, r"(?:totaal\s+)?btw(?:-?bedrag)?", 0.7),
+    (
+        Field::Tax,
+        r"(?:cuota|total|importe)\s+(?:de\s+)?(?:iva|i\.v\.a\.)",
+        0.95,
+        &["cuota", "totaliva", "totaldeiva", "importeiva", "importedeiva"],
+    ),
+    (Field::Tax, r"iva|i\.v\.a\.", 0.7, &["iva"]),
+    (Field::Tax, r"impuestos", 0.6, &["impuestos"]),
+    (Field::Tax, r"(?:total\s+(?:vat|tax)|(?:vat|tax)\s+(?:total|amount))", 0.95, &["vat", "tax"]),
+    (Field::Tax, r"sales\s+tax", 0.8, &["tax"]),
+    (Field::Tax, r"vat", 0.6, &["vat"]),
+    (Field::Tax, r"tax", 0.5, &["tax"]),
+    (Field::Tax, r"(?:mwst|ust)\.?\s*(?:-\s*)?(?:betrag|gesamt|summe)", 0.95, &["mwst", "ust"]),
+    (Field::Tax, r"(?:summe|gesamt)\s+(?:mwst|ust)\.?", 0.95, &["mwst", "ust"]),
+    (Field::Tax, r"steuerbetrag", 0.8, &["steuerbetrag"]),
+    (Field::Tax, r"(?:umsatz|mehrwert|versicherung)s?steuer", 0.7, &["steuer"]),
+    (Field::Tax, r"mwst\.?|ust\.?", 0.65, &["mwst", "ust"]),
+    (Field::Tax, r"(?:total|montant)\s+(?:de\s+la\s+)?tva|total\s+taxes", 0.95, &["tva", "taxes"]),
+    (Field::Tax, r"tva", 0.6, &["tva"]),
+    (Field::Tax, r"(?:totaal\s+)?btw(?:-?bedrag)?", 0.7, &["btw"]),
     // Total (before withholding).
-    (Field::Total, r"total\s+(?:de\s+(?:la\s+)?)?factura", 0.95),
-    (Field::Total, r"importe\s+total", 0.9),
-    (Field::Total, r"total\s+(?:con\s+iva|iva\s+incluido)", 0.95),
-    (Field::Total, r"grand\s+total", 0.95),
+    (
+        Field::Total,
+        r"total\s+(?:de\s+(?:la\s+)?)?factura",
+        0.95,
+        &["totalfactura", "totaldefactura", "totaldelafactura"],
+    ),
+    (Field::Total, r"importe\s+total", 0.9, &["importetotal"]),
+    (Field::Total, r"total\s+(?:con\s+iva|iva\s+incluido)", 0.95, &["totalcon", "totaliva"]),
+    (Field::Total, r"grand\s+total", 0.95, &["grandtotal"]),
     (
         Field::Total,
         r"(?:invoice\s+total|total\s+(?:invoice(?:\s+amount)?|amount|incl\.?(?:uding)?\s+(?:vat|tax)))",
         0.9,
+        &["invoicetotal", "totalinvoice", "totalamount", "totalincl"],
     ),
-    (Field::Total, r"total\s+\S{1,3}\s+incl\.?(?:uding)?\s+(?:vat|tax)", 0.9),
-    (Field::Total, r"total", 0.6),
-    (Field::Total, r"bruttobetrag|bruttosumme|rechnungssumme\s+brutto|gesamtsumme|endsumme|endbetrag", 0.9),
-    (Field::Total, r"summe\s+(?:inkl\.?|brutto)\s*(?:ust\.?|mwst\.?)?", 0.9),
-    (Field::Total, r"gesamtbetrag|rechnungsbetrag|summe\s+gesamt|gesamtpreis", 0.85),
-    (Field::Total, r"brutto", 0.5),
-    (Field::Total, r"rechnungsbeitrag|bruttobeitrag|zahlbeitrag", 0.85),
-    (Field::Total, r"total\s+ttc|montant\s+(?:total\s+)?ttc", 0.95),
-    (Field::Total, r"totaal\s+incl\.?\s*btw|totaalbedrag|factuurbedrag", 0.9),
-    (Field::Total, r"totaal", 0.6),
+    (Field::Total, r"total\s+\S{1,3}\s+incl\.?(?:uding)?\s+(?:vat|tax)", 0.9, &["incl"]),
+    (Field::Total, r"total", 0.6, &["total"]),
+    (
+        Field::Total,
+        r"bruttobetrag|bruttosumme|rechnungssumme\s+brutto|gesamtsumme|endsumme|endbetrag",
+        0.9,
+        &["brutto", "summe", "endbetrag"],
+    ),
+    (Field::Total, r"summe\s+(?:inkl\.?|brutto)\s*(?:ust\.?|mwst\.?)?", 0.9, &["summe"]),
+    (
+        Field::Total,
+        r"gesamtbetrag|rechnungsbetrag|summe\s+gesamt|gesamtpreis",
+        0.85,
+        &["betrag", "summe", "gesamtpreis"],
+    ),
+    (Field::Total, r"brutto", 0.5, &["brutto"]),
+    (Field::Total, r"rechnungsbeitrag|bruttobeitrag|zahlbeitrag", 0.85, &["beitrag"]),
+    (Field::Total, r"total\s+ttc|montant\s+(?:total\s+)?ttc", 0.95, &["ttc"]),
+    (Field::Total, r"totaal\s+incl\.?\s*btw|totaalbedrag|factuurbedrag", 0.9, &["totaal", "factuurbedrag"]),
+    (Field::Total, r"totaal", 0.6, &["totaal"]),
     // Amount due.
-    (Field::Due, r"(?:total|importe|l[ií]quido)\s+a\s+pagar", 0.9),
-    (Field::Due, r"a\s+pagar", 0.7),
-    (Field::Due, r"(?:amount|balance|total)\s+(?:due|payable|to\s+pay)", 0.9),
-    (Field::Due, r"due\s+payable", 0.85),
-    (Field::Due, r"residual(?:\s+amount)?", 0.85),
-    (Field::Due, r"zahlbetrag|zu\s+zahlen(?:der\s+betrag)?|offener\s+betrag|restbetrag", 0.9),
-    (Field::Due, r"(?:net|solde|reste|montant)\s+[àa]\s+payer", 0.9),
-    (Field::Due, r"(?:totaal\s+)?te\s+betalen", 0.9),
+    (Field::Due, r"(?:total|importe|l[ií]quido)\s+a\s+pagar", 0.9, &["apagar"]),
+    (Field::Due, r"a\s+pagar", 0.7, &["apagar"]),
+    (Field::Due, r"(?:amount|balance|total)\s+(?:due|payable|to\s+pay)", 0.9, &["due", "payable", "topay"]),
+    (Field::Due, r"due\s+payable", 0.85, &["due"]),
+    (Field::Due, r"residual(?:\s+amount)?", 0.85, &["residual"]),
+    (Field::Due, r"zahlbetrag|zu\s+zahlen(?:der\s+betrag)?|offener\s+betrag|restbetrag", 0.9, &["zahl", "betrag"]),
+    (Field::Due, r"(?:net|solde|reste|montant)\s+[àa]\s+payer", 0.9, &["payer"]),
+    (Field::Due, r"(?:totaal\s+)?te\s+betalen", 0.9, &["tebetalen"]),
     // Withholding.
-    (Field::Withholding, r"retenci[oó]n(?:\s+(?:de\s+)?(?:i\.?r\.?p\.?f\.?|irpf))?", 0.9),
-    (Field::Withholding, r"i\.?r\.?p\.?f\.?", 0.85),
-    (Field::Withholding, r"withholding(?:\s+tax)?", 0.85),
+    (Field::Withholding, r"retenci[oó]n(?:\s+(?:de\s+)?(?:i\.?r\.?p\.?f\.?|irpf))?", 0.9, &["retencion"]),
+    (Field::Withholding, r"i\.?r\.?p\.?f\.?", 0.85, &["irpf"]),
+    (Field::Withholding, r"withholding(?:\s+tax)?", 0.85, &["withholding"]),
     // Prepaid.
-    (Field::Prepaid, r"anticipos?|pagos?\s+a\s+cuenta|ya\s+pagado|entregas?\s+a\s+cuenta", 0.85),
-    (Field::Prepaid, r"(?:erhaltene\s+)?anzahlung(?:en)?|bereits\s+(?:bezahlt|gezahlt)|vorauszahlung", 0.85),
-    (Field::Prepaid, r"(?:amount\s+)?(?:already\s+)?paid|prepaid|prepayment|advance\s+payment|deposit\s+paid", 0.75),
-    (Field::Prepaid, r"acompte|montant\s+d[ée]j[àa]\s+(?:pay[ée]|r[ée]gl[ée])|d[ée]j[àa]\s+pay[ée]", 0.85),
-    (Field::Prepaid, r"vooruitbetaald|reeds\s+betaald", 0.85),
+    (
+        Field::Prepaid,
+        r"anticipos?|pagos?\s+a\s+cuenta|ya\s+pagado|entregas?\s+a\s+cuenta",
+        0.85,
+        &["anticipo", "acuenta", "pagado"],
+    ),
+    (
+        Field::Prepaid,
+        r"(?:erhaltene\s+)?anzahlung(?:en)?|bereits\s+(?:bezahlt|gezahlt)|vorauszahlung",
+        0.85,
+        &["anzahlung", "bereits", "vorauszahlung"],
+    ),
+    (
+        Field::Prepaid,
+        r"(?:amount\s+)?(?:already\s+)?paid|prepaid|prepayment|advance\s+payment|deposit\s+paid",
+        0.75,
+        &["paid", "prepaid", "prepayment", "advancepayment"],
+    ),
+    (
+        Field::Prepaid,
+        r"acompte|montant\s+d[ée]j[àa]\s+(?:pay[ée]|r[ée]gl[ée])|d[ée]j[àa]\s+pay[ée]",
+        0.85,
+        &["acompte", "deja"],
+    ),
+    (Field::Prepaid, r"vooruitbetaald|reeds\s+betaald", 0.85, &["betaald"]),
     // Currency.
-    (Field::Currency, r"moneda|divisa|currency|w[äa]hrung|rechnungsw[äa]hrung|devise|valuta|betr[äa]ge\s+in", 0.95),
+    (
+        Field::Currency,
+        r"moneda|divisa|currency|w[äa]hrung|rechnungsw[äa]hrung|devise|valuta|betr[äa]ge\s+in",
+        0.95,
+        &["moneda", "divisa", "currency", "wahrung", "devise", "valuta", "betragein"],
+    ),
     // Things that look like ours but are not.
-    (Field::Ignore, r"gesamtbetrag\s+der\s+(?:zu|ab)schl[äa]ge|positionssumme|warenwert|leergutwert", 1.0),
-    (Field::Ignore, r"(?:liefer|leistungs|lieferschein|bestell|auftrag)(?:-\s*und\s+leistungs)?-?\s*datum", 1.0),
-    (Field::Ignore, r"liefer-?\s*(?:/|und)\s*leistungs-?(?:datum|zeitraum)", 1.0),
-    (Field::Ignore, r"(?:delivery|order|shipment|service)\s+date|date\s+of\s+(?:delivery|supply|service)", 1.0),
-    (Field::Ignore, r"fecha\s+(?:de\s+)?(?:entrega|pedido|operaci[oó]n|servicio|albar[aá]n)", 1.0),
-    (Field::Ignore, r"date\s+(?:de\s+)?(?:livraison|commande|d[ée]but|fin|de\s+facture\s+associ[ée]e)", 1.0),
-    (Field::Ignore, r"(?:lever|order)datum", 1.0),
+    (
+        Field::Ignore,
+        r"gesamtbetrag\s+der\s+(?:zu|ab)schl[äa]ge|positionssumme|warenwert|leergutwert",
+        1.0,
+        &["schlage", "positionssumme", "warenwert", "leergutwert"],
+    ),
+    (
+        Field::Ignore,
+        r"(?:liefer|leistungs|lieferschein|bestell|auftrag)(?:-\s*und\s+leistungs)?-?\s*datum",
+        1.0,
+        &["datum"],
+    ),
+    (Field::Ignore, r"liefer-?\s*(?:/|und)\s*leistungs-?(?:datum|zeitraum)", 1.0, &["leistungs"]),
+    (
+        Field::Ignore,
+        r"(?:delivery|order|shipment|service)\s+date|date\s+of\s+(?:delivery|supply|service)",
+        1.0,
+        &["date"],
+    ),
+    (
+        Field::Ignore,
+        r"fecha\s+(?:de\s+)?(?:entrega|pedido|operaci[oó]n|servicio|albar[aá]n)",
+        1.0,
+        &["entrega", "pedido", "operacion", "servicio", "albaran"],
+    ),
+    (Field::Ignore, r"date\s+(?:de\s+)?(?:livraison|commande|d[ée]but|fin|de\s+facture\s+associ[ée]e)", 1.0, &["date"]),
+    (Field::Ignore, r"(?:lever|order)datum", 1.0, &["datum"]),
     (
         Field::Ignore,
         r"(?:unit\s+)?price\s+(?:excl|incl)\.?(?:uding)?\s+(?:vat|tax)|(?:excl|incl|inkl|exkl)\.?\s+(?:vat|tax|ust|mwst|iva|tva|btw)\b",
         1.0,
+        &["excl", "incl", "inkl", "exkl"],
     ),
     (
         Field::Ignore,
         r"(?:n[º°o]\.?|nr\.?)\s+(?:tva|iva|ust|vat)|(?:vat|tva|iva|btw)\s*(?:reg(?:istration)?\.?\s*)?(?:no\.?|number|nr\.?|n[º°o]|id|identifier|intra(?:com)?)|ust\.?-?\s*id\.?\s*-?\s*nr\.?|ust-?id|vat-?id",
         1.0,
+        &["tva", "iva", "ust", "vat", "btw"],
     ),
     (
         Field::Ignore,
         r"(?:tax|vat)\s+(?:rate|%|code|category|clause|exemption|identifier)|(?:iva|ust|mwst|tva|btw)\s*%|steuersatz|tipo\s+(?:de\s+)?iva|taux(?:\s+de\s+tva)?",
         1.0,
+        &["tax", "vat", "iva", "ust", "mwst", "tva", "btw", "steuersatz", "taux"],
     ),
-    (Field::Ignore, r"skonto|descuento|rabatt|remise|discount", 1.0),
+    (
+        Field::Ignore,
+        r"skonto|descuento|rabatt|remise|discount",
+        1.0,
+        &["skonto", "descuento", "rabatt", "remise", "discount"],
+    ),
     (
         Field::Ignore,
         r"(?:total|summe)\s+(?:de\s+)?(?:art[ií]culos|unidades|items|positionen|st[üu]ck|quantity|cantidad)",
         1.0,
+        &["articulos", "unidades", "items", "positionen", "stuck", "quantity", "cantidad"],
     ),
 ];
-
-struct Compiled {
-    field: Field,
-    re: Regex,
-    strength: f32,
-}
 
 /// Long words also match when a PDF producer spread their letters (`Zahlbetr ag`, `Br uttosumme`): such
 /// spreading is common in generated stylesheets, and harmless for runs of six letters or more. Character
@@ -231,38 +321,80 @@ fn loosen(pattern: &str) -> String {
     out
 }
 
-static COMPILED: LazyLock<Vec<Compiled>> = LazyLock::new(|| {
-    TABLE
-        .iter()
-        .map(|(field, pattern, strength)| Compiled {
-            field: *field,
-            re: Regex::new(&format!(r"(?i)(?:^|\b|\s)(?:{})(?:\b|$|[\s:.#])", loosen(pattern)))
-                .unwrap_or_else(|e| panic!("label {pattern}: {e}")),
-            strength: *strength,
-        })
-        .collect()
-});
+/// One regex per table row, compiled the first time a line contains one of the row's key words.
+///
+/// Why lazily: the extractor is a fresh process per document (it runs in the jail), so every regex it uses is
+/// compiled once per document. Compiling the whole table took most of the ~60 ms the text reader cost per
+/// document, and a Spanish invoice needs perhaps a sixth of the rows. The patterns run on the folded line
+/// (`super::fold_char`: lower case, no accents), so they need neither `(?i)` nor Unicode case tables, and word
+/// boundaries are ASCII, which on folded text says what a Unicode one would at a fraction of the cost.
+///
+/// Each row has a tight form and a loose one (`loosen`) for lines with letter-spaced words; the loose form's
+/// optional spaces multiply the literals the regex compiler extracts, so it is only built for such lines.
+static TIGHT: LazyLock<Vec<OnceLock<Regex>>> = LazyLock::new(|| TABLE.iter().map(|_| OnceLock::new()).collect());
+static LOOSE: LazyLock<Vec<OnceLock<Regex>>> = LazyLock::new(|| TABLE.iter().map(|_| OnceLock::new()).collect());
+
+fn compiled(row: usize, loose: bool) -> &'static Regex {
+    let cells = if loose { &LOOSE } else { &TIGHT };
+    cells[row].get_or_init(|| {
+        let pattern = TABLE[row].1;
+        // Accents folded like the text; a pattern that is then ASCII compiles without Unicode classes at all,
+        // which halves its cost. `\S` and `[^)]` cannot be byte classes in a `&str` regex: those keep Unicode.
+        let folded: String = pattern.chars().map(|c| if c.is_ascii() { c } else { super::fold_char(c) }).collect();
+        let body = if loose { loosen(&folded) } else { folded };
+        Regex::new(&format!(r"(?-u)\b(?:{body})(?:\b|$|[\s:.#])"))
+            .or_else(|_| Regex::new(&format!(r"(?-u:\b)(?:{body})(?:(?-u:\b)|$|[\s:.#])")))
+            .unwrap_or_else(|e| panic!("label {pattern}: {e}"))
+    })
+}
 
 /// All labels in a line, longest first where they overlap, left to right. Labels inside parentheses are dropped
 /// (`Nettobetrag (zzgl. 19% MwSt.)` is a net amount, not a tax).
 pub fn find_labels(line: &str) -> Vec<LabelHit> {
+    if !line.chars().any(char::is_alphabetic) {
+        return Vec::new();
+    }
+    let (folded, map) = super::fold_mapped(line);
+    // Long key words are looked up with spaces and punctuation squeezed out, so `Zahlbetr ag` counts; short
+    // ones only at the start of a word (`I.V.A.` is the word `iva`), or `ht` would be found in every `Recht`.
+    let squeezed: String = folded.chars().filter(|c| c.is_alphanumeric()).collect();
+    let words: String =
+        folded.chars().filter(|c| *c != '.').map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
+    let has_key = |k: &&str| {
+        if k.len() > 4 {
+            squeezed.contains(k)
+        } else {
+            words.match_indices(k).any(|(at, _)| at == 0 || words[..at].ends_with(' '))
+        }
+    };
     let mut all: Vec<LabelHit> = Vec::new();
-    for c in COMPILED.iter() {
-        for m in c.re.find_iter(line) {
+    let mut loose = None;
+    for (row, (field, _, strength, keys)) in TABLE.iter().enumerate() {
+        if !keys.iter().any(has_key) {
+            continue;
+        }
+        // Letter-spaced: a long key word that is only there with its spaces squeezed out.
+        let loose = *loose.get_or_insert_with(|| {
+            TABLE.iter().flat_map(|r| r.3.iter()).any(|k| k.len() >= 6 && squeezed.contains(k) && !words.contains(k))
+        });
+        for m in compiled(row, loose).find_iter(&folded) {
             let raw = m.as_str();
             let lead = raw.len() - raw.trim_start().len();
             let text = raw.trim();
             let text = text.trim_end_matches([':', '.', '#']).trim_end();
-            if text.is_empty() {
+            // Two spaces are a column break (`layout`): `FECHA      VENCIMIENTO` are two labels, not one; but
+            // `FACTURA SIMPLIFICADA  Nº` is one label that the layout spaced out before its short marker.
+            let spread = text.split("  ").skip(1).any(|part| part.trim().chars().count() > 3);
+            if text.is_empty() || spread {
                 continue;
             }
-            let start = m.start() + lead;
-            let mut end = start + text.len();
+            let start = map[m.start() + lead];
+            let mut end = map[m.start() + lead + text.len()];
             // Keep a trailing `.` that belongs to an abbreviation (`Nr.`, `MwSt.`), so values start after it.
             if line[end..].starts_with('.') {
                 end += 1;
             }
-            all.push(LabelHit { field: c.field, start, end, strength: c.strength });
+            all.push(LabelHit { field: *field, start, end, strength: *strength });
         }
     }
     all.sort_by(|a, b| (b.end - b.start).cmp(&(a.end - a.start)).then(b.strength.total_cmp(&a.strength)));
@@ -288,6 +420,7 @@ fn in_parentheses(line: &str, at: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::extract::rules::fold;
 
     fn fields(line: &str) -> Vec<Field> {
         find_labels(line).into_iter().map(|h| h.field).collect()
@@ -299,6 +432,8 @@ mod tests {
         let cases: &[(&str, Field)] = &[
             ("Factura nº:", InvoiceNumber),
             ("Factura n2:", InvoiceNumber),
+            ("Factura n%: R-2025-1330", InvoiceNumber),
+            ("N?2 de factura: FR202600803", InvoiceNumber),
             ("Nº factura", InvoiceNumber),
             ("Número de factura", InvoiceNumber),
             ("Invoice No.", InvoiceNumber),
@@ -360,6 +495,12 @@ mod tests {
     }
 
     #[test]
+    fn a_label_does_not_reach_across_a_column_gap() {
+        assert_eq!(fields("FECHA        VENCIMIENTO"), vec![Field::IssueDate, Field::DueDate]);
+        assert_eq!(fields("FACTURA SIMPLIFICADA  Nº T-2025-18873"), vec![Field::InvoiceNumber]);
+    }
+
+    #[test]
     fn the_longer_label_wins_where_two_overlap() {
         assert_eq!(fields("Fecha de vencimiento: 01/01/2025"), vec![Field::DueDate]);
         assert_eq!(fields("Gesamtbetrag der Zuschläge   0,00"), vec![Field::Ignore]);
@@ -376,6 +517,50 @@ mod tests {
     fn letter_spaced_long_labels_still_match() {
         assert_eq!(fields("Zahlbetr ag   470,15"), vec![Field::Due]);
         assert_eq!(fields("Br uttosumme   671,15"), vec![Field::Total]);
+    }
+
+    /// The letters a pattern spells, escapes (`\s`, `\p{L}`) dropped and a class (`[úu]`) read as its first char.
+    fn skeleton(pattern: &str) -> String {
+        let mut out = String::new();
+        let mut chars = pattern.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if chars.next() == Some('p') => {
+                    chars.next();
+                }
+                '\\' => {}
+                '[' => {
+                    let class: String = chars.by_ref().take_while(|c| *c != ']').collect();
+                    out.extend(class.chars().next().filter(|c| c.is_alphabetic()));
+                }
+                c if c.is_alphabetic() => out.push(c),
+                _ => {}
+            }
+        }
+        fold(&out)
+    }
+
+    #[test]
+    fn every_key_word_is_spelled_in_its_pattern() {
+        // The keys gate the patterns: a key the pattern cannot produce would silently disable the row. A key
+        // must at least be spelled, in order, by the pattern's letters (optional words may be skipped).
+        for (_, pattern, _, keys) in TABLE {
+            let letters = skeleton(pattern);
+            for k in *keys {
+                assert!(!k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase()), "{pattern}: key {k}");
+                let mut rest = letters.chars();
+                assert!(k.chars().all(|c| rest.any(|l| l == c)), "{pattern}: key {k} is not spelled by {letters}");
+            }
+        }
+    }
+
+    #[test]
+    fn labels_with_accents_and_capitals_report_original_byte_offsets() {
+        let line = "Fecha de expedición: 15/10/2025   FÄLLIGKEIT: 01.11.2025";
+        let hits = find_labels(line);
+        assert_eq!(hits.len(), 2, "{hits:?}");
+        assert_eq!(&line[hits[0].start..hits[0].end], "Fecha de expedición");
+        assert_eq!(&line[hits[1].start..hits[1].end], "FÄLLIGKEIT");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use super::dates::find_dates;
 use super::iban::find_ibans;
+use super::labels::{find_labels, LabelHit};
 use super::numbers::{find_amounts, AmountMatch};
 use super::taxid::find_tax_ids;
 use super::Locale;
@@ -29,6 +30,8 @@ pub struct Line {
     /// The text with dates, IBANs and tax IDs blanked out byte for byte, so their digits are never read as
     /// amounts.
     masked: String,
+    /// The field labels in the line (`labels::find_labels`), found once: header, totals and currency all ask.
+    labels: Vec<LabelHit>,
 }
 
 impl Line {
@@ -48,12 +51,18 @@ impl Line {
         // Blanking whole UTF-8 sequences keeps the string valid; a partial one cannot happen because every range
         // above starts and ends on char boundaries.
         let masked = String::from_utf8(masked).unwrap_or_else(|_| text.clone());
-        Line { text, segments, masked }
+        let labels = find_labels(&text);
+        Line { text, segments, masked, labels }
     }
 
     /// The text with dates, IBANs and tax IDs blanked out (same byte offsets as `text`).
     pub fn masked(&self) -> &str {
         &self.masked
+    }
+
+    /// The field labels in the line, left to right.
+    pub fn labels(&self) -> &[LabelHit] {
+        &self.labels
     }
 
     pub fn is_blank(&self) -> bool {

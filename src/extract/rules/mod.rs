@@ -58,6 +58,31 @@ pub fn fold(s: &str) -> String {
     s.nfd().filter(|c| !unicode_normalization::char::is_combining_mark(*c)).flat_map(char::to_lowercase).collect()
 }
 
+/// One char folded the way `fold` folds it, but always to exactly one char (`İ` → `i`), so a folded line can
+/// be mapped back to the original byte for byte.
+pub fn fold_char(c: char) -> char {
+    use unicode_normalization::UnicodeNormalization;
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    let base = std::iter::once(c).nfd().find(|d| !unicode_normalization::char::is_combining_mark(*d)).unwrap_or(c);
+    base.to_lowercase().next().unwrap_or(base)
+}
+
+/// `s` folded char by char (see `fold_char`), with the original byte offset of every folded byte offset (and
+/// one more entry for the end), so a match in the folded text can be reported in the original.
+pub fn fold_mapped(s: &str) -> (String, Vec<usize>) {
+    let mut folded = String::with_capacity(s.len());
+    let mut map = Vec::with_capacity(s.len() + 1);
+    for (at, c) in s.char_indices() {
+        let f = fold_char(c);
+        folded.push(f);
+        map.extend(std::iter::repeat_n(at, f.len_utf8()));
+    }
+    map.push(s.len());
+    (folded, map)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +90,16 @@ mod tests {
     #[test]
     fn folding_drops_accents_and_case() {
         assert_eq!(fold("Fällig Échéance NÚMERO"), "fallig echeance numero");
+    }
+
+    #[test]
+    fn folding_char_by_char_maps_back_to_the_original_bytes() {
+        let (f, map) = fold_mapped("Nº Fällig İx");
+        assert_eq!(f, "nº fallig ix");
+        let at = f.find("fallig").unwrap();
+        assert_eq!(map[at], "Nº ".len());
+        assert_eq!(map[at + "fallig".len()], "Nº Fällig".len());
+        assert_eq!(map[f.len()], "Nº Fällig İx".len());
     }
 
     #[test]

@@ -106,8 +106,19 @@ fn parse_unsigned(body: &str, hint: Option<Locale>) -> Option<Decimal> {
                 }
             }
         }
+        // `3,352,40` or `1.234.56`: OCR read the thousands separator as the decimal one (or the other way
+        // round). Two decimals after thousands groups can only be read one way.
+        '.' | ',' if decimals.len() == 2 && thousands_digits(&int_part.replace(['.', ','], ".")).is_some() => {
+            Some(last)
+        }
         _ => None,
     };
+    let int_part = if decimal_sep.is_some() && !last_is_only_of_its_kind {
+        int_part.replace(['.', ','], ".")
+    } else {
+        int_part.to_string()
+    };
+    let int_part = int_part.as_str();
     let (int_part, decimals) = match decimal_sep {
         Some(_) => (int_part, decimals),
         None => (body, ""),
@@ -170,9 +181,9 @@ static AMOUNT_RE: LazyLock<Regex> = LazyLock::new(|| {
         (?P<open>\()?
         (?P<pre>(?:€|\$|£|EUR|USD|GBP|CHF)\s?)?
         (?P<sign>[-−+]\s?)?
-        (?P<num>\d{1,3}(?:[.,'’\u{a0}\u{202f}]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?)
+        (?P<num>[0-9]{1,3}(?:[.,'’\u{a0}\u{202f}][0-9]{3})+(?:[.,][0-9]+)?|[0-9]+(?:[.,][0-9]+)?)
         (?P<trail>-(?:[\s)]|$))?
-        (?P<post>\s?(?:€|\$|£)|\s?(?:EUR|USD|GBP|CHF)\b)?
+        (?P<post>\s?(?:€|\$|£)|\s?(?:EUR|USD|GBP|CHF)(?-u:\b))?
         (?P<close>\))?
         (?P<pct>\s?%)?",
     )
@@ -242,7 +253,7 @@ fn glued(line: &str, start: usize, end: usize) -> bool {
 }
 
 static PERCENT_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?P<num>\d{1,3}(?:[.,]\d{1,3})?)\s?%").expect("percent regex"));
+    LazyLock::new(|| Regex::new(r"(?P<num>[0-9]{1,3}(?:[.,][0-9]{1,3})?)\s?%").expect("percent regex"));
 
 /// Every percentage in `line` (`21%`, `5,5 %`, `19,00%`).
 pub fn find_percents(line: &str) -> Vec<PercentMatch> {
@@ -296,6 +307,15 @@ mod tests {
         for (input, hint, want) in cases {
             assert_eq!(parse_amount(input, *hint), Some(d(want)), "{input}");
         }
+    }
+
+    #[test]
+    fn a_thousands_separator_misread_by_ocr_still_gives_the_amount() {
+        for (input, want) in [("3,352,40", "3352.40"), ("1.234.56", "1234.56"), ("-3,352,40 €", "-3352.40")] {
+            assert_eq!(parse_amount(input, Some(Locale::Es)), Some(d(want)), "{input}");
+            assert_eq!(parse_amount(input, None), Some(d(want)), "{input}");
+        }
+        assert_eq!(parse_amount("1.2345.67", Some(Locale::Es)), None);
     }
 
     #[test]

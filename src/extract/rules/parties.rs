@@ -16,6 +16,7 @@
 use super::fold;
 use super::header::Found;
 use super::iban::find_ibans;
+use super::labels::find_labels;
 use super::layout::Layout;
 use super::taxid::{find_tax_ids, TaxId, TaxIdError};
 use regex::Regex;
@@ -131,6 +132,7 @@ const CUSTOMER_BLOCKS: &[&str] = &[
     "afnemer",
     "factuuradres",
     "abweichenderrechnungsempfanger",
+    "vosidentifiants",
 ];
 const OTHER_BLOCKS: &[&str] = &[
     "adressedelivraison",
@@ -178,36 +180,50 @@ fn inline_block(segment: &str) -> Option<(Role, String)> {
     (rest.chars().filter(|c| c.is_alphabetic()).count() >= 2).then(|| (role, rest.to_string()))
 }
 
+// The name patterns run on folded text (`fold`: lower case, no accents) with ASCII word boundaries: `(?i)` and
+// Unicode `\b` made them the dearest regexes to compile in a process that reads one document.
 static LEGAL_FORM: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)(?:\b(?:s\.?\s?l\.?\s?u?\.?|s\.?\s?a\.?\s?u?\.?|s\.?\s?coop\.?|s\.?\s?c\.?|gmbh|ag|kg|ohg|ug|e\.\s?k\.|a\.\s?g\.|e\.\s?v\.|sarl|sas|sasu|sa|eurl|b\.?\s?v\.?|n\.?\s?v\.?|ltd\.?|limited|llc|inc\.?|plc|corp\.?|corporation|s\.?\s?r\.?\s?l\.?|s\.?\s?p\.?\s?a\.?|lda\.?|oy|ab|as|aps)(?:\s|$|[,.)])|gmbh\b)",
+        r"(?-u:\b)(?:s\.?\s?l\.?\s?u?\.?|s\.?\s?a\.?\s?u?\.?|s\.?\s?coop\.?|s\.?\s?c\.?|gmbh|ag|kg|ohg|ug|e\.\s?k\.|a\.\s?g\.|e\.\s?v\.|sarl|sas|sasu|sa|eurl|b\.?\s?v\.?|n\.?\s?v\.?|ltd\.?|limited|llc|inc\.?|plc|corp\.?|corporation|s\.?\s?r\.?\s?l\.?|s\.?\s?p\.?\s?a\.?|lda\.?|oy|ab|as|aps)(?:\s|$|[,.)])|gmbh(?-u:\b)",
     )
     .expect("legal form regex")
 });
 
 fn has_legal_form(s: &str) -> bool {
-    LEGAL_FORM.is_match(&format!("{s} "))
+    LEGAL_FORM.is_match(&format!("{} ", fold(s)))
 }
 
 static NOT_A_NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?ix)^(?:(?:nummer|globale\s+nummer|gln|tel|telefon|telefono|fax|e-?mail|phone|fon|mobil|m[oó]vil|web|www|http|nif|cif|vat|tva|btw|ust|ust-?id\w*|steuer\w*|handelsname|contact|attn|kunden-?nr|kundennummer|customer\s+(?:no|number|id)|nr|id|siret|siren|buyer\s+contact|dni|calle|avda|avenida|rue|page|seite|iban|bic|swift)\b|n\.?i\.?f|z\.\s?hd|n[º°o]\b|c/|@|\d)",
+        r"(?x)^(?:(?:nummer|globale\s+nummer|gln|tel|telefon|telefono|fax|e-?mail|phone|fon|mobil|movil|web|www|http|nif|cif|vat|tva|btw|ust|ust-?id[a-z]*|steuer[a-z]*|handelsname|contact|attn|kunden-?nr|kundennummer|customer\s+(?:no|number|id)|nr|id|siret|siren|buyer\s+contact|dni|calle|avda|avenida|paseo|plaza|pza|ronda|camino|carretera|ctra|travesia|glorieta|poligono|urbanizacion|rue|page|seite|iban|bic|swift|descripcion|concepto|cantidad|precio|importe|unidades|description|quantity|price|menge|preis|betrag)(?-u:\b)|n\.?i\.?f|z\.\s?hd|n[º°o](?-u:\b)|c/|@|[0-9])",
     )
     .expect("not-a-name regex")
 });
 static SALUTATION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^(?:herrn?|frau|firma|mr\.?|mrs\.?|ms\.?|sr\.?|sra\.?|d\.|dña\.?|don|doña|m\.|mme\.?|monsieur|madame|dhr\.?|mevr\.?|a/a|att\.?)$")
+    Regex::new(r"^(?:herrn?|frau|firma|mr\.?|mrs\.?|ms\.?|sr\.?|sra\.?|d\.|dna\.?|don|dona|m\.|mme\.?|monsieur|madame|dhr\.?|mevr\.?|a/a|att\.?)$")
         .expect("salutation regex")
 });
+
+/// `folded` is `fold`ed text.
+fn is_salutation(folded: &str) -> bool {
+    // Most segments are longer than any salutation: no need to run (or compile) the regex for them.
+    folded.len() <= 9 && SALUTATION.is_match(folded)
+}
 
 fn name_like(s: &str) -> bool {
     let t = s.trim();
     let letters = t.chars().filter(|c| c.is_alphabetic()).count();
-    letters >= 2
-        && t.chars().count() <= 70
-        && !NOT_A_NAME.is_match(t)
-        && !SALUTATION.is_match(t)
+    if letters < 2 || t.chars().count() > 70 {
+        return false;
+    }
+    // OCR puts a stray quote or dot before a line now and then: judge the words.
+    let folded = fold(t);
+    let folded = folded.trim_start_matches(|c: char| !c.is_alphanumeric());
+    !NOT_A_NAME.is_match(folded)
+        && !is_salutation(folded)
         && !t.contains('@')
+        // `Número de factura: FV24/002055` is a field, not a name (OCR's `S:L.` is).
+        && !t.contains(": ")
         && !t.ends_with(':')
         && !t.starts_with(':')
         && !t.to_lowercase().contains("http")
@@ -231,6 +247,11 @@ fn find_blocks(layout: &Layout) -> Vec<Block> {
     for (i, line) in layout.lines.iter().enumerate() {
         for (k, seg) in line.segments.iter().enumerate() {
             let (role, inline_name) = match block_role(&seg.text) {
+                // `Cliente:` in one column and the name in the next, on the same line (a header grid).
+                Some(r) if seg.text.trim_end().ends_with(':') => {
+                    let next = line.segments.get(k + 1).map(|s| s.text.trim()).filter(|t| name_like(t));
+                    (r, next.map(str::to_string))
+                }
                 Some(r) => (r, None),
                 None => match inline_block(&seg.text) {
                     Some((r, name)) => (r, Some(name)),
@@ -325,7 +346,8 @@ fn block_name(layout: &Layout, b: &Block) -> Option<(String, usize)> {
 /// of them a postcode and town. Producers often space the separators out, so the whole line is split, not
 /// its segments.
 fn sender_line(layout: &Layout) -> Option<(String, usize, usize)> {
-    static POSTCODE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b\d{4,5}\b").expect("postcode regex"));
+    static POSTCODE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?-u:\b)[0-9]{4,5}(?-u:\b)").expect("postcode regex"));
     static SEPARATOR: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"\s*[|·●•]\s*|\s+[-–]\s+").expect("separator regex"));
     let limit = (layout.len() * 2 / 5).max(12);
@@ -345,7 +367,7 @@ fn sender_line(layout: &Layout) -> Option<(String, usize, usize)> {
 /// The first line of an address block (three to eight lines in one column, one of them a postcode and town)
 /// in the top half of the page, outside the supplier's and delivery blocks and below `after`.
 fn address_block(layout: &Layout, blocks: &[Block], after: usize, supplier: Option<&str>) -> Option<(String, usize)> {
-    static TOWN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b\d{4,5}\s+\p{L}").expect("town regex"));
+    static TOWN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?-u:\b)[0-9]{4,5}\s+\p{L}").expect("town regex"));
     let top = layout.len() / 2;
     for i in after + 1..top {
         for seg in &layout.lines[i].segments {
@@ -401,7 +423,7 @@ fn addressee(layout: &Layout, line: usize, col: usize) -> Option<(String, usize)
         if name_like(&seg.text) {
             return Some((seg.text.trim().to_string(), j));
         }
-        if !SALUTATION.is_match(seg.text.trim()) {
+        if !is_salutation(&fold(seg.text.trim())) {
             return None;
         }
     }
@@ -511,8 +533,13 @@ pub fn read_parties(layout: &Layout, own: &Own) -> Parties {
     let (supplier_id, customer_id) = assign_ids(&ids);
     if let Some(s) = supplier_id {
         if out.supplier.name.is_none() {
-            if let Some((name, nl)) = company_above(layout, s.line, s.col).or_else(|| group_top(layout, s.line, s.col))
-            {
+            // A letterhead line `Calle Mayor 97 · 48001 Bilbao · NIF …` may come apart in columns (OCR drops the
+            // dots): its first column is where the name above it starts.
+            let first_col = layout.lines[s.line].segments.first().map_or(s.col, |f| f.start);
+            let found = company_above(layout, s.line, s.col)
+                .or_else(|| group_top(layout, s.line, s.col))
+                .or_else(|| (first_col != s.col && s.line < 8).then(|| group_top(layout, s.line, first_col)).flatten());
+            if let Some((name, nl)) = found {
                 out.supplier.name = Some(Found { value: name, confidence: 0.65, line: nl });
             }
         }
@@ -525,6 +552,8 @@ pub fn read_parties(layout: &Layout, own: &Own) -> Parties {
     if out.supplier.name.is_none() {
         if let Some((name, line)) = letterhead(layout, &blocks) {
             out.supplier.name = Some(Found { value: name, confidence: 0.65, line });
+        } else if let Some((name, line)) = person_letterhead(layout, &blocks) {
+            out.supplier.name = Some(Found { value: name, confidence: 0.6, line });
         }
     }
 
@@ -607,7 +636,17 @@ fn company_above(layout: &Layout, line: usize, col: usize) -> Option<(String, us
     None
 }
 
-/// A company name alone on its line near the top, outside any customer or delivery block.
+/// A document title such as `FACTURA`, `FACTURA RECTIFICATIVA`, `INVOICE`, `RECHNUNG`.
+fn is_title(segment: &str) -> bool {
+    let f = fold(segment.trim());
+    ["factura", "invoice", "rechnung", "facture", "factuur", "gutschrift", "avoir", "abono", "credit note"]
+        .iter()
+        .any(|t| f.starts_with(t))
+        && f.split_whitespace().count() <= 3
+}
+
+/// A company name alone on its line near the top (or beside the title), outside any customer or delivery
+/// block.
 fn letterhead(layout: &Layout, blocks: &[Block]) -> Option<(String, usize)> {
     let mut seen = 0;
     for (i, line) in layout.lines.iter().enumerate() {
@@ -618,7 +657,9 @@ fn letterhead(layout: &Layout, blocks: &[Block]) -> Option<(String, usize)> {
         if seen > 8 {
             return None;
         }
-        if line.segments.len() != 1 || blocks.iter().any(|b| i >= b.label_line && i <= b.last_line) {
+        // Alone on its line, or beside the document's title or header labels (`Acme S.L.      FACTURA`).
+        let beside_title = line.segments[1..].iter().all(|s| is_title(&s.text) || !find_labels(&s.text).is_empty());
+        if !beside_title || blocks.iter().any(|b| i >= b.label_line && i <= b.last_line) {
             continue;
         }
         let text = line.segments[0].text.trim();
@@ -631,6 +672,51 @@ fn letterhead(layout: &Layout, blocks: &[Block]) -> Option<(String, usize)> {
                 }
             }
             return Some((text.to_string(), i));
+        }
+    }
+    None
+}
+
+/// A freelancer's letterhead: a capitalised name of two to five words, without digits, in the first lines, with
+/// a postcode and town under it in its column (`Laura Gómez Ruiz` / `Calle Real 105` / `30001 Murcia`), in the
+/// first three lines. Only used when nothing better names the supplier (their NIF line may be unreadable on a
+/// scan).
+fn person_letterhead(layout: &Layout, blocks: &[Block]) -> Option<(String, usize)> {
+    static TOWN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?-u:\b)[0-9]{5}\s+\p{L}").expect("town regex"));
+    let mut seen = 0;
+    for (i, line) in layout.lines.iter().enumerate() {
+        if line.is_blank() {
+            continue;
+        }
+        // The letterhead leads the page; lower down a name over a town is an address window (the customer's).
+        seen += 1;
+        if seen > 3 {
+            return None;
+        }
+        if blocks.iter().any(|b| i >= b.label_line && i <= b.last_line) {
+            continue;
+        }
+        for seg in &line.segments {
+            let text = seg.text.trim();
+            let words: Vec<&str> = text.split_whitespace().collect();
+            let capitalised = words.iter().all(|w| w.chars().next().is_some_and(char::is_uppercase) || w.len() <= 3);
+            let shouting = text.chars().filter(|c| c.is_alphabetic()).all(char::is_uppercase);
+            if !(2..=5).contains(&words.len())
+                || !capitalised
+                || shouting
+                || text.chars().any(|c| c.is_ascii_digit())
+                || !name_like(text)
+                || block_role(text).is_some()
+                || !line.labels().is_empty()
+            {
+                continue;
+            }
+            let town_below = (i + 1..(i + 4).min(layout.len())).any(|j| {
+                layout.lines[j].segments.iter().any(|s| s.start.abs_diff(seg.start) <= 4 && TOWN.is_match(&s.text))
+            });
+            if town_below {
+                return Some((text.to_string(), i));
+            }
         }
     }
     None

@@ -394,7 +394,7 @@ fn gr_ok(d: &[u32]) -> bool {
 
 fn ie_format(n: &str) -> bool {
     static IE: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"^(\d{7}[A-W][A-IW]?|\d[A-Z+*]\d{5}[A-W])$").expect("ie regex"));
+        LazyLock::new(|| Regex::new(r"^([0-9]{7}[A-W][A-IW]?|[0-9][A-Z+*][0-9]{5}[A-W])$").expect("ie regex"));
     IE.is_match(n)
 }
 
@@ -430,11 +430,11 @@ pub struct TaxIdMatch {
 
 static PREFIXED_RE: LazyLock<Regex> = LazyLock::new(|| {
     let prefixes: Vec<&str> = VAT_PREFIXES.iter().map(|(p, _)| *p).collect();
-    Regex::new(&format!(r"\b(?:CHE|{})[ .\-]?[0-9A-Z]", prefixes.join("|"))).expect("vat prefix regex")
+    Regex::new(&format!(r"(?-u:\b)(?:CHE|{})[ .\-]?[0-9A-Z]", prefixes.join("|"))).expect("vat prefix regex")
 });
 static SPANISH_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"\b(?:[A-HJ-NP-SUVW][ .\-]?\d{2}\.?\d{3}\.?\d{2}[ .\-]?[0-9A-J]|\d{2}\.?\d{3}\.?\d{3}[ \-]?[A-Z]|[XYZKLM][ .\-]?\d{7}[ \-]?[A-Z])\b",
+        r"(?-u:\b)(?:[A-HJ-NP-SUVW][ .\-]?[0-9]{2}\.?[0-9]{3}\.?[0-9]{2}[ .\-]?[0-9A-J]|[0-9]{2}\.?[0-9]{3}\.?[0-9]{3}[ \-]?[A-Z]|[XYZKLM][ .\-]?[0-9]{7}[ \-]?[A-Z])(?-u:\b)",
     )
     .expect("spanish id regex")
 });

@@ -9,7 +9,7 @@
 //! When nothing adds up we keep a clearly labelled total, drop the net and tax that contradict it, and say so in
 //! a failed `totals_add_up` check and a warning: a wrong net is worse than none.
 
-use super::labels::{find_labels, Field, LabelHit};
+use super::labels::{Field, LabelHit};
 use super::layout::Layout;
 use super::numbers::{find_percents, parse_amount};
 use super::Locale;
@@ -46,6 +46,8 @@ pub struct Candidate {
     /// 0..1: label strength times how the value was found (same line, under the label, a bare integer…).
     pub score: f32,
     pub line: usize,
+    /// The VAT rate its label names (`IVA 21%`, `Cuota IVA 10%`): one of several per-rate quotas.
+    pub rate: Option<Decimal>,
 }
 
 /// A row of a tax breakdown: `IVA 21% 1.000,00 210,00`, `19% 336.00 € 63.84 €`.
@@ -80,7 +82,7 @@ pub fn collect(layout: &Layout, hint: Option<Locale>) -> (Vec<Candidate>, Vec<Ta
         if line.is_blank() {
             continue;
         }
-        let hits = find_labels(&line.text);
+        let hits = line.labels();
         let row = tax_row(layout, i, hint);
         if let Some(r) = &row {
             rows.push(r.clone());
@@ -104,6 +106,26 @@ pub fn collect(layout: &Layout, hint: Option<Locale>) -> (Vec<Candidate>, Vec<Ta
     (cands, rows)
 }
 
+/// Amounts without a label in the lines of the net amount and the three after it, as weak total candidates
+/// (score 0.4, below what a total needs on its own): on a scan the heading `TOTAL` of a grey cell is often
+/// lost while its amount is read. Only a value equal to net plus tax can then be chosen (see `solve`).
+pub fn unlabelled_totals(layout: &Layout, cands: &[Candidate], hint: Option<Locale>) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    let mut lines: Vec<usize> =
+        cands.iter().filter(|c| c.field == Field::Net).flat_map(|c| c.line..c.line + 4).collect();
+    lines.sort_unstable();
+    lines.dedup();
+    for i in lines.into_iter().filter(|&i| i < layout.len()) {
+        let line = &layout.lines[i];
+        for a in line.amounts(0, line.text.len(), hint).into_iter().filter(|a| a.has_decimals) {
+            if !cands.iter().any(|c| c.line == i && c.value == a.value) {
+                out.push(Candidate { field: Field::Total, value: a.value, score: 0.4, line: i, rate: None });
+            }
+        }
+    }
+    out
+}
+
 fn same_line(layout: &Layout, i: usize, hit: &LabelHit, to: usize, hint: Option<Locale>) -> Option<Candidate> {
     let line = &layout.lines[i];
     let amounts = line.amounts(hit.end, to, hint);
@@ -115,7 +137,8 @@ fn same_line(layout: &Layout, i: usize, hit: &LabelHit, to: usize, hint: Option<
     if !a.has_currency {
         score *= 0.97;
     }
-    Some(Candidate { field: hit.field, value: a.value, score, line: i })
+    let rate = if hit.field == Field::Tax { label_rate(&line.text[hit.start..a.start]) } else { None };
+    Some(Candidate { field: hit.field, value: a.value, score, line: i, rate })
 }
 
 /// Values printed under a label (a totals header row such as `TOTAL HT   TOTAL TVA   TOTAL TTC`). A column of
@@ -127,6 +150,12 @@ fn under(layout: &Layout, i: usize, hit: &LabelHit, hint: Option<Locale>) -> Vec
     let mut last_line = i;
     for (j, seg) in layout.below(i, from, to, 4) {
         if j == last_line && !values.is_empty() {
+            continue;
+        }
+        // In a grid of headings with the amounts right-aligned under them, an amount may reach into the next
+        // heading's column by a char or two: it belongs to the column its middle is in.
+        let middle = (seg.start + seg.end) / 2;
+        if middle < from || middle > to {
             continue;
         }
         match parse_amount(&seg.text, hint) {
@@ -151,7 +180,21 @@ fn under(layout: &Layout, i: usize, hit: &LabelHit, hint: Option<Locale>) -> Vec
     } else {
         (first, first_line, 0.6)
     };
-    vec![Candidate { field: hit.field, value, score: hit.strength * factor, line }]
+    let label_line = &layout.lines[i];
+    let label = label_line.segment_at(hit.start).map_or(&label_line.text[hit.start..hit.end], |s| s.text.as_str());
+    let rate = if hit.field == Field::Tax { label_rate(label) } else { None };
+    vec![Candidate { field: hit.field, value, score: hit.strength * factor, line, rate }]
+}
+
+/// The one known VAT rate printed in a label (`IVA 21%`), if there is exactly one.
+fn label_rate(text: &str) -> Option<Decimal> {
+    let known = vat_rates();
+    let rates: Vec<Decimal> =
+        find_percents(text).into_iter().map(|p| p.value.normalize()).filter(|r| known.contains(r)).collect();
+    match rates.as_slice() {
+        [one] if !one.is_zero() => Some(*one),
+        _ => None,
+    }
 }
 
 /// Is this line a tax-breakdown row? It needs a known rate (with `%`, or a bare rate number in a row of money)
@@ -221,12 +264,87 @@ fn add_to_pool(pool: &mut Vec<(Decimal, f32)>, value: Decimal, score: f32) {
     }
 }
 
-/// Does `tax` look like VAT on `net`: one known rate, or exactly the sum of the breakdown rows?
-fn plausible_tax(net: Decimal, tax: Decimal, rows: &[TaxRow]) -> bool {
-    if !rows.is_empty() && close(rows.iter().map(|r| r.amount).sum(), tax) {
-        return true;
+/// The sum of per-rate quotas when the document prints one for each of two or more rates (and only one value
+/// for each rate), with the weakest of their scores.
+fn rated_sum(cands: &[Candidate]) -> Option<(Decimal, f32)> {
+    let mut by_rate: Vec<(Decimal, Decimal, f32)> = Vec::new();
+    for c in cands.iter().filter(|c| c.field == Field::Tax) {
+        let Some(rate) = c.rate else { continue };
+        match by_rate.iter_mut().find(|(r, _, _)| *r == rate) {
+            Some((_, v, s)) if *v == c.value => *s = s.max(c.score),
+            Some(_) => return None,
+            None => by_rate.push((rate, c.value, c.score)),
+        }
     }
-    vat_rates().iter().any(|r| close((net * r / Decimal::from(100)).round_dp(2), tax))
+    if by_rate.len() < 2 {
+        return None;
+    }
+    let score = by_rate.iter().map(|(_, _, s)| *s).fold(1.0, f32::min);
+    Some((by_rate.iter().map(|(_, v, _)| *v).sum(), score))
+}
+
+/// What the document says about its tax, against which a net and a tax are judged.
+struct Evidence<'a> {
+    rows: &'a [TaxRow],
+    /// The rates the document prints in its tax labels and rows; empty when it prints none.
+    rates: Vec<Decimal>,
+    /// Per-rate quotas printed without their bases (`IVA 21%  574,96`), when there are two or more.
+    rated: Vec<(Decimal, Decimal)>,
+    /// OCR text: a misread digit is likelier than an invoice that does not add up.
+    ocr: bool,
+    /// A net (tax) is printed under a strong label: one computed from the others must not replace it.
+    strong_net: bool,
+    strong_tax: bool,
+}
+
+impl Evidence<'_> {
+    fn new<'a>(cands: &[Candidate], rows: &'a [TaxRow], ocr: bool) -> Evidence<'a> {
+        let mut rates: Vec<Decimal> = cands.iter().filter_map(|c| c.rate).chain(rows.iter().map(|r| r.rate)).collect();
+        rates.sort();
+        rates.dedup();
+        let mut rated: Vec<(Decimal, Decimal)> = cands.iter().filter_map(|c| Some((c.rate?, c.value))).collect();
+        rated.sort();
+        rated.dedup();
+        if rated.len() < 2 || rated.windows(2).any(|w| w[0].0 == w[1].0) {
+            rated.clear();
+        }
+        Evidence { rows, rates, rated, ocr, strong_net: false, strong_tax: false }
+    }
+
+    /// Does `tax` look like VAT on `net`: exactly the sum of the breakdown rows, or `net` at a rate the page
+    /// prints (any EU rate when it prints none), or the per-rate quotas whose bases add up to `net`?
+    fn plausible(&self, net: Decimal, tax: Decimal) -> bool {
+        if !self.rows.is_empty() && close(self.rows.iter().map(|r| r.amount).sum(), tax) {
+            return true;
+        }
+        let hundred = Decimal::from(100);
+        let rates = if self.rates.is_empty() { vat_rates() } else { self.rates.clone() };
+        if rates.iter().any(|r| close((net * r / hundred).round_dp(2), tax)) {
+            return true;
+        }
+        self.quotas_explain(net, tax)
+    }
+
+    /// The per-rate quotas sum to `tax`, and the bases they imply (quota ÷ rate, each quota rounded to the
+    /// cent) sum to `net` within that rounding.
+    fn quotas_explain(&self, net: Decimal, tax: Decimal) -> bool {
+        if self.rated.is_empty() || !close(self.rated.iter().map(|(_, q)| *q).sum(), tax) {
+            return false;
+        }
+        let hundred = Decimal::from(100);
+        let bases: Decimal = self.rated.iter().map(|(r, q)| q * hundred / r).sum();
+        let slack: Decimal = self.rated.iter().map(|(r, _)| Decimal::new(5, 1) / r).sum::<Decimal>() + tolerance();
+        (bases - net).abs() <= slack
+    }
+
+    /// `tax` is `net` at one printed rate to the cent (or the quotas explain it): strong enough to overrule a
+    /// total that OCR misread.
+    fn exact(&self, net: Decimal, tax: Decimal) -> bool {
+        let hundred = Decimal::from(100);
+        let by_rate = self.rates.len() == 1
+            && self.rates.iter().any(|r| ((net * r / hundred).round_dp(2) - tax).abs() <= Decimal::new(1, 2));
+        !net.is_zero() && (by_rate || self.quotas_explain(net, tax))
+    }
 }
 
 fn same_sign(values: &[Decimal]) -> bool {
@@ -249,25 +367,77 @@ struct Choice {
 
 /// Pick the amounts (see the module comment).
 pub fn solve(cands: &[Candidate], rows: &[TaxRow]) -> Totals {
+    solve_reading(cands, rows, &[], false)
+}
+
+/// Pick the amounts of a page: `solve` (or `solve_ocr`), knowing the VAT rates its tax labels print even where
+/// their amounts could not be read (`Cuota IVA 21%`), so that a computed tax must be at one of them.
+pub fn solve_page(layout: &Layout, cands: &[Candidate], rows: &[TaxRow], ocr: bool) -> Totals {
+    solve_reading(cands, rows, &printed_rates(layout), ocr)
+}
+
+/// The VAT rates named in the tax labels of a page.
+fn printed_rates(layout: &Layout) -> Vec<Decimal> {
+    let mut rates: Vec<Decimal> = layout
+        .lines
+        .iter()
+        .flat_map(|line| {
+            line.labels().iter().filter(|h| h.field == Field::Tax).filter_map(|h| {
+                let label = line.segment_at(h.start).map_or(&line.text[h.start..h.end], |s| s.text.as_str());
+                label_rate(label)
+            })
+        })
+        .collect();
+    rates.sort();
+    rates.dedup();
+    rates
+}
+
+/// Pick the amounts of OCR text. One thing differs: when net and tax agree with each other at the rate the
+/// page prints but not with the printed total, the total is the misread one (`6.781,92` for `6.781,02`), so
+/// it is computed, and a warning says so.
+pub fn solve_ocr(cands: &[Candidate], rows: &[TaxRow]) -> Totals {
+    solve_reading(cands, rows, &[], true)
+}
+
+fn solve_reading(cands: &[Candidate], rows: &[TaxRow], printed_rates: &[Decimal], ocr: bool) -> Totals {
     let mut nets = pool(cands, Field::Net);
     let mut taxes = pool(cands, Field::Tax);
     let mut totals = pool(cands, Field::Total);
     let dues = pool(cands, Field::Due);
-    let withholdings: Vec<(Decimal, f32)> =
-        pool(cands, Field::Withholding).into_iter().map(|(v, s)| (v.abs(), s)).collect();
+    let withholding_label = cands.iter().any(|c| c.field == Field::Withholding);
+    // IRPF is at most a fifth of the base (19% for capital income, 15% and 7% for professionals): a larger
+    // "withholding" is an amount from another column.
+    let largest_net = nets.iter().map(|(v, _)| v.abs()).max();
+    let withholdings: Vec<(Decimal, f32)> = pool(cands, Field::Withholding)
+        .into_iter()
+        .map(|(v, s)| (v.abs(), s))
+        .filter(|(w, _)| largest_net.is_none_or(|n| *w * Decimal::from(4) <= n))
+        .collect();
     let prepaids: Vec<(Decimal, f32)> = pool(cands, Field::Prepaid).into_iter().map(|(v, s)| (v.abs(), s)).collect();
     if !rows.is_empty() {
         add_to_pool(&mut nets, rows.iter().map(|r| r.base).sum(), 0.7);
         add_to_pool(&mut taxes, rows.iter().map(|r| r.amount).sum(), 0.7);
     }
-    // A document without a "total" label may still print the grand total as "amount due".
-    for &(v, s) in &dues {
+    // `IVA 21%  574,96` and `IVA 4%  1,52` on their own rows, without their bases: the tax is their sum.
+    if let Some((sum, score)) = rated_sum(cands) {
+        add_to_pool(&mut taxes, sum, score);
+    }
+    // A document without a "total" label may still print the grand total as "amount due" — unless it withholds
+    // (IRPF): then what it asks for is less than the total.
+    for &(v, s) in dues.iter().filter(|_| !withholding_label) {
         if !totals.iter().any(|(t, _)| *t == v) {
             totals.push((v, s * 0.8));
         }
     }
 
-    let best = best_choice(&nets, &taxes, &totals, &withholdings, rows);
+    let mut evidence = Evidence::new(cands, rows, ocr);
+    evidence.rates.extend(printed_rates);
+    evidence.rates.sort();
+    evidence.rates.dedup();
+    evidence.strong_net = nets.iter().any(|(_, s)| *s >= 0.8);
+    evidence.strong_tax = taxes.iter().any(|(_, s)| *s >= 0.8);
+    let best = best_choice(&nets, &taxes, &totals, &withholdings, &evidence);
     let mut out = Totals::default();
     let Some(choice) = best else {
         if !nets.is_empty() || !taxes.is_empty() {
@@ -278,6 +448,13 @@ pub fn solve(cands: &[Candidate], rows: &[TaxRow]) -> Totals {
     out.net = choice.net;
     out.tax = choice.tax;
     out.total = choice.total;
+    if let (true, Some(total)) = (choice.derived[2], choice.total) {
+        if let Some((printed, _)) = pool(cands, Field::Total).into_iter().find(|(v, sc)| *v != total && *sc >= 0.5) {
+            out.warnings.push(format!(
+                "the total printed reads {printed}, but net and tax add up to {total}; the scan was probably misread"
+            ));
+        }
+    }
     out.withholding = choice.withholding;
     let base_conf = if choice.consistent { 0.95 } else { (0.3 + 0.5 * choice.score).min(0.8) };
     for (name, value, derived) in [
@@ -330,7 +507,7 @@ fn best_choice(
     taxes: &[(Decimal, f32)],
     totals: &[(Decimal, f32)],
     withholdings: &[(Decimal, f32)],
-    rows: &[TaxRow],
+    evidence: &Evidence,
 ) -> Option<Choice> {
     let opt = |p: &[(Decimal, f32)]| -> Vec<Option<(Decimal, f32)>> {
         std::iter::once(None).chain(p.iter().copied().map(Some)).collect()
@@ -361,7 +538,7 @@ fn best_choice(
                         }
                         // Spanish invoices often print the total after IRPF: it is then the amount due.
                         for &(wv, ws) in withholdings {
-                            if close(nv + tv - wv, gv) && plausible_tax(nv, tv, rows) {
+                            if close(nv + tv - wv, gv) && evidence.plausible(nv, tv) {
                                 consider(Choice {
                                     net: Some(nv),
                                     tax: Some(tv),
@@ -377,7 +554,11 @@ fn best_choice(
                     }
                     (Some((nv, ns)), None, Some((gv, gs))) => {
                         let tv = gv - nv;
-                        if same_sign(&[nv, gv]) && nv.abs() <= gv.abs() && plausible_tax(nv, tv, rows) {
+                        if !evidence.strong_tax
+                            && same_sign(&[nv, gv])
+                            && nv.abs() <= gv.abs()
+                            && evidence.plausible(nv, tv)
+                        {
                             consider(Choice {
                                 net: Some(nv),
                                 tax: Some(tv),
@@ -391,7 +572,11 @@ fn best_choice(
                     }
                     (None, Some((tv, ts)), Some((gv, gs))) => {
                         let nv = gv - tv;
-                        if same_sign(&[tv, gv]) && tv.abs() < gv.abs() && plausible_tax(nv, tv, rows) {
+                        if !evidence.strong_net
+                            && same_sign(&[tv, gv])
+                            && tv.abs() < gv.abs()
+                            && evidence.plausible(nv, tv)
+                        {
                             consider(Choice {
                                 net: Some(nv),
                                 tax: Some(tv),
@@ -402,6 +587,24 @@ fn best_choice(
                                 ..Choice::default()
                             });
                         }
+                    }
+                    // OCR misread the total: net and tax agree to the cent at the printed rate, so the total is
+                    // their sum. Only when the page does print a total (one that failed to match).
+                    (Some((nv, ns)), Some((tv, ts)), None)
+                        if evidence.ocr
+                            && totals.iter().any(|(_, s)| *s >= 0.5)
+                            && same_sign(&[nv, tv])
+                            && evidence.exact(nv, tv) =>
+                    {
+                        consider(Choice {
+                            net: Some(nv),
+                            tax: Some(tv),
+                            total: Some(nv + tv),
+                            derived: [false, false, true],
+                            score: ns + ts + 0.3,
+                            consistent: true,
+                            ..Choice::default()
+                        });
                     }
                     (None, None, Some((gv, gs))) if gs >= 0.5 => {
                         consider(Choice { total: Some(gv), score: gs, ..Choice::default() });
@@ -482,7 +685,7 @@ mod tests {
     }
 
     fn c(field: Field, value: &str, score: f32) -> Candidate {
-        Candidate { field, value: d(value), score, line: 0 }
+        Candidate { field, value: d(value), score, line: 0, rate: None }
     }
 
     #[test]
@@ -563,6 +766,31 @@ mod tests {
     }
 
     #[test]
+    fn a_total_misread_by_ocr_is_recomputed_from_net_and_tax_at_the_printed_rate() {
+        let mut tax = c(Field::Tax, "1176.87", 0.7);
+        tax.rate = Some(d("21"));
+        let cands = [c(Field::Net, "5604.15", 0.9), tax, c(Field::Total, "6781.92", 0.95)];
+        let t = solve_ocr(&cands, &[]);
+        assert_eq!(
+            (t.net, t.tax, t.total, t.due),
+            (Some(d("5604.15")), Some(d("1176.87")), Some(d("6781.02")), Some(d("6781.02")))
+        );
+        assert!(!t.warnings.is_empty());
+        // A text layer is what the supplier printed: there the total stands and net and tax are dropped.
+        let t = solve(&cands, &[]);
+        assert_eq!((t.net, t.total), (None, Some(d("6781.92"))));
+    }
+
+    #[test]
+    fn a_derived_tax_must_be_at_a_rate_the_page_prints() {
+        let mut tax = c(Field::Tax, "15004.31", 0.85);
+        tax.rate = Some(d("21"));
+        // 81451.96 - 71449.09 = 10002.87 is 14% of the net: an EU rate, but not the 21% this page prints.
+        let t = solve(&[c(Field::Net, "71449.09", 0.8), tax, c(Field::Due, "81451.96", 0.9)], &[]);
+        assert_eq!(t.tax, None);
+    }
+
+    #[test]
     fn prepayments_explain_a_smaller_amount_due() {
         let t = solve(
             &[
@@ -586,6 +814,17 @@ mod tests {
         );
         assert_eq!(t.total, Some(d("-233.47")));
         assert_eq!(t.due, Some(d("-233.47")));
+    }
+
+    #[test]
+    fn quotas_printed_per_rate_without_their_bases_add_up_to_the_tax() {
+        let layout = Layout::new(
+            "Base imponible        -2.775,92 €\nIVA 21%                 -574,96 €\nIVA 4%                    -1,52 €\nTotal factura         -3.352,40 €\n",
+        );
+        let (cands, rows) = collect(&layout, Some(Locale::Es));
+        let t = solve(&cands, &rows);
+        assert_eq!((t.net, t.tax, t.total), (Some(d("-2775.92")), Some(d("-576.48")), Some(d("-3352.40"))));
+        assert!(t.checks.iter().any(|c| c.name == "totals_add_up" && c.ok));
     }
 
     #[test]
