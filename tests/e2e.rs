@@ -99,6 +99,35 @@ async fn a_factur_x_pdf_from_the_corpus_is_read_from_its_xml() {
     w.drop_database().await;
 }
 
+/// The XML inside a Factur-X PDF says one total, the page another: the supplier and the accountants are both told,
+/// in plain words, and the row is still written from the XML (a warning, not a rejection).
+#[tokio::test]
+async fn a_factur_x_pdf_whose_xml_disagrees_with_its_page_is_flagged_to_supplier_and_accountants() {
+    let w = TestWorld::new().await;
+    let inv = SampleInvoice::basic("FX-2025-0777");
+    let xml_total = inv.total() + Decimal::new(25000, 2);
+    let mail = MailBuilder::new(&w, "Factura FX-2025-0777").attach(
+        "factura-fx.pdf",
+        "application/pdf",
+        inv.render_pdf_with_xml(&inv.factur_x_xml(xml_total)),
+    );
+    w.send(&mail.build()).await.unwrap();
+    w.run_once().await.unwrap();
+
+    let rows = invoice_rows(&w).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].2, Some(xml_total), "the XML is the invoice");
+    let reply = &w.mailbox("supplier", 1).await.unwrap()[0];
+    assert!(reply.text.contains("no coinciden con lo que muestra el PDF"), "{}", reply.text);
+    let confirmation = &w.mailbox("accounts", 1).await.unwrap()[0];
+    assert!(
+        confirmation.text.contains("no coinciden") || confirmation.text.contains("does not match"),
+        "{}",
+        confirmation.text
+    );
+    w.drop_database().await;
+}
+
 #[tokio::test]
 async fn a_scanned_png_gets_a_reply_with_its_total() {
     let w = TestWorld::new().await;

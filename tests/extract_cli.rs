@@ -113,3 +113,47 @@ fn hostile_and_broken_files_each_get_a_clear_error() {
     }
     assert!(!lines[5].to_string().contains("root:"), "XXE must not leak /etc/passwd");
 }
+
+/// A Factur-X PDF carries its invoice twice: the XML and the page. When they agree the XML is read and the
+/// comparison recorded; when the XML's total differs from the page's, the result says so in a failed check and
+/// a warning, which the reply and the accountants' confirmation show (a known error and fraud pattern).
+#[test]
+fn a_factur_x_pdf_whose_xml_total_differs_from_the_page_is_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = SampleInvoice::basic("FX-2025-031");
+    let honest = dir.path().join("honest.pdf");
+    let forged = dir.path().join("forged.pdf");
+    std::fs::write(&honest, inv.render_pdf_with_xml(&inv.factur_x_xml(inv.total()))).unwrap();
+    let other_total = inv.total() + rust_decimal::Decimal::new(10000, 2);
+    std::fs::write(&forged, inv.render_pdf_with_xml(&inv.factur_x_xml(other_total))).unwrap();
+    let lines = extract(&["--json", honest.to_str().unwrap(), forged.to_str().unwrap()]);
+    let check = |line: &Value| {
+        line["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "xml_matches_visual")
+            .cloned()
+            .unwrap_or_else(|| panic!("no xml_matches_visual check: {line}"))
+    };
+
+    let ok = &lines[0];
+    assert_eq!(ok["status"], "ok", "{ok}");
+    assert_eq!(ok["source"], "cii", "the embedded XML is read first, not the page: {ok}");
+    assert_eq!(ok["invoice_number"], "FX-2025-031");
+    assert_eq!(ok["total_amount"], inv.total().to_string());
+    assert_eq!(check(ok)["ok"], true, "{ok}");
+
+    let bad = &lines[1];
+    assert_eq!(bad["status"], "ok", "a mismatch is flagged, not rejected: {bad}");
+    assert_eq!(bad["total_amount"], other_total.to_string(), "the XML is the invoice (EN 16931)");
+    let c = check(bad);
+    assert_eq!(c["ok"], false, "{bad}");
+    let detail = c["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&other_total.to_string()) && detail.contains(&inv.total().to_string()),
+        "the check names both totals: {detail}"
+    );
+    let warnings = bad["warnings"].to_string();
+    assert!(warnings.contains("does not match"), "a warning for the reply: {warnings}");
+}

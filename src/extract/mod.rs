@@ -102,12 +102,23 @@ fn own_company(opts: &ExtractOptions) -> text::OwnCompany {
 }
 
 fn read_pdf(path: &Path, bytes: &[u8], name: &str, opts: &ExtractOptions, workdir: &Path) -> Vec<Extraction> {
+    // The attachments are detached while the page is read; a Factur-X PDF needs both.
+    let detach =
+        if opts.no_embedded || !pdf::may_have_attachments(bytes) { None } else { pdf::start_detach(path, workdir) };
     // pdftotext opens the file, counts the pages and reads the text layer in one run (see `pdf::text_layer`).
     let layer = match pdf::text_layer(path, opts.max_pages) {
         Ok(l) => l,
-        Err((code, msg)) => return vec![Extraction::failed(name, code, msg)],
+        Err((code, msg)) => {
+            if let Some(d) = detach {
+                d.cancel();
+            }
+            return vec![Extraction::failed(name, code, msg)];
+        }
     };
     if layer.pages > opts.max_pages {
+        if let Some(d) = detach {
+            d.cancel();
+        }
         let pages = pdf::info(path).map_or(layer.pages, |i| i.pages);
         return vec![Extraction::failed(
             name,
@@ -115,12 +126,8 @@ fn read_pdf(path: &Path, bytes: &[u8], name: &str, opts: &ExtractOptions, workdi
             format!("the PDF has {pages} pages; the limit is {}", opts.max_pages),
         )];
     }
-    let structured = if opts.no_embedded || !pdf::may_have_attachments(bytes) {
-        None
-    } else {
-        embedded_invoice(path, name, workdir)
-    };
     let visual = read_pdf_visual(path, name, opts, layer, workdir);
+    let structured = detach.and_then(|d| embedded_invoice(d.xml_files(), name));
     match structured {
         Some(Ok(mut xml)) => {
             if let Some(first) = xml.first_mut() {
@@ -143,9 +150,9 @@ fn read_pdf(path: &Path, bytes: &[u8], name: &str, opts: &ExtractOptions, workdi
 }
 
 /// The first embedded XML that is an e-invoice we read; an error result when there is XML but it is bad.
-fn embedded_invoice(path: &Path, name: &str, workdir: &Path) -> Option<Result<Vec<Extraction>, Extraction>> {
+fn embedded_invoice(files: Vec<(String, Vec<u8>)>, name: &str) -> Option<Result<Vec<Extraction>, Extraction>> {
     let mut first_error = None;
-    for (xml_name, bytes) in pdf::embedded_xml(path, workdir) {
+    for (xml_name, bytes) in files {
         match einvoice::parse(name, &bytes, &einvoice::XmlLimits::default()) {
             Ok(v) if !v.is_empty() => return Some(Ok(v)),
             Ok(_) | Err(einvoice::EinvoiceError::NotEinvoice { .. }) => {}

@@ -44,25 +44,49 @@ fn first_line(s: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
-/// Every embedded file (/EmbeddedFiles and /AF attachments) that looks like XML, with its name.
-pub fn embedded_xml(path: &Path, workdir: &Path) -> Vec<(String, Vec<u8>)> {
+/// `pdfdetach` saving every embedded file (/EmbeddedFiles and /AF attachments), started in the background so
+/// that it runs while `pdftotext` reads the page: a Factur-X PDF needs both, the XML and the page to compare.
+pub struct Detach {
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+pub fn start_detach(path: &Path, workdir: &Path) -> Option<Detach> {
     let dir = workdir.join("embedded");
-    if std::fs::create_dir_all(&dir).is_err() {
-        return Vec::new();
-    }
-    let ok = Command::new("pdfdetach")
+    std::fs::create_dir_all(&dir).ok()?;
+    let child = Command::new("pdfdetach")
         .arg("-saveall")
         .arg("-o")
         .arg(&dir)
         .arg(path)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        return Vec::new();
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    Some(Detach { child, dir })
+}
+
+impl Detach {
+    /// Stop it: the document failed before its attachments mattered.
+    pub fn cancel(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
+
+    /// Every embedded file that looks like XML, with its name, the standards' names first.
+    pub fn xml_files(mut self) -> Vec<(String, Vec<u8>)> {
+        let ok = self.child.wait().map(|s| s.success()).unwrap_or(false);
+        if !ok {
+            return Vec::new();
+        }
+        collect_xml(&self.dir)
+    }
+}
+
+fn collect_xml(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(&dir) else { return found };
+    let Ok(entries) = std::fs::read_dir(dir) else { return found };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         let Ok(bytes) = std::fs::read(entry.path()) else { continue };

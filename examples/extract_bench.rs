@@ -1,0 +1,143 @@
+//! The extractor's own benchmark behind `scripts/bench-extract`: real documents through the real jail.
+//!
+//! `extract_bench jail LABEL RUNS FILE...`
+//!   Every file through the bubblewrap jail, one document at a time, RUNS rounds: the p50/p95 wall time per
+//!   document, spawn and teardown included. Then every file once more with as many jails at once as there are
+//!   cores: documents per second and how busy the machine's cores were meanwhile.
+//! `extract_bench xml LABEL RUNS FILE...`
+//!   The e-invoice parser in this process, without the jail: the p50/p95 parse time per XML file.
+//!
+//! Numbers, no assertions: this is a benchmark, not a test. Build `--bin invoice-intake` beside it first.
+
+use anyhow::{bail, Context, Result};
+use invoice_intake::config::{CompanyConfig, SandboxConfig};
+use invoice_intake::extract::einvoice::{self, XmlLimits};
+use invoice_intake::sandbox::Sandbox;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [mode, label, runs, files @ ..] = args.as_slice() else {
+        bail!("usage: extract_bench jail|xml LABEL RUNS FILE...");
+    };
+    let runs: usize = runs.parse().context("RUNS must be a number")?;
+    let files: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|f| {
+            let p = PathBuf::from(f);
+            let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            Ok((name, std::fs::read(&p).with_context(|| format!("reading {f}"))?))
+        })
+        .collect::<Result<_>>()?;
+    if files.is_empty() {
+        bail!("no files given");
+    }
+    match mode.as_str() {
+        "jail" => jail(label, runs, &files),
+        "xml" => xml(label, runs, &files),
+        other => bail!("unknown mode {other}: jail or xml"),
+    }
+}
+
+fn jail(label: &str, runs: usize, files: &[(String, Vec<u8>)]) -> Result<()> {
+    // The extractor is the service's own binary, beside this one's directory (target/release/examples/..).
+    let exe = std::env::current_exe()?;
+    let extractor = exe.parent().and_then(|d| d.parent()).context("no target dir")?.join("invoice-intake");
+    let cfg: SandboxConfig = toml::from_str(&format!("extractor = {:?}", extractor.display().to_string()))?;
+    let sandbox = Sandbox::new(&cfg, &CompanyConfig::default())?;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        sandbox.ensure_usable().await?;
+        // One warm-up pass: the page cache holds the binaries afterwards, as it does on a running service.
+        for (name, bytes) in files.iter().take(3) {
+            sandbox.extract(name, bytes).await;
+        }
+        let mut times = Vec::new();
+        let mut failed = 0;
+        for _ in 0..runs {
+            for (name, bytes) in files {
+                let t = Instant::now();
+                let out = sandbox.extract(name, bytes).await;
+                times.push(t.elapsed());
+                failed += out.iter().filter(|e| !e.is_ok()).count();
+            }
+        }
+        let (p50, p95) = percentiles(&mut times);
+        println!(
+            "{label}: one at a time, {} documents: p50 {} ms, p95 {} ms per document in the jail ({failed} not read)",
+            times.len(),
+            ms(p50),
+            ms(p95),
+        );
+
+        let before = cpu_times()?;
+        let t = Instant::now();
+        let sandbox = &sandbox;
+        let results: Vec<usize> = futures::future::join_all((0..cores).map(|k| async move {
+            let mut n = 0;
+            for (name, bytes) in files.iter().skip(k).step_by(cores) {
+                sandbox.extract(name, bytes).await;
+                n += 1;
+            }
+            n
+        }))
+        .await;
+        let wall = t.elapsed();
+        let after = cpu_times()?;
+        let busy = (after.0 - before.0) as f64 / (after.1 - before.1).max(1) as f64;
+        let n: usize = results.iter().sum();
+        println!(
+            "{label}: {cores} jails at once, {n} documents in {:.2} s: {:.1} documents/s, cores {:.0}% busy \
+             (whole machine, /proc/stat)",
+            wall.as_secs_f64(),
+            n as f64 / wall.as_secs_f64(),
+            100.0 * busy,
+        );
+        Ok(())
+    })
+}
+
+fn xml(label: &str, runs: usize, files: &[(String, Vec<u8>)]) -> Result<()> {
+    let limits = XmlLimits::default();
+    let mut times = Vec::new();
+    let mut failed = 0;
+    for _ in 0..runs {
+        for (name, bytes) in files {
+            let t = Instant::now();
+            let out = einvoice::parse(name, bytes, &limits);
+            times.push(t.elapsed());
+            failed += usize::from(out.is_err());
+        }
+    }
+    let (p50, p95) = percentiles(&mut times);
+    println!(
+        "{label}: {} parses: p50 {:.2} ms, p95 {:.2} ms per XML file in process ({failed} not read)",
+        times.len(),
+        p50.as_secs_f64() * 1000.0,
+        p95.as_secs_f64() * 1000.0,
+    );
+    Ok(())
+}
+
+fn percentiles(times: &mut [Duration]) -> (Duration, Duration) {
+    times.sort_unstable();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    (at(0.50), at(0.95))
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+/// (busy, total) jiffies of all cores since boot, from /proc/stat. The jails' tools are reparented away from
+/// us (to init) when a jail ends, so our own rusage would miss them; the machine's counters do not.
+fn cpu_times() -> Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let cpu = stat.lines().next().context("empty /proc/stat")?;
+    let v: Vec<u64> = cpu.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Ok((total - idle, total))
+}
