@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::pdf::SampleInvoice;
+use common::pdf::{SampleInvoice, ScanOptions};
 use serde_json::Value;
 use std::process::Command;
 
@@ -156,4 +156,28 @@ fn a_factur_x_pdf_whose_xml_total_differs_from_the_page_is_flagged() {
     );
     let warnings = bad["warnings"].to_string();
     assert!(warnings.contains("does not match"), "a warning for the reply: {warnings}");
+}
+
+/// A sheet fed sideways or upside down is turned upright (tesseract's orientation detection) and read like any
+/// other scan.
+#[test]
+fn a_scan_fed_sideways_or_upside_down_is_read_upright() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = SampleInvoice::basic("GIRO-2025-090");
+    let mut paths = Vec::new();
+    for turn in [90, 180, 270] {
+        let opts = ScanOptions { dpi: 200, angle: 0.0, noise: 1, jpeg: None, seed: 7, turn };
+        let path = dir.path().join(format!("turned-{turn}.png"));
+        std::fs::write(&path, inv.render_scan(&opts).expect("pdftoppm renders the scan")).unwrap();
+        paths.push(path.display().to_string());
+    }
+    let args: Vec<&str> = std::iter::once("--json").chain(paths.iter().map(String::as_str)).collect();
+    for line in extract(&args) {
+        assert_eq!(line["status"], "ok", "{line}");
+        assert_eq!(line["source"], "ocr");
+        assert_eq!(line["invoice_number"], "GIRO-2025-090", "{line}");
+        assert_eq!(line["total_amount"], inv.total().to_string(), "{line}");
+        let nif = &line["supplier"]["tax_id"];
+        assert!(nif.is_null() || *nif == inv.supplier_nif, "missing is acceptable from OCR, wrong is not: {line}");
+    }
 }

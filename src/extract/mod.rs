@@ -63,7 +63,9 @@ fn extract_bytes(path: &Path, bytes: &[u8], name: &str, opts: &ExtractOptions, w
             vec![Extraction::failed(name, ErrorCode::Unreadable, describe_not_pdf(bytes))]
         }
         Some(DocumentKind::Pdf) => read_pdf(path, bytes, name, opts, workdir),
-        Some(DocumentKind::Png | DocumentKind::Jpeg | DocumentKind::Tiff) => read_image(path, name, bytes, opts),
+        Some(DocumentKind::Png | DocumentKind::Jpeg | DocumentKind::Tiff) => {
+            read_image(path, name, bytes, opts, workdir)
+        }
         None => vec![Extraction::failed(name, ErrorCode::UnsupportedType, describe_not_pdf(bytes))],
     }
 }
@@ -193,7 +195,7 @@ fn read_pdf_visual(
             Ok(i) => i,
             Err((code, msg)) => return Extraction::failed(name, code, msg),
         };
-        match ocr::image_to_text(&image, &langs) {
+        match ocr::image_to_text(&image, &langs, &pages_dir) {
             Ok(t) => {
                 text.push_str(&t);
                 text.push('\u{c}');
@@ -205,7 +207,7 @@ fn read_pdf_visual(
     text::read_invoice_text(name, &text, Source::Ocr, &own)
 }
 
-fn read_image(path: &Path, name: &str, bytes: &[u8], opts: &ExtractOptions) -> Vec<Extraction> {
+fn read_image(path: &Path, name: &str, bytes: &[u8], opts: &ExtractOptions, workdir: &Path) -> Vec<Extraction> {
     // Decompression bombs: judge the size from the header before any decoder allocates the pixels.
     match imagesize::blob_size(bytes) {
         Ok(size) => {
@@ -226,7 +228,7 @@ fn read_image(path: &Path, name: &str, bytes: &[u8], opts: &ExtractOptions) -> V
         Err(_) => return vec![Extraction::failed(name, ErrorCode::Unreadable, "the image is damaged")],
     }
     let langs = ocr::languages();
-    match ocr::image_to_text(path, &langs) {
+    match ocr::image_to_text(path, &langs, workdir) {
         Ok(text) => vec![text::read_invoice_text(name, &text, Source::Ocr, &own_company(opts))],
         Err((code, msg)) => vec![Extraction::failed(name, code, msg)],
     }

@@ -16,12 +16,31 @@ pub fn languages() -> Vec<String> {
     PREFERRED.iter().filter(|l| have.contains(l)).map(|l| l.to_string()).collect()
 }
 
-/// OCR one image file (PNG, JPEG, TIFF; multi-page TIFF too) into layout text.
+/// OCR one image file (PNG, JPEG, PGM, TIFF; multi-page TIFF too) into layout text.
 ///
 /// Automatic page segmentation (`--psm 3`) measured best on the generated scans (psm 4, 6 and 11 read ruled
-/// tables a little better but lose more elsewhere). No image preprocessing: tesseract binarises (Otsu) and
-/// follows skewed lines itself, and `layout_from_tsv` deskews the word boxes, which is what the rules need.
-pub fn image_to_text(path: &Path, langs: &[String]) -> Result<String, (ErrorCode, String)> {
+/// tables a little better but lose more elsewhere). Tesseract binarises (Otsu) and follows skewed lines itself,
+/// and `layout_from_tsv` deskews the word boxes, which is what the rules need. A sheet fed sideways or upside
+/// down is turned upright first (see `turned`): tesseract's orientation detection (OSD) says how far, and the
+/// page is read again. `workdir` holds the turned copy.
+pub fn image_to_text(path: &Path, langs: &[String], workdir: &Path) -> Result<String, (ErrorCode, String)> {
+    let tsv = tesseract_tsv(path, langs)?;
+    if !turned(&tsv) {
+        return Ok(layout_from_tsv(&tsv));
+    }
+    let Some(rotate) = orientation(path).filter(|r| *r != 0) else { return Ok(layout_from_tsv(&tsv)) };
+    let Some(upright) = rotate_image(path, rotate, workdir) else { return Ok(layout_from_tsv(&tsv)) };
+    let again = tesseract_tsv(&upright, langs);
+    let _ = std::fs::remove_file(&upright);
+    // Tesseract reads sideways lines with as much confidence as upright ones, so the turned page wins unless
+    // OSD was wrong and it reads much worse.
+    match again {
+        Ok(t) if confident_words(&t) * 2 >= confident_words(&tsv) => Ok(layout_from_tsv(&t)),
+        _ => Ok(layout_from_tsv(&tsv)),
+    }
+}
+
+fn tesseract_tsv(path: &Path, langs: &[String]) -> Result<String, (ErrorCode, String)> {
     let langs = if langs.is_empty() { "eng".to_string() } else { langs.join("+") };
     let out = Command::new("tesseract")
         .arg(path)
@@ -34,7 +53,70 @@ pub fn image_to_text(path: &Path, langs: &[String]) -> Result<String, (ErrorCode
         let msg = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("the image cannot be read").to_string();
         return Err((ErrorCode::Unreadable, msg));
     }
-    Ok(layout_from_tsv(&String::from_utf8_lossy(&out.stdout)))
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Word rows of a TSV: (text, confidence, width, height).
+fn tsv_words(tsv: &str) -> impl Iterator<Item = (&str, f32, f32, f32)> {
+    tsv.lines().skip(1).filter_map(|line| {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() < 12 || cols[0] != "5" || cols[11].trim().is_empty() {
+            return None;
+        }
+        let f = |i: usize| cols[i].parse::<f32>().unwrap_or(0.0);
+        Some((cols[11].trim(), f(10), f(8), f(9)))
+    })
+}
+
+fn confident_words(tsv: &str) -> usize {
+    tsv_words(tsv).filter(|(t, conf, _, _)| *conf >= 70.0 && t.chars().count() >= 3).count()
+}
+
+/// Does the page look turned? Read sideways, most words of four or more letters stand taller than wide; read
+/// upside down, tesseract is sure of few words (measured on a generated invoice: upright 75 of 109 words at
+/// confidence 70 or more, upside down 15 of 113; sideways 68 of 68 long words taller than wide, upright 0).
+fn turned(tsv: &str) -> bool {
+    let (mut long, mut tall, mut all) = (0, 0, 0);
+    for (text, _, w, h) in tsv_words(tsv) {
+        all += 1;
+        if text.chars().count() >= 4 {
+            long += 1;
+            tall += usize::from(h > w);
+        }
+    }
+    let sideways = long >= 5 && tall * 2 > long;
+    let upside_down = all >= 10 && confident_words(tsv) * 3 < all;
+    sideways || upside_down
+}
+
+/// Tesseract's orientation detection: how many degrees clockwise to turn the image to make it upright, when
+/// it is confident.
+fn orientation(path: &Path) -> Option<u32> {
+    let out = Command::new("tesseract").arg(path).arg("stdout").args(["--psm", "0"]).output().ok()?;
+    parse_osd(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn parse_osd(osd: &str) -> Option<u32> {
+    let field = |key: &str| {
+        osd.lines().find_map(|l| l.strip_prefix(key)).map(|v| v.trim().trim_start_matches(':').trim().to_string())
+    };
+    let rotate: u32 = field("Rotate")?.parse().ok()?;
+    let confidence: f32 = field("Orientation confidence")?.parse().ok()?;
+    (confidence >= 2.0 && matches!(rotate, 0 | 90 | 180 | 270)).then_some(rotate)
+}
+
+/// The image turned `degrees` clockwise, as a grey PGM in `workdir` (decoded here, inside the jail).
+fn rotate_image(path: &Path, degrees: u32, workdir: &Path) -> Option<std::path::PathBuf> {
+    let img = image::ImageReader::open(path).ok()?.with_guessed_format().ok()?.decode().ok()?;
+    let img = match degrees {
+        90 => img.rotate90(),
+        180 => img.rotate180(),
+        270 => img.rotate270(),
+        _ => return None,
+    };
+    let out = workdir.join("upright.pgm");
+    img.into_luma8().save_with_format(&out, image::ImageFormat::Pnm).ok()?;
+    Some(out)
 }
 
 /// (page, tesseract's block/paragraph/line numbers, indices of its words)

@@ -1419,6 +1419,8 @@ pub struct ScanOptions {
     /// `Some(quality)` for JPEG output (1..100), `None` for PNG.
     pub jpeg: Option<u8>,
     pub seed: u64,
+    /// The sheet fed sideways or upside down: 0, 90, 180 or 270 degrees clockwise (never drawn by `generate`).
+    pub turn: u32,
 }
 
 impl ScanOptions {
@@ -1431,6 +1433,7 @@ impl ScanOptions {
             noise: r.below(4) as u8,
             jpeg: r.chance(50).then(|| r.range(35, 80) as u8),
             seed,
+            turn: 0,
         }
     }
 
@@ -1475,6 +1478,11 @@ impl SampleInvoice {
             .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("page")))
             .collect();
         files.sort();
+        if opts.turn != 0 {
+            for f in &files {
+                turn_image(f, opts.turn)?;
+            }
+        }
         if pages.len() == 1 {
             return std::fs::read(&files[0]);
         }
@@ -1490,6 +1498,18 @@ impl SampleInvoice {
         }
         Ok(pdf_with_jpegs(&content, self.font, None, &jpegs))
     }
+}
+
+/// Turn a rendered page `degrees` clockwise, in place, keeping its format.
+fn turn_image(path: &std::path::Path, degrees: u32) -> std::io::Result<()> {
+    let img = image::open(path).map_err(std::io::Error::other)?;
+    let img = match degrees {
+        90 => img.rotate90(),
+        180 => img.rotate180(),
+        270 => img.rotate270(),
+        _ => img,
+    };
+    img.save(path).map_err(std::io::Error::other)
 }
 
 /// Paper grain: a coarse grey texture drawn under the page, light enough to leave text readable.
