@@ -195,7 +195,7 @@ fn read_pdf_visual(
             Ok(i) => i,
             Err((code, msg)) => return Extraction::failed(name, code, msg),
         };
-        match ocr::image_to_text(&image, &langs, &pages_dir) {
+        match ocr::image_to_text(&image, &langs, Some(OCR_DPI), &pages_dir) {
             Ok(t) => {
                 text.push_str(&t);
                 text.push('\u{c}');
@@ -228,7 +228,7 @@ fn read_image(path: &Path, name: &str, bytes: &[u8], opts: &ExtractOptions, work
         Err(_) => return vec![Extraction::failed(name, ErrorCode::Unreadable, "the image is damaged")],
     }
     let langs = ocr::languages();
-    match ocr::image_to_text(path, &langs, workdir) {
+    match ocr::image_to_text(path, &langs, None, workdir) {
         Ok(text) => vec![text::read_invoice_text(name, &text, Source::Ocr, &own_company(opts))],
         Err((code, msg)) => vec![Extraction::failed(name, code, msg)],
     }
