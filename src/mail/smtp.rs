@@ -12,6 +12,10 @@ use crate::config::{AuthMethod, SmtpConfig, Tls};
 
 /// Each SMTP command must answer within this; a silent server is treated as a transient failure.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Consecutive mails go over one pooled connection (no TCP, greeting and EHLO per mail), but servers cap a
+/// session: OpenSMTPD answers `452 4.5.3 Too many messages sent` after 100 mails (its `max-mails` default). A
+/// new connection is opened before reaching that.
+const MAILS_PER_CONNECTION: u32 = 90;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -39,9 +43,13 @@ impl SendError {
     }
 }
 
-#[derive(Clone)]
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// The pooled transport, replaced by a fresh one (new connections) every `MAILS_PER_CONNECTION` mails and
+    /// after a transient answer; with the mails sent since it was built.
+    transport: std::sync::Mutex<(AsyncSmtpTransport<Tokio1Executor>, u32)>,
+    /// The settings and credentials to build a fresh transport.
+    cfg: SmtpConfig,
+    password_auth: Option<(Credentials, Vec<Mechanism>)>,
     /// With `auth = "xoauth2"`: the token source, and the config to build a transport around a fresh token.
     oauth2: Option<(std::sync::Arc<crate::mail::oauth2::TokenSource>, SmtpConfig)>,
 }
@@ -87,13 +95,26 @@ impl Mailer {
             }
             _ => None,
         };
-        Ok(Mailer { transport: build_transport(cfg, password_auth)?, oauth2 })
+        let transport = build_transport(cfg, password_auth.clone())?;
+        Ok(Mailer { transport: std::sync::Mutex::new((transport, 0)), cfg: cfg.clone(), password_auth, oauth2 })
+    }
+
+    /// The pooled transport for the next mail, renewed when its connection has carried its share of mail.
+    fn pooled(&self, renew: bool) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
+        let mut t = self.transport.lock().expect("smtp transport lock");
+        if renew || t.1 >= MAILS_PER_CONNECTION {
+            let fresh = build_transport(&self.cfg, self.password_auth.clone())
+                .map_err(|e| SendError::Permanent(format!("{e:#}")))?;
+            *t = (fresh, 0);
+        }
+        t.1 += 1;
+        Ok(t.0.clone())
     }
 
     /// The transport for the next send: the configured one, or one built around a fresh XOAUTH2 token (tokens
     /// expire within the hour, so an XOAUTH2 connection is not pooled).
-    async fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
-        let Some((tokens, cfg)) = &self.oauth2 else { return Ok(self.transport.clone()) };
+    async fn transport(&self, renew: bool) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
+        let Some((tokens, cfg)) = &self.oauth2 else { return self.pooled(renew) };
         let token = tokens.access_token().await.map_err(|e| SendError::Unreachable(format!("{e:#}")))?;
         let user = cfg.username.clone().unwrap_or_default();
         let auth = (Credentials::new(user, token.expose().to_string()), vec![Mechanism::Xoauth2]);
@@ -108,15 +129,23 @@ impl Mailer {
             rcpts.push(t.parse::<Address>().map_err(|e| SendError::Permanent(format!("bad recipient {t}: {e}")))?);
         }
         let envelope = Envelope::new(Some(from), rcpts).map_err(|e| SendError::Permanent(e.to_string()))?;
-        match self.transport().await?.send_raw(&envelope, body).await {
+        match self.transport(false).await?.send_raw(&envelope, body).await {
             Ok(_) => Ok(()),
+            // A 4xx may belong to the session rather than the mail (a per-session cap, a tired connection):
+            // one more try on a new connection before the mail waits for its retry.
+            Err(e) if matches!(classify(&e), SendError::Transient(_)) => {
+                match self.transport(true).await?.send_raw(&envelope, body).await {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(classify(&e)),
+                }
+            }
             Err(e) => Err(classify(&e)),
         }
     }
 
     /// Connect and say hello, for `doctor`.
     pub async fn test_connection(&self) -> Result<bool> {
-        Ok(self.transport.test_connection().await?)
+        Ok(self.pooled(false).map_err(|e| anyhow::anyhow!(e))?.test_connection().await?)
     }
 }
 
