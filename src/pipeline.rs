@@ -16,6 +16,13 @@
 //!   error while handling it, a panic included) puts it back with a growing delay, and after `MAX_ATTEMPTS` it is
 //!   quarantined with the reason, so it never blocks the messages behind it;
 //! - a permanent failure (a damaged file, a limit hit) is an outcome like any other: stored, answered, filed.
+//!
+//! Any number of `run` processes share one mailbox and one Postgres. Exactly one of them, the holder of a
+//! session-level advisory lock for the mailbox, talks IMAP (fetches and moves); every process extracts and
+//! delivers, claiming work with transaction-scoped advisory locks that the others skip. A dead holder's lock
+//! goes with its connection and another process takes the session within `OWNER_RETRY`. `once` is the
+//! operator's tool and logs in by itself, as before: fetching and moving are idempotent, so it may run beside the
+//! service.
 
 use anyhow::{Context, Result};
 use futures::FutureExt;
@@ -65,6 +72,8 @@ const MARK_SENT_PATIENCE: Duration = Duration::from_secs(120);
 /// A process that does not hold the IMAP session tries to take it this often, so a dead holder is replaced within
 /// a few seconds (Postgres drops its lock as soon as its connection closes).
 const OWNER_RETRY: Duration = Duration::from_secs(2);
+/// Outbox mails sent at once, at most (see `App::delivery_slots`).
+const DELIVERY_SLOTS: usize = 4;
 /// NOTIFY channels, raised by triggers (migrations/20261128070000_notify.sql) when a transaction commits.
 const CHANNEL_MESSAGES: &str = "invoice_intake_messages";
 const CHANNEL_OUTBOX: &str = "invoice_intake_outbox";
@@ -1029,68 +1038,84 @@ impl App {
         Ok(signals.iter().map(|s| s.describe(es)).collect())
     }
 
-    /// Send what the outbox holds. Returns how many were sent.
+    /// Mails sent at once: OpenSMTPD takes a mail in a few milliseconds but commits its queue per mail, so a few
+    /// connections in parallel keep up with the extraction. Each holds a database connection while its mail is
+    /// sent, so this stays below what the extraction slots leave of `database.max_connections`.
+    fn delivery_slots(&self) -> usize {
+        let connections = self.config.database.max_connections as usize;
+        DELIVERY_SLOTS.min(connections.saturating_sub(self.concurrency() + 1)).max(1)
+    }
+
+    /// Send what the outbox holds, `delivery_slots` at a time. Returns how many were sent.
     pub async fn deliver(&self) -> Result<usize> {
-        if self.smtp_paused_for().is_some() {
-            return Ok(0);
-        }
+        let slot = || async {
+            let mut sent = 0;
+            while self.smtp_paused_for().is_none() {
+                match self.deliver_next().await? {
+                    Some(true) => sent += 1,
+                    Some(false) => {}
+                    None => break,
+                }
+            }
+            Ok::<_, anyhow::Error>(sent)
+        };
         let mut sent = 0;
-        loop {
-            let due = store::due_mail(&self.pool, 50).await?;
-            if due.is_empty() {
-                return Ok(sent);
-            }
-            let mut handled = 0;
-            for mail in due {
-                // Held while this mail is sent and recorded: a second worker skips it instead of sending it too.
-                let mut lock = self.pool.begin().await?;
-                if !store::lock_outbox(&mut lock, mail.id).await? {
-                    continue;
+        for r in futures::future::join_all((0..self.delivery_slots()).map(|_| slot())).await {
+            sent += r?;
+        }
+        Ok(sent)
+    }
+
+    /// Claim the oldest due outbox mail nobody is sending and send it; its outcome is recorded in the claim's
+    /// own transaction. `None` when nothing is due; otherwise whether it was sent.
+    async fn deliver_next(&self) -> Result<Option<bool>> {
+        // Held while this mail is sent and recorded: a second sender skips it instead of sending it too.
+        let mut tx = self.pool.begin().await?;
+        let Some(mail) = store::claim_outbox(&mut tx).await? else { return Ok(None) };
+        let span = info_span!(
+            "deliver",
+            outbox_id = mail.id,
+            kind = mail.kind.as_str(),
+            message_id = mail.mail_message_id.as_str()
+        );
+        let res = self.mailer.send_raw(&mail.envelope_from, &mail.recipients, &mail.body).instrument(span).await;
+        let metrics = Metrics::global();
+        match res {
+            Ok(()) => {
+                self.smtp_reachable();
+                let recorded = match store::mark_sent(&mut *tx, mail.id).await {
+                    Ok(()) => tx.commit().await.map_err(anyhow::Error::from),
+                    Err(e) => Err(e),
+                };
+                if recorded.is_err() {
+                    // The claim's connection failed just now; keep trying on fresh ones.
+                    self.record_sent(mail.id).await?;
                 }
-                handled += 1;
-                let span = info_span!(
-                    "deliver",
-                    outbox_id = mail.id,
-                    kind = mail.kind.as_str(),
-                    message_id = mail.mail_message_id.as_str()
-                );
-                let res =
-                    self.mailer.send_raw(&mail.envelope_from, &mail.recipients, &mail.body).instrument(span).await;
-                match res {
-                    Ok(()) => {
-                        self.smtp_reachable();
-                        self.record_sent(mail.id).await?;
-                        Metrics::global().delivery("sent");
-                        sent += 1;
-                    }
-                    Err(e) if e.is_unreachable() => {
-                        let pause = self.pause_smtp();
-                        warn!(outbox_id = mail.id, error = %e, retry_in_secs = pause.as_secs(), "SMTP server unreachable; delivery paused");
-                        store::note_delivery_error(&self.pool, mail.id, &e.to_string()).await?;
-                        Metrics::global().delivery("unreachable");
-                        return Ok(sent);
-                    }
-                    Err(e) if e.is_transient() && mail.attempts + 1 < OUTBOX_MAX_ATTEMPTS => {
-                        self.smtp_reachable();
-                        let delay = outbox_delay(mail.attempts);
-                        warn!(outbox_id = mail.id, error = %e, retry_in_secs = delay.as_secs(), "delivery failed; will retry");
-                        store::mark_retry(&self.pool, mail.id, &e.to_string(), delay).await?;
-                        Metrics::global().delivery("retry");
-                    }
-                    Err(e) => {
-                        self.smtp_reachable();
-                        warn!(outbox_id = mail.id, error = %e, "delivery failed for good");
-                        store::mark_undeliverable(&self.pool, mail.id, &e.to_string()).await?;
-                        Metrics::global().delivery("failed");
-                    }
-                }
-                drop(lock);
+                metrics.delivery("sent");
+                return Ok(Some(true));
             }
-            if handled == 0 {
-                // Everything due is being sent by another worker.
-                return Ok(sent);
+            Err(e) if e.is_unreachable() => {
+                let pause = self.pause_smtp();
+                warn!(outbox_id = mail.id, error = %e, retry_in_secs = pause.as_secs(), "SMTP server unreachable; delivery paused");
+                store::note_delivery_error(&mut *tx, mail.id, &e.to_string()).await?;
+                metrics.delivery("unreachable");
+            }
+            Err(e) if e.is_transient() && mail.attempts + 1 < OUTBOX_MAX_ATTEMPTS => {
+                self.smtp_reachable();
+                let delay = outbox_delay(mail.attempts);
+                warn!(outbox_id = mail.id, error = %e, retry_in_secs = delay.as_secs(), "delivery failed; will retry");
+                store::mark_retry(&mut *tx, mail.id, &e.to_string(), delay).await?;
+                metrics.delivery("retry");
+            }
+            Err(e) => {
+                self.smtp_reachable();
+                warn!(outbox_id = mail.id, error = %e, "delivery failed for good");
+                store::mark_undeliverable(&mut *tx, mail.id, &e.to_string()).await?;
+                metrics.delivery("failed");
             }
         }
+        tx.commit().await?;
+        Ok(Some(false))
     }
 
     /// The server took the mail: record that, and keep trying through a database outage for a while, because
@@ -1119,6 +1144,10 @@ impl App {
 
     fn pause_smtp(&self) -> Duration {
         let mut p = self.smtp_pause.lock().expect("smtp pause lock");
+        // Parallel senders fail together: the pause grows once per outage step, not once per sender.
+        if let Some(left) = p.until.and_then(|t| t.checked_duration_since(Instant::now())) {
+            return left;
+        }
         let pause = jitter(p.next);
         p.until = Some(Instant::now() + pause);
         p.next = (p.next * 2).min(SMTP_MAX_PAUSE);

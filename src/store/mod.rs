@@ -277,23 +277,28 @@ pub async fn claim_message(tx: &mut Transaction<'_, Postgres>) -> Result<Option<
     // A message finished by another worker between the window's snapshot and our lock is found gone when read
     // back; the next claim skips it. Bounded, so a storm of such races cannot loop forever.
     for _ in 0..8 {
-        // The LIMIT in the subquery keeps Postgres from pushing the lock call down into the scan, so locks are
-        // tried in id order and the outer LIMIT stops at the first one taken.
-        let id: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM (SELECT id FROM messages WHERE state = 'received' AND next_attempt_at <= now()
-                             ORDER BY id LIMIT $2) due
-             WHERE pg_try_advisory_xact_lock($1, (id % 2147483647)::int) LIMIT 1",
-        )
-        .bind(MESSAGE_LOCK_CLASS)
-        .bind(CLAIM_WINDOW)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let Some(id) = id else { return Ok(None) };
+        let Some(id) = lock_oldest_free(tx, CLAIM_MESSAGE, MESSAGE_LOCK_CLASS).await? else { return Ok(None) };
         if let Some(m) = read_claimed(tx, id).await? {
             return Ok(Some(m));
         }
     }
     Ok(None)
+}
+
+/// The oldest due messages, the lock tried on each in id order. The LIMIT in the subquery keeps Postgres from
+/// pushing the lock call down into the scan, and the outer LIMIT stops at the first lock taken.
+const CLAIM_MESSAGE: &str =
+    "SELECT id FROM (SELECT id FROM messages WHERE state = 'received' AND next_attempt_at <= now()
+                                              ORDER BY id LIMIT $2) due
+                              WHERE pg_try_advisory_xact_lock($1, (id % 2147483647)::int) LIMIT 1";
+/// The same for due outbox mail.
+const CLAIM_OUTBOX: &str = "SELECT id FROM (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= now()
+                                             ORDER BY id LIMIT $2) due
+                             WHERE pg_try_advisory_xact_lock($1, (id % 2147483647)::int) LIMIT 1";
+
+/// Run a claim query (`CLAIM_MESSAGE`, `CLAIM_OUTBOX`): the id now locked for this transaction, if any.
+async fn lock_oldest_free(tx: &mut Transaction<'_, Postgres>, sql: &'static str, class: i32) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(sql).bind(class).bind(CLAIM_WINDOW).fetch_optional(&mut **tx).await?)
 }
 
 async fn read_claimed(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<Option<StoredMessage>> {
@@ -709,57 +714,43 @@ pub struct OutboxMail {
     pub attempts: i32,
 }
 
-pub async fn due_mail(pool: &PgPool, limit: i64) -> Result<Vec<OutboxMail>> {
-    let rows = sqlx::query(
-        "SELECT id, kind, mail_message_id, envelope_from, recipients, body, attempts FROM outbox
-         WHERE state = 'pending' AND next_attempt_at <= now() ORDER BY id LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| OutboxMail {
-            id: r.get(0),
-            kind: r.get(1),
-            mail_message_id: r.get(2),
-            envelope_from: r.get(3),
-            recipients: r.get(4),
-            body: r.get(5),
-            attempts: r.get(6),
-        })
-        .collect())
-}
-
-/// Take outbox mail `id` for sending, for as long as `tx` lives (an advisory lock, like `claim_message`). False
-/// when another worker is sending it, or when it is no longer due.
-pub async fn lock_outbox(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<bool> {
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, ($2 % 2147483647)::int)")
-        .bind(OUTBOX_LOCK_CLASS)
+/// Take the oldest due outbox mail nobody is sending, for as long as `tx` lives (a transaction-scoped advisory
+/// lock, skipped by the others as in `claim_message`). `None` when nothing is due and free.
+pub async fn claim_outbox(tx: &mut Transaction<'_, Postgres>) -> Result<Option<OutboxMail>> {
+    for _ in 0..8 {
+        let Some(id) = lock_oldest_free(tx, CLAIM_OUTBOX, OUTBOX_LOCK_CLASS).await? else { return Ok(None) };
+        // Read after taking the lock: a sender that finished it before committed first, and we see that.
+        let row = sqlx::query(
+            "SELECT id, kind, mail_message_id, envelope_from, recipients, body, attempts FROM outbox
+             WHERE id = $1 AND state = 'pending' AND next_attempt_at <= now()",
+        )
         .bind(id)
-        .fetch_one(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await?;
-    if !locked {
-        return Ok(false);
+        if let Some(r) = row {
+            return Ok(Some(OutboxMail {
+                id: r.get(0),
+                kind: r.get(1),
+                mail_message_id: r.get(2),
+                envelope_from: r.get(3),
+                recipients: r.get(4),
+                body: r.get(5),
+                attempts: r.get(6),
+            }));
+        }
     }
-    Ok(sqlx::query_scalar::<_, i64>(
-        "SELECT id FROM outbox WHERE id = $1 AND state = 'pending' AND next_attempt_at <= now()",
-    )
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .is_some())
+    Ok(None)
 }
 
-pub async fn mark_sent(pool: &PgPool, id: i64) -> Result<()> {
+pub async fn mark_sent<'e>(db: impl sqlx::PgExecutor<'e>, id: i64) -> Result<()> {
     sqlx::query("UPDATE outbox SET state = 'sent', sent_at = now(), attempts = attempts + 1 WHERE id = $1")
         .bind(id)
-        .execute(pool)
+        .execute(db)
         .await?;
     Ok(())
 }
 
-pub async fn mark_retry(pool: &PgPool, id: i64, error: &str, after: Duration) -> Result<()> {
+pub async fn mark_retry<'e>(db: impl sqlx::PgExecutor<'e>, id: i64, error: &str, after: Duration) -> Result<()> {
     sqlx::query(
         "UPDATE outbox SET attempts = attempts + 1, last_error = $2,
              next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
@@ -767,22 +758,22 @@ pub async fn mark_retry(pool: &PgPool, id: i64, error: &str, after: Duration) ->
     .bind(id)
     .bind(error)
     .bind(after.as_secs_f64())
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(())
 }
 
 /// The SMTP server could not be reached while this mail was next: note why, without counting it against the mail.
-pub async fn note_delivery_error(pool: &PgPool, id: i64, error: &str) -> Result<()> {
-    sqlx::query("UPDATE outbox SET last_error = $2 WHERE id = $1").bind(id).bind(error).execute(pool).await?;
+pub async fn note_delivery_error<'e>(db: impl sqlx::PgExecutor<'e>, id: i64, error: &str) -> Result<()> {
+    sqlx::query("UPDATE outbox SET last_error = $2 WHERE id = $1").bind(id).bind(error).execute(db).await?;
     Ok(())
 }
 
-pub async fn mark_undeliverable(pool: &PgPool, id: i64, error: &str) -> Result<()> {
+pub async fn mark_undeliverable<'e>(db: impl sqlx::PgExecutor<'e>, id: i64, error: &str) -> Result<()> {
     sqlx::query("UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = $2 WHERE id = $1")
         .bind(id)
         .bind(error)
-        .execute(pool)
+        .execute(db)
         .await?;
     Ok(())
 }
