@@ -5,7 +5,7 @@
 mod common;
 
 use common::flood::{append_all, assert_one_reply_each, invoice_mail};
-use common::worker::Worker;
+use common::worker::{free_port, http_get, sample, Worker};
 use common::{MailBuilder, Received, TestWorld};
 use std::time::{Duration, Instant};
 
@@ -101,7 +101,14 @@ async fn one_two_and_three_workers_answer_200_mails_once_each() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_imap_holder_is_replaced_and_mail_keeps_flowing() {
     let w = fast_world().await;
-    let mut workers = [Worker::start(&w, "takeover-0"), Worker::start(&w, "takeover-1")];
+    let listens = [format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port())];
+    let mut workers = [0, 1].map(|i| {
+        let mut table: toml::Table = toml::from_str(&w.config_toml).unwrap();
+        let mut metrics = toml::Table::new();
+        metrics.insert("listen".into(), listens[i].clone().into());
+        table.insert("metrics".into(), metrics.into());
+        Worker::start_with(&w, &toml::to_string(&table).unwrap(), &format!("takeover-{i}"))
+    });
     let first = invoice_mail(&w, &format!("TK-{}-0", w.tag));
     w.send(&first.build()).await.unwrap();
     w.wait_for_folder("supplier", &w.tag, 1, Duration::from_secs(60)).await.unwrap();
@@ -109,6 +116,22 @@ async fn a_killed_imap_holder_is_replaced_and_mail_keeps_flowing() {
         .iter()
         .position(|wk| wk.log().contains("this process holds the IMAP session"))
         .expect("one worker holds the session");
+    // The other one never logged in to IMAP, and is healthy all the same: Postgres answers and the holder is
+    // watching the mailbox.
+    let other_listen = &listens[1 - holder];
+    // It learns the holder's last contact from Postgres every few seconds, so it may take one round to say so.
+    let asked = Instant::now();
+    loop {
+        let (status, body) = http_get(other_listen, "/healthz").await.unwrap();
+        if status == 200 {
+            break;
+        }
+        assert!(asked.elapsed() < Duration::from_secs(10), "the other worker stays unhealthy: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, text) = http_get(other_listen, "/metrics").await.unwrap();
+    assert_eq!(sample(&text, "invoice_intake_imap_owner"), Some(0.0), "{text}");
+    assert_eq!(sample(&text, "invoice_intake_imap_connected"), Some(0.0), "{text}");
     workers[holder].kill9();
     let killed_at = Instant::now();
 
@@ -117,6 +140,8 @@ async fn a_killed_imap_holder_is_replaced_and_mail_keeps_flowing() {
     let replies = w.wait_for_folder("supplier", &w.tag, 2, Duration::from_secs(60)).await.unwrap();
     let other = &mut workers[1 - holder];
     assert!(other.log().contains("this process holds the IMAP session"), "{}", other.log());
+    let (_, text) = http_get(other_listen, "/metrics").await.unwrap();
+    assert_eq!(sample(&text, "invoice_intake_imap_owner"), Some(1.0), "{text}");
     assert_eq!(assert_one_reply_each(&replies, &[first.message_id.clone(), second.message_id.clone()]), 0);
     eprintln!("takeover: the second mail was answered {:.1?} after the holder was killed", killed_at.elapsed());
     assert_eq!(other.terminate(), Some(0), "{}", other.log());
