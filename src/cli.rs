@@ -475,6 +475,11 @@ async fn status(path: &Path) -> Result<i32> {
         Some(t) => println!("last IMAP contact: {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
         None => println!("last IMAP contact: never"),
     }
+    // Only one `run` process talks IMAP; the others extract and deliver.
+    match store::imap_owner(&pool, &cfg.imap.mailbox).await? {
+        Some(owner) => println!("IMAP session held by: {owner}"),
+        None => println!("IMAP session held by: nobody (no `run` process is watching the mailbox)"),
+    }
     let problems = store::problem_messages(&pool, 50).await?;
     if !problems.is_empty() {
         println!("failed and quarantined (newest first):");

@@ -2,7 +2,9 @@
 //!
 //! `/metrics` is the text exposition format (prometheus-client, the Prometheus project's own Rust client);
 //! `/healthz` answers 200 while the mail loop has touched IMAP recently and 503 otherwise, so a load balancer
-//! or a systemd `ExecStartPost` probe can tell a stuck worker from a live one.
+//! or a systemd `ExecStartPost` probe can tell a stuck worker from a live one. A process that does not hold the
+//! IMAP session (another one does) counts the holder's last contact, read from Postgres every few seconds: it is
+//! healthy while Postgres answers and the mailbox is being watched by someone.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -40,6 +42,8 @@ pub struct Metrics {
     pub outbox_backlog: Gauge,
     /// 1 while an IMAP session is logged in, 0 otherwise.
     pub imap_connected: Gauge,
+    /// 1 while this process holds the mailbox's IMAP lock (exactly one process does), 0 otherwise.
+    pub imap_owner: Gauge,
     /// From fetch to the outcome committed, per message.
     pub message_seconds: Histogram,
     /// One document in the sandbox, spawn and teardown included.
@@ -57,6 +61,7 @@ impl Metrics {
         let queue_depth = Gauge::default();
         let outbox_backlog = Gauge::default();
         let imap_connected = Gauge::default();
+        let imap_owner = Gauge::default();
         // 5 ms .. ~40 s: a text PDF takes tens of milliseconds, a scanned multi-page one seconds.
         let message_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         let sandbox_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
@@ -66,6 +71,7 @@ impl Metrics {
         registry.register("queue_depth", "Messages waiting for extraction", queue_depth.clone());
         registry.register("outbox_backlog", "Mails waiting in the outbox", outbox_backlog.clone());
         registry.register("imap_connected", "1 while logged in to IMAP", imap_connected.clone());
+        registry.register("imap_owner", "1 while this process holds the IMAP session", imap_owner.clone());
         registry.register("message_seconds", "Time from fetch to committed outcome", message_seconds.clone());
         registry.register("sandbox_seconds", "Time of one document in the sandbox", sandbox_seconds.clone());
         Metrics {
@@ -76,6 +82,7 @@ impl Metrics {
             queue_depth,
             outbox_backlog,
             imap_connected,
+            imap_owner,
             message_seconds,
             sandbox_seconds,
             last_imap_contact: AtomicI64::new(0),
@@ -100,10 +107,17 @@ impl Metrics {
     }
 
     pub fn imap_contact(&self) {
-        self.last_imap_contact.store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
+        self.imap_contact_at(chrono::Utc::now().timestamp());
     }
 
-    /// Healthy while IMAP was reached within `within`.
+    /// The IMAP session's holder (another process, perhaps) reached IMAP at this Unix time, as Postgres says.
+    pub fn imap_contact_at(&self, unix: i64) {
+        self.last_imap_contact.fetch_max(unix, Ordering::Relaxed);
+    }
+
+    /// Healthy while IMAP was reached within `within`: by this process if it holds the session, else by the
+    /// holder, as seen in Postgres (so a worker that only extracts is healthy while Postgres answers and someone
+    /// talks to IMAP).
     pub fn healthy(&self, within: Duration) -> bool {
         let last = self.last_imap_contact.load(Ordering::Relaxed);
         last > 0 && chrono::Utc::now().timestamp() - last <= within.as_secs() as i64

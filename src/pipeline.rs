@@ -16,13 +16,21 @@
 //!   error while handling it, a panic included) puts it back with a growing delay, and after `MAX_ATTEMPTS` it is
 //!   quarantined with the reason, so it never blocks the messages behind it;
 //! - a permanent failure (a damaged file, a limit hit) is an outcome like any other: stored, answered, filed.
+//!
+//! Any number of `run` processes share one mailbox and one Postgres. Exactly one of them, the holder of a
+//! session-level advisory lock for the mailbox, talks IMAP (fetches and moves); every process extracts and
+//! delivers, claiming work with transaction-scoped advisory locks that the others skip. A dead holder's lock
+//! goes with its connection and another process takes the session within `OWNER_RETRY`. `once` is the
+//! operator's tool and logs in by itself, as before: fetching and moving are idempotent, so it may run beside the
+//! service.
 
 use anyhow::{Context, Result};
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use sqlx::PgPool;
 use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
 
@@ -30,10 +38,11 @@ use crate::config::{Config, Language};
 use crate::extract::{ErrorCode, Extraction};
 use crate::fraud;
 use crate::mail::auth;
-use crate::mail::imap::{ImapSession, Woken};
+use crate::mail::imap::ImapSession;
 use crate::mail::mime::{self, Incoming};
 use crate::mail::reply::{self, MessageError, Outcome, ReplyContent, Thread};
 use crate::mail::smtp::Mailer;
+use crate::metrics::Metrics;
 use crate::sandbox::Sandbox;
 use crate::store::{self, MessageState, StoredMessage};
 
@@ -60,6 +69,34 @@ const SMTP_MAX_PAUSE: Duration = Duration::from_secs(300);
 /// must not turn into a second copy of the mail.
 const MARK_SENT_PATIENCE: Duration = Duration::from_secs(120);
 
+/// A process that does not hold the IMAP session tries to take it this often, so a dead holder is replaced within
+/// a few seconds (Postgres drops its lock as soon as its connection closes).
+const OWNER_RETRY: Duration = Duration::from_secs(2);
+/// Outbox mails sent at once, at most (see `App::delivery_slots`).
+const DELIVERY_SLOTS: usize = 4;
+/// NOTIFY channels, raised by triggers (migrations/20261128070000_notify.sql) when a transaction commits.
+const CHANNEL_MESSAGES: &str = "invoice_intake_messages";
+const CHANNEL_OUTBOX: &str = "invoice_intake_outbox";
+const CHANNEL_ARCHIVE: &str = "invoice_intake_archive";
+
+/// Wake-ups between the tasks of one process. Messages wake every idle slot (`notify_waiters`, with slots
+/// registering before they look); the outbox and the archive have one waiter each, and `notify_one` keeps the
+/// news for it when it is busy.
+#[derive(Default)]
+struct Wake {
+    messages: Notify,
+    outbox: Notify,
+    archive: Notify,
+}
+
+impl Wake {
+    fn all(&self) {
+        self.messages.notify_waiters();
+        self.outbox.notify_one();
+        self.archive.notify_one();
+    }
+}
+
 /// What one `once` pass did, for the operator and the tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
@@ -73,12 +110,10 @@ pub struct Summary {
 /// What happened to one message taken from the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
-    /// It reached a final state.
-    Done,
+    /// It reached this final state.
+    Done(MessageState),
     /// It was put back for a later attempt.
     Deferred,
-    /// Another worker holds it, or it was no longer waiting.
-    Busy,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -117,18 +152,19 @@ impl App {
         Ok(App { config, pool, sandbox, mailer, smtp_pause })
     }
 
-    /// Documents handled at once. Each message in hand holds one database connection for its transaction, and
-    /// the loop needs one more, so this stays below `database.max_connections`.
+    /// Documents handled at once (the slots), bounded by the cores. Each message in hand holds one database
+    /// connection for its transaction and briefly a second one (its attempt count); delivery and the IMAP task
+    /// need theirs too, so this stays two below `database.max_connections`.
     fn concurrency(&self) -> usize {
         let connections = self.config.database.max_connections as usize;
-        self.config.extract_concurrency().min(connections.saturating_sub(1)).max(1)
+        self.config.extract_concurrency().min(connections.saturating_sub(2)).max(1)
     }
 
     /// Process everything waiting in the mailbox (and retries due within a couple of minutes), deliver the
     /// replies, move the mail, and return.
     pub async fn run_once(&self) -> Result<Summary> {
         let mut summary = Summary::default();
-        let mut imap = ImapSession::connect(&self.config.imap).await?;
+        let mut imap = connect_imap(&self.config.imap).await?;
         self.prepare_mailboxes(&mut imap).await?;
         let started = Instant::now();
         loop {
@@ -145,7 +181,7 @@ impl App {
             imap.noop().await?;
         }
         summary.queued = store::pending_mail_count(&self.pool).await?;
-        imap.logout().await;
+        logout_imap(imap).await;
         Ok(summary)
     }
 
@@ -158,13 +194,32 @@ impl App {
         summary.processed += round.done;
         summary.sent += self.deliver().await?;
         summary.archived += self.archive(imap).await?;
+        self.refresh_gauges().await?;
         Ok(fetched > 0 || round.done + round.deferred > 0)
     }
 
-    /// The service: watch the mailbox until `cancel` fires. IMAP and database errors are retried with backoff;
-    /// `on_ready` is called once, after the first successful login.
+    /// Queue depth and outbox backlog, read from Postgres so they count every worker's share.
+    async fn refresh_gauges(&self) -> Result<()> {
+        let (waiting, outbox) = store::backlog(&self.pool).await?;
+        let metrics = Metrics::global();
+        metrics.queue_depth.set(waiting);
+        metrics.outbox_backlog.set(outbox);
+        Ok(())
+    }
+
+    /// The service, until `cancel` fires: four tasks that overlap, woken by each other within the process and
+    /// by Postgres NOTIFY across processes, each with a poll as a fallback.
+    /// - IMAP: only the process holding the mailbox's IMAP lock logs in. It fetches new mail into Postgres, moves
+    ///   handled mail, and waits with IDLE (or NOOP polling); the others wait to take over.
+    /// - extraction: `concurrency` slots, each claiming the oldest due message nobody holds, in every process.
+    /// - delivery: sends outbox mail as soon as its message commits, over lettre's pooled SMTP connection.
+    /// - listening: LISTEN for the other processes' news.
+    ///
+    /// On cancellation the slots finish the message in hand, then its replies are sent and the mail moved.
+    /// `on_ready` is called once: after the IMAP login, or on learning that another process holds the session.
     pub async fn run_until_stopped(&self, cancel: CancellationToken, mut on_ready: impl FnMut()) -> Result<()> {
-        let mut backoff = Duration::from_secs(1);
+        let wake = Wake::default();
+        let drained = CancellationToken::new();
         let mut ready = false;
         let mut once_ready = || {
             if !ready {
@@ -172,10 +227,35 @@ impl App {
                 on_ready();
             }
         };
+        let extraction = async {
+            self.extraction_task(&cancel, &wake).await;
+            drained.cancel();
+        };
+        tokio::join!(
+            self.imap_task(&cancel, &drained, &wake, &mut once_ready),
+            extraction,
+            self.delivery_task(&drained, &wake),
+            self.listen_task(&drained, &wake),
+        );
+        info!("stopped taking mail");
+        Ok(())
+    }
+
+    /// Hold the IMAP session when nobody else does; reconnect with backoff after any error.
+    async fn imap_task(
+        &self,
+        cancel: &CancellationToken,
+        drained: &CancellationToken,
+        wake: &Wake,
+        on_ready: &mut dyn FnMut(),
+    ) {
+        let mut backoff = Duration::from_secs(1);
+        let mut lock: Option<store::ImapLock> = None;
         while !cancel.is_cancelled() {
-            match self.session_round(&cancel, &mut once_ready, &mut backoff).await {
-                Ok(()) => backoff = Duration::from_secs(1),
+            match self.imap_round(&mut lock, cancel, drained, wake, on_ready, &mut backoff).await {
+                Ok(()) => {}
                 Err(e) => {
+                    Metrics::global().imap_connected.set(0);
                     warn!(error = format!("{e:#}"), retry_in_secs = backoff.as_secs(), "mail loop error; reconnecting");
                     tokio::select! {
                         _ = tokio::time::sleep(jitter(backoff)) => {}
@@ -185,24 +265,69 @@ impl App {
                 }
             }
         }
-        info!("stopped taking mail");
-        Ok(())
+        // Another process may hold the session; what this one finished is moved by whoever holds it.
+        Metrics::global().imap_connected.set(0);
     }
 
-    async fn session_round(
+    /// One try at the IMAP lock: as its holder, run the session until cancellation or an error; otherwise note
+    /// who is alive and wait `OWNER_RETRY` before the next try.
+    async fn imap_round(
         &self,
+        lock: &mut Option<store::ImapLock>,
         cancel: &CancellationToken,
+        drained: &CancellationToken,
+        wake: &Wake,
         on_ready: &mut dyn FnMut(),
         backoff: &mut Duration,
     ) -> Result<()> {
-        let mut imap = ImapSession::connect(&self.config.imap).await?;
+        // The lock stays held through IMAP errors (the next holder would meet the same server); only a lock
+        // whose connection is gone is given up, and taken again, by this process or another, with a new one.
+        if let Some(l) = lock {
+            if let Err(e) = l.check().await {
+                *lock = None;
+                Metrics::global().imap_owner.set(0);
+                return Err(e);
+            }
+        }
+        let held = match lock {
+            Some(l) => l,
+            None => lock
+                .insert(store::ImapLock::connect(self.config.database.url.expose(), &self.config.imap.mailbox).await?),
+        };
+        let metrics = Metrics::global();
+        if !held.try_take().await? {
+            metrics.imap_owner.set(0);
+            // Healthy as long as Postgres answers and the holder keeps reaching IMAP (it stamps `last_contact`).
+            if let Some(at) = store::last_imap_contact(&self.pool).await? {
+                metrics.imap_contact_at(at.timestamp());
+            }
+            self.refresh_gauges().await?;
+            on_ready();
+            *backoff = Duration::from_secs(1);
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            tokio::select! {
+                _ = tokio::time::sleep(OWNER_RETRY) => {}
+                _ = cancel.cancelled() => {}
+            }
+            return Ok(());
+        }
+        if metrics.imap_owner.get() == 0 {
+            info!(mailbox = self.config.imap.mailbox.as_str(), "this process holds the IMAP session");
+        }
+        metrics.imap_owner.set(1);
+        let mut imap = connect_imap(&self.config.imap).await?;
         self.prepare_mailboxes(&mut imap).await?;
         on_ready();
         let poll = Duration::from_secs(self.config.imap.poll_interval_secs);
-        let mut summary = Summary::default();
         let mut healthy = false;
         loop {
-            let busy = self.turn(&mut imap, &mut summary).await?;
+            let fetched = self.sync(&mut imap).await?;
+            if fetched > 0 {
+                wake.messages.notify_waiters();
+            }
+            self.archive(&mut imap).await?;
+            self.refresh_gauges().await?;
+            held.check().await?;
             if !healthy {
                 // A whole turn worked: whatever failed before is over, so the next failure starts from 1 s again.
                 healthy = true;
@@ -210,36 +335,171 @@ impl App {
             }
             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
             if cancel.is_cancelled() {
-                imap.logout().await;
+                // Drain: the slots finish the messages in hand, then those are moved too.
+                drained.cancelled().await;
+                self.archive(&mut imap).await?;
+                logout_imap(imap).await;
                 return Ok(());
             }
-            if busy {
+            if fetched >= self.config.imap.fetch_batch as usize {
                 continue;
             }
-            let wait = self.until_next_due(poll).await?;
-            let (session, woken) = imap.wait(wait, self.config.imap.idle, cancel).await?;
+            // Settled messages interrupt the wait so they are moved now, not at the next poll.
+            let interrupt = cancel.child_token();
+            let waiting = imap.wait(poll, self.config.imap.idle, &interrupt);
+            tokio::pin!(waiting);
+            let (session, _) = tokio::select! {
+                r = &mut waiting => r?,
+                _ = wake.archive.notified() => {
+                    interrupt.cancel();
+                    waiting.await?
+                }
+            };
             imap = session;
-            if woken == Woken::Cancelled {
-                imap.logout().await;
-                return Ok(());
+            metrics.imap_contact();
+        }
+    }
+
+    /// Claim and handle messages with `concurrency` slots until cancellation; each finishes the one in hand.
+    async fn extraction_task(&self, cancel: &CancellationToken, wake: &Wake) {
+        let slots = self.concurrency();
+        futures::future::join_all((0..slots).map(|_| self.extraction_slot(cancel, wake))).await;
+    }
+
+    async fn extraction_slot(&self, cancel: &CancellationToken, wake: &Wake) {
+        let poll = Duration::from_secs(self.config.imap.poll_interval_secs);
+        let mut backoff = Duration::from_secs(1);
+        while !cancel.is_cancelled() {
+            // Registered before looking, so news that arrives while we look is not missed.
+            let news = wake.messages.notified();
+            tokio::pin!(news);
+            news.as_mut().enable();
+            let wait = match self.process_next().await {
+                Ok(Some(step)) => {
+                    backoff = Duration::from_secs(1);
+                    if matches!(step, Step::Done(_)) {
+                        wake.outbox.notify_one();
+                        wake.archive.notify_one();
+                    }
+                    continue;
+                }
+                Ok(None) => self.until_next_retry(poll).await,
+                Err(e) => {
+                    warn!(
+                        error = format!("{e:#}"),
+                        retry_in_secs = backoff.as_secs(),
+                        "extraction paused by an outage"
+                    );
+                    let wait = jitter(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    Ok(wait)
+                }
+            };
+            tokio::select! {
+                _ = news => {}
+                _ = tokio::time::sleep(wait.unwrap_or(poll)) => {}
+                _ = cancel.cancelled() => {}
             }
         }
     }
 
-    /// How long the loop may wait for news: the poll interval, or less when a retry or a delivery falls due
-    /// sooner; never less than a second.
-    async fn until_next_due(&self, poll: Duration) -> Result<Duration> {
-        let mut wait = poll;
-        if let Some(at) = store::next_wakeup(&self.pool).await? {
-            let due = (at - chrono::Utc::now()).to_std().unwrap_or_default();
-            // A delivery due now while SMTP is paused waits for the pause, not for nothing.
-            let due = match self.smtp_paused_for() {
-                Some(pause) if due < pause => pause,
-                _ => due,
+    /// How long an idle slot may sleep: until the next retry falls due, at most the poll interval, at least a
+    /// second (new mail and requeued messages wake it sooner).
+    async fn until_next_retry(&self, poll: Duration) -> Result<Duration> {
+        let due = match store::next_message_retry(&self.pool).await? {
+            Some(at) => (at - chrono::Utc::now()).to_std().unwrap_or_default(),
+            None => poll,
+        };
+        Ok(due.clamp(Duration::from_secs(1), poll.max(Duration::from_secs(1))))
+    }
+
+    /// Send outbox mail as soon as it is committed, until the slots have drained; then send what they left.
+    async fn delivery_task(&self, drained: &CancellationToken, wake: &Wake) {
+        let poll = Duration::from_secs(self.config.imap.poll_interval_secs);
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let last = drained.is_cancelled();
+            let wait = match self.deliver().await {
+                Ok(_) => {
+                    backoff = Duration::from_secs(1);
+                    self.until_next_delivery(poll).await
+                }
+                Err(e) => {
+                    warn!(error = format!("{e:#}"), retry_in_secs = backoff.as_secs(), "delivery paused by an outage");
+                    let wait = jitter(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    Ok(wait)
+                }
             };
-            wait = wait.min(due);
+            if last {
+                return;
+            }
+            tokio::select! {
+                _ = wake.outbox.notified() => {}
+                _ = tokio::time::sleep(wait.unwrap_or(poll)) => {}
+                _ = drained.cancelled() => {}
+            }
         }
-        Ok(wait.max(Duration::from_secs(1)))
+    }
+
+    /// How long delivery may sleep: until the next mail falls due (or the SMTP pause ends), at most the poll
+    /// interval, at least a second (new outbox rows wake it sooner).
+    async fn until_next_delivery(&self, poll: Duration) -> Result<Duration> {
+        let mut due = match store::next_delivery(&self.pool).await? {
+            Some(at) => (at - chrono::Utc::now()).to_std().unwrap_or_default(),
+            None => poll,
+        };
+        if let Some(pause) = self.smtp_paused_for() {
+            due = due.max(pause);
+        }
+        Ok(due.clamp(Duration::from_secs(1), poll.max(Duration::from_secs(1))))
+    }
+
+    /// LISTEN for the other processes' news and pass it on. A lost connection may have lost news, so every task
+    /// is woken after it; the tasks' polls cover the time it is down.
+    async fn listen_task(&self, stop: &CancellationToken, wake: &Wake) {
+        let mut backoff = Duration::from_secs(1);
+        while !stop.is_cancelled() {
+            let listener = async {
+                // Its own connection: one taken from the pool would be held for good, and the pool is sized so
+                // that the slots and delivery can never all wait for a connection at once.
+                let mut l = sqlx::postgres::PgListener::connect(self.config.database.url.expose()).await?;
+                l.listen_all([CHANNEL_MESSAGES, CHANNEL_OUTBOX, CHANNEL_ARCHIVE]).await?;
+                Ok::<_, sqlx::Error>(l)
+            };
+            let mut listener = match listener.await {
+                Ok(l) => l,
+                Err(e) => {
+                    warn!(error = %e, "cannot LISTEN; relying on polls for now");
+                    tokio::select! {
+                        _ = tokio::time::sleep(jitter(backoff)) => {}
+                        _ = stop.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            };
+            backoff = Duration::from_secs(1);
+            wake.all();
+            loop {
+                let n = tokio::select! {
+                    n = listener.try_recv() => n,
+                    _ = stop.cancelled() => return,
+                };
+                match n {
+                    Ok(Some(n)) => match n.channel() {
+                        CHANNEL_MESSAGES => wake.messages.notify_waiters(),
+                        CHANNEL_OUTBOX => wake.outbox.notify_one(),
+                        _ => wake.archive.notify_one(),
+                    },
+                    Ok(None) | Err(_) => {
+                        // The connection dropped: reconnect through the outer loop.
+                        wake.all();
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     async fn prepare_mailboxes(&self, imap: &mut ImapSession) -> Result<()> {
@@ -279,6 +539,7 @@ impl App {
             .await?;
             return Ok(0);
         }
+        Metrics::global().imap_contact();
         let uids = imap.new_uids(last_uid, self.config.imap.fetch_batch as usize).await?;
         let fetched = imap.fetch(&uids, self.config.limits.max_message_bytes).await?;
         let mut highest = last_uid;
@@ -324,42 +585,39 @@ impl App {
 
     /// Handle every message waiting in Postgres whose attempt is due. Returns how many reached a final state.
     pub async fn process_pending(&self) -> Result<usize> {
-        let mut done = 0;
-        loop {
-            let round = self.process_round().await?;
-            done += round.done;
-            if round.done + round.deferred == 0 {
-                return Ok(done);
-            }
-        }
+        Ok(self.process_round().await?.done)
     }
 
-    /// Take up to two batches' worth of due messages and handle them, `concurrency` at a time.
+    /// Handle every due message nobody else holds, `concurrency` at a time, until none is left.
     async fn process_round(&self) -> Result<Round> {
-        let concurrency = self.concurrency();
-        let ids = store::waiting_messages(&self.pool, (concurrency * 2) as i64).await?;
-        let mut round = Round::default();
-        if ids.is_empty() {
-            return Ok(round);
-        }
-        let results: Vec<Result<Step>> =
-            futures::stream::iter(ids).map(|id| self.process_one(id)).buffer_unordered(concurrency).collect().await;
-        for r in results {
-            match r? {
-                Step::Done => round.done += 1,
-                Step::Deferred => round.deferred += 1,
-                Step::Busy => {}
+        let slot = || async {
+            let mut round = Round::default();
+            while let Some(step) = self.process_next().await? {
+                match step {
+                    Step::Done(_) => round.done += 1,
+                    Step::Deferred => round.deferred += 1,
+                }
             }
+            Ok::<_, anyhow::Error>(round)
+        };
+        let rounds = futures::future::join_all((0..self.concurrency()).map(|_| slot())).await;
+        let mut total = Round::default();
+        for r in rounds {
+            let r = r?;
+            total.done += r.done;
+            total.deferred += r.deferred;
         }
-        Ok(round)
+        Ok(total)
     }
 
-    /// Handle one message inside one transaction, which holds the message's lock from the first read to the
-    /// commit of its outcome. Outages are returned as errors; anything else that goes wrong is this message's
-    /// failure, retried and then quarantined (`message_failed`).
-    async fn process_one(&self, id: i64) -> Result<Step> {
+    /// Claim the oldest due message nobody holds and handle it inside one transaction, which holds the message's
+    /// lock from the first read to the commit of its outcome. `None` when nothing is due. Outages are returned as
+    /// errors; anything else that goes wrong is this message's failure, retried and then quarantined
+    /// (`message_failed`).
+    async fn process_next(&self) -> Result<Option<Step>> {
         let mut tx = self.pool.begin().await?;
-        let Some(mut m) = store::lock_message(&mut tx, id).await? else { return Ok(Step::Busy) };
+        let Some(mut m) = store::claim_message(&mut tx).await? else { return Ok(None) };
+        let id = m.id;
         m.attempts = store::begin_attempt(&self.pool, id).await?;
         let span = info_span!(
             "message",
@@ -385,19 +643,22 @@ impl App {
                 )
                 .await?;
                 tx.commit().await?;
-                return Ok(Step::Done);
+                return Ok(self.finished(&m, MessageState::Quarantined));
             }
             if let Some((first, target)) = store::handled_copy(&mut tx, &m).await? {
                 info!(first, "a copy of a message already handled (new UIDVALIDITY); settled without a reply");
                 store::settle_copy(&mut tx, m.id, first, target.as_deref()).await?;
                 tx.commit().await?;
-                return Ok(Step::Done);
+                return Ok(self.finished(&m, MessageState::Ignored));
             }
             let handled = AssertUnwindSafe(self.handle(&mut tx, &m)).catch_unwind().await;
             let failure = match handled {
                 Ok(Ok(step)) => {
                     tx.commit().await.context("committing the message outcome")?;
-                    return Ok(step);
+                    return Ok(match step {
+                        Step::Done(state) => self.finished(&m, state),
+                        other => other,
+                    });
                 }
                 Ok(Err(e)) if is_outage(&e) => return Err(e),
                 Ok(Err(e)) => format!("{e:#}"),
@@ -408,6 +669,7 @@ impl App {
         }
         .instrument(span)
         .await
+        .map(Some)
     }
 
     /// A message's handling failed for a reason of its own (not an outage): try again later, or after the last
@@ -431,10 +693,22 @@ impl App {
                 Some(&self.config.imap.failed_mailbox),
             )
             .await?;
-            Step::Done
+            Step::Done(MessageState::Quarantined)
         };
         tx.commit().await?;
-        Ok(step)
+        Ok(match step {
+            Step::Done(state) => self.finished(m, state),
+            other => other,
+        })
+    }
+
+    /// A message's final state is committed: count it, and how long it took from fetch to here.
+    fn finished(&self, m: &StoredMessage, state: MessageState) -> Step {
+        let metrics = Metrics::global();
+        metrics.message_done(state.as_str());
+        let took = (chrono::Utc::now() - m.received_at).to_std().unwrap_or_default();
+        metrics.message_seconds.observe(took.as_secs_f64());
+        Step::Done(state)
     }
 
     /// Read one locked message and record its outcome in `tx` (committed by the caller).
@@ -446,7 +720,7 @@ impl App {
             if let auth::Verdict::Untrusted { reason } = auth::judge(&m.raw, from, &self.config.security.policy()) {
                 warn!(reason = reason.as_str(), "sender not authenticated; quarantined without a reply");
                 self.quarantine_untrusted(tx, m, &incoming, &reason).await?;
-                return Ok(Step::Done);
+                return Ok(Step::Done(MessageState::Quarantined));
             }
         }
         let too_large = (m.size_bytes > self.config.limits.max_message_bytes)
@@ -461,7 +735,12 @@ impl App {
                     kind = doc.kind.as_str(),
                     bytes = doc.bytes.len()
                 );
+                let started = Instant::now();
                 let results = self.sandbox.extract(&doc.filename, &doc.bytes).instrument(span).await;
+                Metrics::global().sandbox_seconds.observe(started.elapsed().as_secs_f64());
+                for r in &results {
+                    Metrics::global().document(r.error.as_ref().map_or("ok", |e| e.code.as_str()));
+                }
                 extracted.push((doc.clone(), results.into_iter().map(store::clean_extraction).collect()));
             }
         }
@@ -485,8 +764,8 @@ impl App {
         }
         let poisoned = (!transient.is_empty())
             .then(|| format!("extraction kept failing after {} attempts: {}", m.attempts, transient.join("; ")));
-        self.finalize(tx, m, &incoming, extracted, too_large, poisoned).await?;
-        Ok(Step::Done)
+        let state = self.finalize(tx, m, &incoming, extracted, too_large, poisoned).await?;
+        Ok(Step::Done(state))
     }
 
     /// A mail that fails the sender policy: no reply (backscatter, and a spoofer's Reply-To must never get the
@@ -539,7 +818,7 @@ impl App {
         extracted: Vec<(mime::Document, Vec<Extraction>)>,
         too_large: Option<MessageError>,
         poisoned: Option<String>,
-    ) -> Result<()> {
+    ) -> Result<MessageState> {
         let sender = store::clean_address(incoming.from.as_deref().unwrap_or("unknown"));
         let resent_of = match &incoming.message_id {
             Some(id) => store::earlier_message_with_id(tx, id, m.id).await?.map(|(_, at)| at),
@@ -727,7 +1006,7 @@ impl App {
         }
         store::finish_message(tx, m.id, state, reason.as_deref(), Some(target)).await?;
         info!(state = state.as_str(), documents = outcomes.len(), "message handled");
-        Ok(())
+        Ok(state)
     }
 
     /// Compare a newly stored invoice with the supplier's history: a changed IBAN (business email compromise)
@@ -759,64 +1038,84 @@ impl App {
         Ok(signals.iter().map(|s| s.describe(es)).collect())
     }
 
-    /// Send what the outbox holds. Returns how many were sent.
+    /// Mails sent at once: OpenSMTPD takes a mail in a few milliseconds but commits its queue per mail, so a few
+    /// connections in parallel keep up with the extraction. Each holds a database connection while its mail is
+    /// sent, so this stays below what the extraction slots leave of `database.max_connections`.
+    fn delivery_slots(&self) -> usize {
+        let connections = self.config.database.max_connections as usize;
+        DELIVERY_SLOTS.min(connections.saturating_sub(self.concurrency() + 1)).max(1)
+    }
+
+    /// Send what the outbox holds, `delivery_slots` at a time. Returns how many were sent.
     pub async fn deliver(&self) -> Result<usize> {
-        if self.smtp_paused_for().is_some() {
-            return Ok(0);
-        }
+        let slot = || async {
+            let mut sent = 0;
+            while self.smtp_paused_for().is_none() {
+                match self.deliver_next().await? {
+                    Some(true) => sent += 1,
+                    Some(false) => {}
+                    None => break,
+                }
+            }
+            Ok::<_, anyhow::Error>(sent)
+        };
         let mut sent = 0;
-        loop {
-            let due = store::due_mail(&self.pool, 50).await?;
-            if due.is_empty() {
-                return Ok(sent);
-            }
-            let mut handled = 0;
-            for mail in due {
-                // Held while this mail is sent and recorded: a second worker skips it instead of sending it too.
-                let mut lock = self.pool.begin().await?;
-                if !store::lock_outbox(&mut lock, mail.id).await? {
-                    continue;
+        for r in futures::future::join_all((0..self.delivery_slots()).map(|_| slot())).await {
+            sent += r?;
+        }
+        Ok(sent)
+    }
+
+    /// Claim the oldest due outbox mail nobody is sending and send it; its outcome is recorded in the claim's
+    /// own transaction. `None` when nothing is due; otherwise whether it was sent.
+    async fn deliver_next(&self) -> Result<Option<bool>> {
+        // Held while this mail is sent and recorded: a second sender skips it instead of sending it too.
+        let mut tx = self.pool.begin().await?;
+        let Some(mail) = store::claim_outbox(&mut tx).await? else { return Ok(None) };
+        let span = info_span!(
+            "deliver",
+            outbox_id = mail.id,
+            kind = mail.kind.as_str(),
+            message_id = mail.mail_message_id.as_str()
+        );
+        let res = self.mailer.send_raw(&mail.envelope_from, &mail.recipients, &mail.body).instrument(span).await;
+        let metrics = Metrics::global();
+        match res {
+            Ok(()) => {
+                self.smtp_reachable();
+                let recorded = match store::mark_sent(&mut *tx, mail.id).await {
+                    Ok(()) => tx.commit().await.map_err(anyhow::Error::from),
+                    Err(e) => Err(e),
+                };
+                if recorded.is_err() {
+                    // The claim's connection failed just now; keep trying on fresh ones.
+                    self.record_sent(mail.id).await?;
                 }
-                handled += 1;
-                let span = info_span!(
-                    "deliver",
-                    outbox_id = mail.id,
-                    kind = mail.kind.as_str(),
-                    message_id = mail.mail_message_id.as_str()
-                );
-                let res =
-                    self.mailer.send_raw(&mail.envelope_from, &mail.recipients, &mail.body).instrument(span).await;
-                match res {
-                    Ok(()) => {
-                        self.smtp_reachable();
-                        self.record_sent(mail.id).await?;
-                        sent += 1;
-                    }
-                    Err(e) if e.is_unreachable() => {
-                        let pause = self.pause_smtp();
-                        warn!(outbox_id = mail.id, error = %e, retry_in_secs = pause.as_secs(), "SMTP server unreachable; delivery paused");
-                        store::note_delivery_error(&self.pool, mail.id, &e.to_string()).await?;
-                        return Ok(sent);
-                    }
-                    Err(e) if e.is_transient() && mail.attempts + 1 < OUTBOX_MAX_ATTEMPTS => {
-                        self.smtp_reachable();
-                        let delay = outbox_delay(mail.attempts);
-                        warn!(outbox_id = mail.id, error = %e, retry_in_secs = delay.as_secs(), "delivery failed; will retry");
-                        store::mark_retry(&self.pool, mail.id, &e.to_string(), delay).await?;
-                    }
-                    Err(e) => {
-                        self.smtp_reachable();
-                        warn!(outbox_id = mail.id, error = %e, "delivery failed for good");
-                        store::mark_undeliverable(&self.pool, mail.id, &e.to_string()).await?;
-                    }
-                }
-                drop(lock);
+                metrics.delivery("sent");
+                return Ok(Some(true));
             }
-            if handled == 0 {
-                // Everything due is being sent by another worker.
-                return Ok(sent);
+            Err(e) if e.is_unreachable() => {
+                let pause = self.pause_smtp();
+                warn!(outbox_id = mail.id, error = %e, retry_in_secs = pause.as_secs(), "SMTP server unreachable; delivery paused");
+                store::note_delivery_error(&mut *tx, mail.id, &e.to_string()).await?;
+                metrics.delivery("unreachable");
+            }
+            Err(e) if e.is_transient() && mail.attempts + 1 < OUTBOX_MAX_ATTEMPTS => {
+                self.smtp_reachable();
+                let delay = outbox_delay(mail.attempts);
+                warn!(outbox_id = mail.id, error = %e, retry_in_secs = delay.as_secs(), "delivery failed; will retry");
+                store::mark_retry(&mut *tx, mail.id, &e.to_string(), delay).await?;
+                metrics.delivery("retry");
+            }
+            Err(e) => {
+                self.smtp_reachable();
+                warn!(outbox_id = mail.id, error = %e, "delivery failed for good");
+                store::mark_undeliverable(&mut *tx, mail.id, &e.to_string()).await?;
+                metrics.delivery("failed");
             }
         }
+        tx.commit().await?;
+        Ok(Some(false))
     }
 
     /// The server took the mail: record that, and keep trying through a database outage for a while, because
@@ -845,6 +1144,10 @@ impl App {
 
     fn pause_smtp(&self) -> Duration {
         let mut p = self.smtp_pause.lock().expect("smtp pause lock");
+        // Parallel senders fail together: the pause grows once per outage step, not once per sender.
+        if let Some(left) = p.until.and_then(|t| t.checked_duration_since(Instant::now())) {
+            return left;
+        }
         let pause = jitter(p.next);
         p.until = Some(Instant::now() + pause);
         p.next = (p.next * 2).min(SMTP_MAX_PAUSE);
@@ -891,6 +1194,20 @@ impl App {
     pub fn language(&self) -> Language {
         self.config.reply.default_language
     }
+}
+
+/// Log in to IMAP, and show the session in the metrics.
+async fn connect_imap(cfg: &crate::config::ImapConfig) -> Result<ImapSession> {
+    let imap = ImapSession::connect(cfg).await?;
+    let metrics = Metrics::global();
+    metrics.imap_connected.set(1);
+    metrics.imap_contact();
+    Ok(imap)
+}
+
+async fn logout_imap(imap: ImapSession) {
+    imap.logout().await;
+    Metrics::global().imap_connected.set(0);
 }
 
 /// The wait before attempt `attempt + 1` of a message that failed transiently: 10 s, 20 s, … (with jitter).

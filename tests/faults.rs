@@ -11,12 +11,14 @@
 
 mod common;
 
+use common::flood::{assert_one_reply_each, invoice_mail, replies_by_original};
 use common::pdf::SampleInvoice;
+use common::worker::Worker;
 use common::{corpus, MailBuilder, Received, Servers, TestWorld};
 use rand::Rng;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -31,72 +33,6 @@ async fn exclusive() -> RwLockWriteGuard<'static, ()> {
 /// For tests that only use the servers.
 async fn shared() -> RwLockReadGuard<'static, ()> {
     SERVERS.read().await
-}
-
-// ---- the worker as a real process ----
-
-/// `invoice-intake run --config FILE` as a child process, its output in a log file under the target dir.
-struct Worker {
-    child: Child,
-    log: PathBuf,
-    _config: tempfile::NamedTempFile,
-}
-
-impl Worker {
-    fn start(w: &TestWorld, label: &str) -> Worker {
-        let mut config = tempfile::NamedTempFile::new().unwrap();
-        std::io::Write::write_all(&mut config, w.config_toml.as_bytes()).unwrap();
-        let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("faults-{}-{label}.log", w.tag));
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_invoice-intake"))
-            .arg("run")
-            .arg("--config")
-            .arg(config.path())
-            .env("RUST_LOG", "info,sqlx=warn")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("start invoice-intake run");
-        Worker { child, log, _config: config }
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// SIGTERM, as systemd stops it: it finishes the message in hand and exits 0.
-    fn terminate(&mut self) -> Option<i32> {
-        // SAFETY: signalling our own child.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(60) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.kill9();
-        None
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.kill9();
-    }
 }
 
 // ---- servers that a test stops, and the guards that start them again ----
@@ -213,23 +149,6 @@ async fn settled(w: &TestWorld, messages: i64) -> bool {
         && count(w, "SELECT count(*) FROM outbox WHERE state = 'pending'").await == 0
 }
 
-/// Replies per original Message-ID, by In-Reply-To: (distinct reply Message-IDs, deliveries).
-fn replies_by_original(replies: &[Received]) -> HashMap<String, (usize, usize)> {
-    let mut ids: HashMap<String, Vec<String>> = HashMap::new();
-    for r in replies {
-        let key = r.in_reply_to.clone().unwrap_or_default();
-        ids.entry(key).or_default().push(r.message_id.clone().unwrap_or_default());
-    }
-    ids.into_iter()
-        .map(|(k, mut v)| {
-            let deliveries = v.len();
-            v.sort();
-            v.dedup();
-            (k, (v.len(), deliveries))
-        })
-        .collect()
-}
-
 /// The supplier's folder once every original mail has at least one reply there, or as it is at `limit`.
 async fn replies_to_all(w: &TestWorld, originals: &[String], limit: Duration) -> Vec<Received> {
     let started = Instant::now();
@@ -245,27 +164,6 @@ async fn replies_to_all(w: &TestWorld, originals: &[String], limit: Duration) ->
         mailservers("flush");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-/// Check that each mail got exactly one reply (one distinct Message-ID) and return how many reply copies were
-/// delivered twice: the same Message-ID again, which is what a kill between the server's 250 and our record of
-/// it produces (at-least-once delivery; a mail client shows it as the same message).
-fn assert_one_reply_each(replies: &[Received], originals: &[String]) -> usize {
-    let by = replies_by_original(replies);
-    let mut resent = 0;
-    for id in originals {
-        let id = id.trim_matches(['<', '>']);
-        let (distinct, deliveries) = by.get(id).copied().unwrap_or((0, 0));
-        assert_eq!(distinct, 1, "mail {id} has {distinct} distinct replies");
-        resent += deliveries - 1;
-    }
-    assert_eq!(by.len(), originals.len(), "replies to mails we did not send: {:?}", by.keys());
-    resent
-}
-
-fn invoice_mail(w: &TestWorld, number: &str) -> MailBuilder {
-    let pdf = SampleInvoice::basic(number).render_pdf();
-    MailBuilder::new(w, &format!("Factura {number}")).attach(&format!("factura-{number}.pdf"), "application/pdf", pdf)
 }
 
 /// Submit mails over SMTP and wait until Dovecot has all of them in the test's folder.

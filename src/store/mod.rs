@@ -17,7 +17,7 @@
 //! Extraction results are not kept on their own: extraction is a pure function of the stored bytes, so a crash
 //! before the commit only costs running it again.
 //!
-//! A worker holds a message while it handles it with a transaction-scoped advisory lock (`lock_message`): a second
+//! A worker holds a message while it handles it with a transaction-scoped advisory lock (`claim_message`): a second
 //! worker skips it, and a worker that dies drops its connection and with it the lock, so nothing waits for a lease
 //! to expire. Header values from the internet are cleaned (`clean_text`) before they are stored or compared,
 //! because Postgres `text` cannot hold NUL and an index entry must stay small.
@@ -40,6 +40,13 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 const MESSAGE_LOCK_CLASS: i32 = 0x1e_4e0c;
 /// The same for an outbox mail being sent.
 const OUTBOX_LOCK_CLASS: i32 = 0x1e_4e0d;
+/// The session-level advisory lock held by the one process that talks IMAP for a mailbox (the second key is
+/// `hashtext(mailbox)`).
+const IMAP_LOCK_CLASS: i32 = 0x1e_4e0e;
+/// The `application_name` of the connection holding the IMAP lock, so `status` can say who holds it.
+const IMAP_OWNER_APP: &str = "invoice-intake imap owner";
+/// A liveness check of the lock's connection answers quickly or the connection is gone.
+const LOCK_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bounds for header values we store and index (a btree entry must stay under about 2.7 kB).
 pub const MAX_MESSAGE_ID_CHARS: usize = 500;
 pub const MAX_ADDRESS_CHARS: usize = 320;
@@ -149,6 +156,62 @@ pub async fn touch_mailbox(pool: &PgPool, mailbox: &str) -> Result<()> {
     Ok(())
 }
 
+// ---- who talks IMAP ----
+
+/// A dedicated connection (not from the pool) on which this process tries to hold the mailbox's IMAP lock. The
+/// lock is session-level: it lasts as long as this connection, so when the holder dies Postgres drops the
+/// connection and the lock with it, and the next `try_take` of another process succeeds.
+pub struct ImapLock {
+    conn: sqlx::PgConnection,
+    mailbox: String,
+    held: bool,
+}
+
+impl ImapLock {
+    pub async fn connect(url: &str, mailbox: &str) -> Result<ImapLock> {
+        use sqlx::ConnectOptions;
+        let app = format!("{IMAP_OWNER_APP} pid {}", std::process::id());
+        let options = PgConnectOptions::from_str(url).context("database.url is not a valid Postgres URL")?;
+        let conn = options.application_name(&app).connect().await.context("cannot connect to Postgres")?;
+        Ok(ImapLock { conn, mailbox: mailbox.to_string(), held: false })
+    }
+
+    /// Take the lock if nobody holds it. True while this process holds it.
+    pub async fn try_take(&mut self) -> Result<bool> {
+        if !self.held {
+            self.held = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
+                .bind(IMAP_LOCK_CLASS)
+                .bind(&self.mailbox)
+                .fetch_one(&mut self.conn)
+                .await?;
+        }
+        Ok(self.held)
+    }
+
+    /// Fails when the lock's connection is gone (and with it, possibly, the lock: another process may hold it).
+    pub async fn check(&mut self) -> Result<()> {
+        tokio::time::timeout(LOCK_CHECK_TIMEOUT, sqlx::query("SELECT 1").execute(&mut self.conn))
+            .await
+            .context("the IMAP lock's connection does not answer")?
+            .context("the IMAP lock's connection is gone")?;
+        Ok(())
+    }
+}
+
+/// Who holds the IMAP lock of `mailbox`: the holder's `application_name` and address, if anyone holds it.
+pub async fn imap_owner(pool: &PgPool, mailbox: &str) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT a.application_name || ' at ' || coalesce(host(a.client_addr), 'local socket')
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::int::oid
+               AND l.objid = hashtext($2)::oid AND l.objsubid = 2 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .bind(IMAP_LOCK_CLASS)
+    .bind(mailbox)
+    .fetch_optional(pool)
+    .await?)
+}
+
 // ---- messages ----
 
 pub struct NewMessage<'a> {
@@ -202,28 +265,43 @@ pub struct StoredMessage {
     pub operator_release: bool,
 }
 
-/// Ids of messages waiting to be handled whose (re)try is due, oldest first. Nothing is locked: `lock_message`
-/// decides who takes each.
-pub async fn waiting_messages(pool: &PgPool, limit: i64) -> Result<Vec<i64>> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM messages WHERE state = 'received' AND next_attempt_at <= now() ORDER BY id LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+/// How many of the oldest due messages one claim looks at. Each worker process holds at most a few at once, so
+/// this only has to exceed the messages in hand across all processes.
+const CLAIM_WINDOW: i64 = 256;
+
+/// Take the oldest due message nobody holds, for this transaction: a transaction-scoped advisory lock, released
+/// at commit or rollback, or when the connection dies with its worker (no lease to expire). Locked messages are
+/// skipped, as `FOR UPDATE SKIP LOCKED` would, without holding a row lock across the slow extraction: the row is
+/// updated by `begin_attempt` outside this transaction while it is held. `None` when nothing is due and free.
+pub async fn claim_message(tx: &mut Transaction<'_, Postgres>) -> Result<Option<StoredMessage>> {
+    // A message finished by another worker between the window's snapshot and our lock is found gone when read
+    // back; the next claim skips it. Bounded, so a storm of such races cannot loop forever.
+    for _ in 0..8 {
+        let Some(id) = lock_oldest_free(tx, CLAIM_MESSAGE, MESSAGE_LOCK_CLASS).await? else { return Ok(None) };
+        if let Some(m) = read_claimed(tx, id).await? {
+            return Ok(Some(m));
+        }
+    }
+    Ok(None)
 }
 
-/// Take message `id` for this transaction: an advisory lock that lasts until commit or rollback (or until the
-/// connection dies with its worker). `None` when another worker holds it, or when it is no longer waiting.
-pub async fn lock_message(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<Option<StoredMessage>> {
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, ($2 % 2147483647)::int)")
-        .bind(MESSAGE_LOCK_CLASS)
-        .bind(id)
-        .fetch_one(&mut **tx)
-        .await?;
-    if !locked {
-        return Ok(None);
-    }
+/// The oldest due messages, the lock tried on each in id order. The LIMIT in the subquery keeps Postgres from
+/// pushing the lock call down into the scan, and the outer LIMIT stops at the first lock taken.
+const CLAIM_MESSAGE: &str =
+    "SELECT id FROM (SELECT id FROM messages WHERE state = 'received' AND next_attempt_at <= now()
+                                              ORDER BY id LIMIT $2) due
+                              WHERE pg_try_advisory_xact_lock($1, (id % 2147483647)::int) LIMIT 1";
+/// The same for due outbox mail.
+const CLAIM_OUTBOX: &str = "SELECT id FROM (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= now()
+                                             ORDER BY id LIMIT $2) due
+                             WHERE pg_try_advisory_xact_lock($1, (id % 2147483647)::int) LIMIT 1";
+
+/// Run a claim query (`CLAIM_MESSAGE`, `CLAIM_OUTBOX`): the id now locked for this transaction, if any.
+async fn lock_oldest_free(tx: &mut Transaction<'_, Postgres>, sql: &'static str, class: i32) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(sql).bind(class).bind(CLAIM_WINDOW).fetch_optional(&mut **tx).await?)
+}
+
+async fn read_claimed(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<Option<StoredMessage>> {
     // Read after taking the lock: a worker that finished it before committed first, and we see that.
     let row = sqlx::query(
         "SELECT id, mailbox, uidvalidity, uid, message_id, raw, attempts, received_at, size_bytes, operator_release,
@@ -554,6 +632,11 @@ pub async fn release_message(tx: &mut Transaction<'_, Postgres>, id: i64, reason
     Ok(())
 }
 
+/// When the next outbox delivery is due, if any mail waits.
+pub async fn next_delivery(pool: &PgPool) -> Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar("SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'").fetch_one(pool).await?)
+}
+
 /// When the next message retry is due, if any message waits for one.
 pub async fn next_message_retry(pool: &PgPool) -> Result<Option<DateTime<Utc>>> {
     Ok(sqlx::query_scalar("SELECT min(next_attempt_at) FROM messages WHERE state = 'received'").fetch_one(pool).await?)
@@ -631,57 +714,43 @@ pub struct OutboxMail {
     pub attempts: i32,
 }
 
-pub async fn due_mail(pool: &PgPool, limit: i64) -> Result<Vec<OutboxMail>> {
-    let rows = sqlx::query(
-        "SELECT id, kind, mail_message_id, envelope_from, recipients, body, attempts FROM outbox
-         WHERE state = 'pending' AND next_attempt_at <= now() ORDER BY id LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| OutboxMail {
-            id: r.get(0),
-            kind: r.get(1),
-            mail_message_id: r.get(2),
-            envelope_from: r.get(3),
-            recipients: r.get(4),
-            body: r.get(5),
-            attempts: r.get(6),
-        })
-        .collect())
-}
-
-/// Take outbox mail `id` for sending, for as long as `tx` lives (an advisory lock, like `lock_message`). False
-/// when another worker is sending it, or when it is no longer due.
-pub async fn lock_outbox(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<bool> {
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, ($2 % 2147483647)::int)")
-        .bind(OUTBOX_LOCK_CLASS)
+/// Take the oldest due outbox mail nobody is sending, for as long as `tx` lives (a transaction-scoped advisory
+/// lock, skipped by the others as in `claim_message`). `None` when nothing is due and free.
+pub async fn claim_outbox(tx: &mut Transaction<'_, Postgres>) -> Result<Option<OutboxMail>> {
+    for _ in 0..8 {
+        let Some(id) = lock_oldest_free(tx, CLAIM_OUTBOX, OUTBOX_LOCK_CLASS).await? else { return Ok(None) };
+        // Read after taking the lock: a sender that finished it before committed first, and we see that.
+        let row = sqlx::query(
+            "SELECT id, kind, mail_message_id, envelope_from, recipients, body, attempts FROM outbox
+             WHERE id = $1 AND state = 'pending' AND next_attempt_at <= now()",
+        )
         .bind(id)
-        .fetch_one(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await?;
-    if !locked {
-        return Ok(false);
+        if let Some(r) = row {
+            return Ok(Some(OutboxMail {
+                id: r.get(0),
+                kind: r.get(1),
+                mail_message_id: r.get(2),
+                envelope_from: r.get(3),
+                recipients: r.get(4),
+                body: r.get(5),
+                attempts: r.get(6),
+            }));
+        }
     }
-    Ok(sqlx::query_scalar::<_, i64>(
-        "SELECT id FROM outbox WHERE id = $1 AND state = 'pending' AND next_attempt_at <= now()",
-    )
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .is_some())
+    Ok(None)
 }
 
-pub async fn mark_sent(pool: &PgPool, id: i64) -> Result<()> {
+pub async fn mark_sent<'e>(db: impl sqlx::PgExecutor<'e>, id: i64) -> Result<()> {
     sqlx::query("UPDATE outbox SET state = 'sent', sent_at = now(), attempts = attempts + 1 WHERE id = $1")
         .bind(id)
-        .execute(pool)
+        .execute(db)
         .await?;
     Ok(())
 }
 
-pub async fn mark_retry(pool: &PgPool, id: i64, error: &str, after: Duration) -> Result<()> {
+pub async fn mark_retry<'e>(db: impl sqlx::PgExecutor<'e>, id: i64, error: &str, after: Duration) -> Result<()> {
     sqlx::query(
         "UPDATE outbox SET attempts = attempts + 1, last_error = $2,
              next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
@@ -689,24 +758,35 @@ pub async fn mark_retry(pool: &PgPool, id: i64, error: &str, after: Duration) ->
     .bind(id)
     .bind(error)
     .bind(after.as_secs_f64())
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(())
 }
 
 /// The SMTP server could not be reached while this mail was next: note why, without counting it against the mail.
-pub async fn note_delivery_error(pool: &PgPool, id: i64, error: &str) -> Result<()> {
-    sqlx::query("UPDATE outbox SET last_error = $2 WHERE id = $1").bind(id).bind(error).execute(pool).await?;
+pub async fn note_delivery_error<'e>(db: impl sqlx::PgExecutor<'e>, id: i64, error: &str) -> Result<()> {
+    sqlx::query("UPDATE outbox SET last_error = $2 WHERE id = $1").bind(id).bind(error).execute(db).await?;
     Ok(())
 }
 
-pub async fn mark_undeliverable(pool: &PgPool, id: i64, error: &str) -> Result<()> {
+pub async fn mark_undeliverable<'e>(db: impl sqlx::PgExecutor<'e>, id: i64, error: &str) -> Result<()> {
     sqlx::query("UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = $2 WHERE id = $1")
         .bind(id)
         .bind(error)
-        .execute(pool)
+        .execute(db)
         .await?;
     Ok(())
+}
+
+/// Messages waiting for extraction (due or not) and mails waiting in the outbox, for the metrics.
+pub async fn backlog(pool: &PgPool) -> Result<(i64, i64)> {
+    let row = sqlx::query(
+        "SELECT (SELECT count(*) FROM messages WHERE state = 'received'),
+                (SELECT count(*) FROM outbox WHERE state = 'pending')",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((row.get(0), row.get(1)))
 }
 
 pub async fn pending_mail_count(pool: &PgPool) -> Result<i64> {

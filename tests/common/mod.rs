@@ -7,8 +7,10 @@
 
 #![allow(dead_code)]
 
+pub mod flood;
 pub mod pdf;
 pub mod wire;
+pub mod worker;
 
 pub use wire::base64_lines;
 
