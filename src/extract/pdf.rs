@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::LazyLock;
 
 use super::ErrorCode;
 
@@ -155,9 +154,7 @@ pub fn text_layer(path: &Path, max_pages: u32) -> Result<TextLayer, (ErrorCode, 
 /// the corpus (84 of 88) shows the word. A producer that omits the optional `/Type` *and* compresses its
 /// catalog would go unnoticed: then the page is read instead of the XML, which is the same invoice.
 pub fn may_have_attachments(bytes: &[u8]) -> bool {
-    static EMBEDDED: LazyLock<regex::bytes::Regex> =
-        LazyLock::new(|| regex::bytes::Regex::new("/EmbeddedFile").expect("literal regex"));
-    EMBEDDED.is_match(bytes)
+    memchr::memmem::find(bytes, b"/EmbeddedFile").is_some()
 }
 
 /// Render page `page` (1-based) to a grey PGM at `dpi` for OCR, and return its path.

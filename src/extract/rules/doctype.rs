@@ -34,7 +34,7 @@ const CORRECTED_SQUEEZED: &[&str] =
     &["facturarectificativa", "rechnungskorrektur", "correctiveinvoice", "correctedinvoice", "facturerectificative"];
 const CREDIT: &str = r"factura\s+de\s+abono|abono|nota\s+de\s+cr[eé]dito|credit\s+note|credit\s+memo|gutschrift|avoir|creditnota|creditfactuur";
 const RECEIPT: &str = r"ticket|recibo|receipt|quittung|kassenbon|re[cç]u|kassabon";
-const INVOICE: &str = r"factura(?:\s+simplificada)?|invoice|tax\s+invoice|\p{L}*rechnung|facture|factuur|fattura";
+const INVOICE: &str = r"factura(?:\s+simplificada)?|invoice|tax\s+invoice|[a-zß]*rechnung|facture|factuur|fattura";
 const NOT_INVOICE: &[(&str, &str)] = &[
     (
         "delivery note",
@@ -56,7 +56,7 @@ fn title_re(words: &str) -> Regex {
     // The word opens the segment and is followed by nothing, a number, `Nr.`/`nº`/`#`/`:` or more title words.
     // Titles are folded first (lower case, no accents: see `titles`), so no `(?i)` is needed.
     Regex::new(&format!(
-        r"^(?:{words})(?:$|\s*[:#]|\s+(?:n[º°o]|nr|no|#|[0-9]|[a-z]{{1,4}}[-/]?[0-9])|\s+\(|\s+\p{{L}}+$)"
+        r"^(?:{words})(?:$|\s*[:#]|\s+(?:n[º°o]|nr|no|#|[0-9]|[a-z]{{1,4}}[-/]?[0-9])|\s+\(|\s+[a-zß]+$)"
     ))
     .expect("title regex")
 }

@@ -29,7 +29,7 @@ static ID_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9][A-Za-
 /// On folded segments (lower case, no accents), so without `(?i)`; offsets are mapped back (`fold_mapped`).
 static TITLE_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^(?:factura(?:\s+(?:rectificativa|simplificada|de\s+abono|proforma))?|abono|(?:tax\s+)?invoice|credit\s+note|\p{L}*rechnung|gutschrift|rechnungskorrektur|facture(?:\s+rectificative)?|avoir|factuur|creditnota)(?:\s*\([^)]{0,40}\))?\s*[:#]?\s+",
+        r"^(?:factura(?:\s+(?:rectificativa|simplificada|de\s+abono|proforma))?|abono|(?:tax\s+)?invoice|credit\s+note|[a-zß]*rechnung|gutschrift|rechnungskorrektur|facture(?:\s+rectificative)?|avoir|factuur|creditnota)(?:\s*\([^)]{0,40}\))?\s*[:#]?\s+",
     )
     .expect("title regex")
 });
@@ -79,7 +79,7 @@ pub fn parse_invoice_number(s: &str) -> Option<String> {
         return None;
     }
     static AMOUNT: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"^\d{1,3}(?:[.,]\d{3})*[.,]\d{2}$").expect("amount-shaped regex"));
+        LazyLock::new(|| Regex::new(r"^[0-9]{1,3}(?:[.,][0-9]{3})*[.,][0-9]{2}$").expect("amount-shaped regex"));
     if AMOUNT.is_match(id) || AMOUNT.is_match(token.trim_end_matches(['€', '.'])) {
         return None;
     }
@@ -165,7 +165,7 @@ pub fn read_header(layout: &Layout, hint: Option<Locale>) -> Header {
 /// A letter-style invoice: a title such as `Beitragsrechnung` alone with a date in another column of its line.
 fn title_date(layout: &Layout, hint: Option<Locale>) -> Option<Found<NaiveDate>> {
     static WORD_TITLE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^(?:factura|invoice|\p{L}*rechnung|facture|factuur)$").expect("word title regex")
+        Regex::new(r"^(?:factura|invoice|[a-zß]*rechnung|facture|factuur)$").expect("word title regex")
     });
     let top = layout.len() / 2 + 1;
     for (i, line) in layout.lines.iter().enumerate().take(top) {

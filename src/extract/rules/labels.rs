@@ -58,7 +58,7 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     (Field::InvoiceNumber, r"rechnungs?-?\s*(?:nummer|nr\.?|no\.?)", 0.95, &["rechnung"]),
     (
         Field::InvoiceNumber,
-        r"\w*rechnung(?:\s+des\s+\p{L}+|\s*\([^)]{0,40}\))?\s+(?:nr\.?|#|nummer|no\.?)",
+        r"[a-zß]*rechnung(?:\s+des\s+[a-zß]+|\s*\([^)]{0,40}\))?\s+(?:nr\.?|#|nummer|no\.?)",
         0.9,
         &["rechnung"],
     ),
@@ -83,7 +83,7 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     (Field::IssueDate, r"dated?", 0.6, &["date"]),
     (Field::IssueDate, r"(?:rechnungs|beleg|gutschrifts)-?\s*datum", 0.95, &["datum"]),
     (Field::IssueDate, r"datum", 0.6, &["datum"]),
-    (Field::IssueDate, r"\p{L}+,\s+den", 0.8, &["den"]),
+    (Field::IssueDate, r"[a-zß]+,\s+den", 0.8, &["den"]),
     (Field::IssueDate, r"date\s+(?:de\s+(?:la\s+)?)?(?:facture|facturation|[ée]mission)", 0.95, &["date"]),
     (Field::IssueDate, r"factuurdatum", 0.95, &["factuurdatum"]),
     // Due date.
