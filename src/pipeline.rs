@@ -634,14 +634,7 @@ impl App {
                     m.attempts - 1
                 );
                 warn!(reason = reason.as_str(), "quarantined");
-                store::finish_message(
-                    &mut tx,
-                    m.id,
-                    MessageState::Quarantined,
-                    Some(&reason),
-                    Some(&self.config.imap.failed_mailbox),
-                )
-                .await?;
+                self.quarantine(&mut tx, m.id, &reason).await?;
                 tx.commit().await?;
                 return Ok(self.finished(&m, MessageState::Quarantined));
             }
@@ -685,14 +678,7 @@ impl App {
         } else {
             warn!(error, "handling the message failed on its last attempt; quarantined");
             let reason = format!("could not be handled after {} attempts: {error}", m.attempts);
-            store::finish_message(
-                &mut tx,
-                m.id,
-                MessageState::Quarantined,
-                Some(&reason),
-                Some(&self.config.imap.failed_mailbox),
-            )
-            .await?;
+            self.quarantine(&mut tx, m.id, &reason).await?;
             Step::Done(MessageState::Quarantined)
         };
         tx.commit().await?;
@@ -802,10 +788,13 @@ impl App {
             )
             .await?;
         }
-        let why = format!("sender not authenticated: {reason}");
-        store::finish_message(tx, m.id, MessageState::Quarantined, Some(&why), Some(&self.config.imap.failed_mailbox))
-            .await?;
-        Ok(())
+        self.quarantine(tx, m.id, &format!("sender not authenticated: {reason}")).await
+    }
+
+    /// Put message `id` aside for an operator, with the reason `status` shows; its mail goes to the failed folder.
+    async fn quarantine(&self, tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, id: i64, reason: &str) -> Result<()> {
+        store::finish_message(tx, id, MessageState::Quarantined, Some(reason), Some(&self.config.imap.failed_mailbox))
+            .await
     }
 
     /// Store the outcome, queue the replies and decide the message's folder, all in one transaction.
