@@ -30,21 +30,33 @@ pub fn image_to_text(
     workdir: &Path,
 ) -> Result<String, (ErrorCode, String)> {
     let tsv = tesseract_tsv(path, langs, dpi)?;
-    let Some(how) = turned(&tsv) else { return Ok(layout_from_tsv(&tsv)) };
-    let Some(rotate) = orientation(path, dpi).filter(|r| *r != 0) else { return Ok(layout_from_tsv(&tsv)) };
-    let Some(upright) = rotate_image(path, rotate, workdir) else { return Ok(layout_from_tsv(&tsv)) };
+    let upright = turned(&tsv).and_then(|how| read_turned(path, langs, dpi, workdir, how, &tsv));
+    Ok(layout_from_tsv(upright.as_deref().unwrap_or(&tsv)))
+}
+
+/// The page read again after turning it as OSD says, when that reading is the better one (see `image_to_text`).
+fn read_turned(
+    path: &Path,
+    langs: &[String],
+    dpi: Option<u32>,
+    workdir: &Path,
+    how: Turned,
+    tsv: &str,
+) -> Option<String> {
+    let rotate = orientation(path, dpi).filter(|r| *r != 0)?;
+    let upright = rotate_image(path, rotate, workdir)?;
     let again = tesseract_tsv(&upright, langs, dpi);
     let _ = std::fs::remove_file(&upright);
-    let Ok(again) = again else { return Ok(layout_from_tsv(&tsv)) };
+    let again = again.ok()?;
     // Tesseract reads sideways lines about as confidently as upright ones, so a page that looked sideways takes
     // the turned reading unless it is much worse; a page that only looked unsure (upside down, or just a poor
     // scan) takes it only when it is better, so a wrong guess from OSD on a poor scan changes nothing.
-    let (before, after) = (confident_words(&tsv), confident_words(&again));
+    let (before, after) = (confident_words(tsv), confident_words(&again));
     let better = match how {
         Turned::Sideways => after * 2 >= before,
         Turned::Unsure => after > before * 2,
     };
-    Ok(layout_from_tsv(if better { &again } else { &tsv }))
+    better.then_some(again)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,12 +69,10 @@ enum Turned {
 /// specks and strokes by the wrong size.
 fn tesseract_tsv(path: &Path, langs: &[String], dpi: Option<u32>) -> Result<String, (ErrorCode, String)> {
     let langs = if langs.is_empty() { "eng".to_string() } else { langs.join("+") };
-    let mut cmd = Command::new("tesseract");
-    cmd.arg(path).arg("stdout").args(["-l", &langs, "--psm", "3"]);
-    if let Some(dpi) = dpi {
-        cmd.args(["--dpi", &dpi.to_string()]);
-    }
-    let out = cmd.arg("tsv").output().map_err(|e| (ErrorCode::SandboxFailure, format!("cannot run tesseract: {e}")))?;
+    let out = tesseract(path, dpi, "3")
+        .args(["-l", &langs, "tsv"])
+        .output()
+        .map_err(|e| (ErrorCode::SandboxFailure, format!("cannot run tesseract: {e}")))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let msg = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("the image cannot be read").to_string();
@@ -71,20 +81,40 @@ fn tesseract_tsv(path: &Path, langs: &[String], dpi: Option<u32>) -> Result<Stri
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Word rows of a TSV: (text, confidence, width, height).
-fn tsv_words(tsv: &str) -> impl Iterator<Item = (&str, f32, f32, f32)> {
+/// `tesseract IMAGE stdout --psm PSM [--dpi DPI]`, for the caller to add the rest.
+fn tesseract(path: &Path, dpi: Option<u32>, psm: &str) -> Command {
+    let mut cmd = Command::new("tesseract");
+    cmd.arg(path).arg("stdout").args(["--psm", psm]);
+    if let Some(dpi) = dpi {
+        cmd.args(["--dpi", &dpi.to_string()]);
+    }
+    cmd
+}
+
+/// Every word row (level 5) of tesseract's TSV that holds text, as tesseract read it.
+fn rows(tsv: &str) -> impl Iterator<Item = Word> + '_ {
     tsv.lines().skip(1).filter_map(|line| {
         let cols: Vec<&str> = line.split('\t').collect();
         if cols.len() < 12 || cols[0] != "5" || cols[11].trim().is_empty() {
             return None;
         }
+        let n = |i: usize| cols[i].parse::<u32>().unwrap_or(0);
         let f = |i: usize| cols[i].parse::<f32>().unwrap_or(0.0);
-        Some((cols[11].trim(), f(10), f(8), f(9)))
+        Some(Word {
+            page: n(1),
+            line: (n(2), n(3), n(4)),
+            left: f(6),
+            top: f(7),
+            width: f(8),
+            height: f(9),
+            conf: cols[10].parse().unwrap_or(-1.0),
+            text: cols[11].trim().to_string(),
+        })
     })
 }
 
 fn confident_words(tsv: &str) -> usize {
-    tsv_words(tsv).filter(|(t, conf, _, _)| *conf >= 70.0 && t.chars().count() >= 3).count()
+    rows(tsv).filter(|r| r.conf >= 70.0 && r.text.chars().count() >= 3).count()
 }
 
 /// Does the page look turned? Read sideways, most words of four or more letters stand taller than wide; read
@@ -92,11 +122,11 @@ fn confident_words(tsv: &str) -> usize {
 /// confidence 70 or more, upside down 15 of 113; sideways 68 of 68 long words taller than wide, upright 0).
 fn turned(tsv: &str) -> Option<Turned> {
     let (mut long, mut tall, mut all) = (0, 0, 0);
-    for (text, _, w, h) in tsv_words(tsv) {
+    for r in rows(tsv) {
         all += 1;
-        if text.chars().count() >= 4 {
+        if r.text.chars().count() >= 4 {
             long += 1;
-            tall += usize::from(h > w);
+            tall += usize::from(r.height > r.width);
         }
     }
     if long >= 5 && tall * 2 > long {
@@ -111,12 +141,7 @@ fn turned(tsv: &str) -> Option<Turned> {
 /// Tesseract's orientation detection: how many degrees clockwise to turn the image to make it upright, when
 /// it is confident.
 fn orientation(path: &Path, dpi: Option<u32>) -> Option<u32> {
-    let mut cmd = Command::new("tesseract");
-    cmd.arg(path).arg("stdout").args(["--psm", "0"]);
-    if let Some(dpi) = dpi {
-        cmd.args(["--dpi", &dpi.to_string()]);
-    }
-    let out = cmd.output().ok()?;
+    let out = tesseract(path, dpi, "0").output().ok()?;
     parse_osd(&String::from_utf8_lossy(&out.stdout))
 }
 
@@ -156,6 +181,8 @@ struct Word {
     top: f32,
     width: f32,
     height: f32,
+    /// -1 when tesseract gives none.
+    conf: f32,
     text: String,
 }
 
@@ -167,42 +194,26 @@ impl Word {
 
 /// Words from tesseract's TSV (level 5 rows), without the specks it reads as stray punctuation.
 fn words(tsv: &str) -> Vec<Word> {
-    let mut words = Vec::new();
-    for line in tsv.lines().skip(1) {
-        let cols: Vec<&str> = line.split('\t').collect();
-        if cols.len() < 12 || cols[0] != "5" {
-            continue;
-        }
-        let text = cols[11].trim();
-        let conf: f32 = cols[10].parse().unwrap_or(-1.0);
-        if text.is_empty() || conf < 0.0 {
+    let mut words: Vec<Word> = Vec::new();
+    for mut r in rows(tsv) {
+        if r.conf < 0.0 {
             continue;
         }
         // Dust and specks come back as `:`, `'`, `;`, `*`, `.` with low confidence; real punctuation is
         // attached to a word.
-        let money = text.chars().any(|c| matches!(c, '€' | '$' | '£' | '%' | '-'));
-        if !text.chars().any(char::is_alphanumeric) && !money && (conf < 60.0 || text.chars().count() == 1) {
+        let money = r.text.chars().any(|c| matches!(c, '€' | '$' | '£' | '%' | '-'));
+        if !r.text.chars().any(char::is_alphanumeric) && !money && (r.conf < 60.0 || r.text.chars().count() == 1) {
             continue;
         }
-        let n = |i: usize| cols[i].parse::<u32>().unwrap_or(0);
-        let f = |i: usize| cols[i].parse::<f32>().unwrap_or(0.0);
         // Only a tax ID right after its label is repaired: an invoice number may have the same shape.
-        let line_id = (n(1), n(2), n(3), n(4));
-        let after_label = words.last().is_some_and(|w: &Word| {
+        let after_label = words.last().is_some_and(|w| {
             let prev = w.text.to_lowercase();
-            (w.page, w.line.0, w.line.1, w.line.2) == line_id
-                && ["nif", "cif", "dni", "nie"].iter().any(|l| prev.contains(l))
+            (w.page, w.line) == (r.page, r.line) && ["nif", "cif", "dni", "nie"].iter().any(|l| prev.contains(l))
         });
-        let text = if after_label { repair_tax_id(text) } else { None }.unwrap_or_else(|| text.to_string());
-        words.push(Word {
-            page: n(1),
-            line: (n(2), n(3), n(4)),
-            left: f(6),
-            top: f(7),
-            width: f(8),
-            height: f(9),
-            text: text.to_string(),
-        });
+        if let Some(fixed) = after_label.then(|| repair_tax_id(&r.text)).flatten() {
+            r.text = fixed;
+        }
+        words.push(r);
     }
     words
 }
