@@ -13,6 +13,8 @@
 //!
 //! Mail goes to `intake+TAG`, where TAG is the config's `imap.mailbox`, so runs never share folders.
 
+#[path = "support/measure.rs"]
+mod measure;
 #[path = "../tests/common/pdf.rs"]
 mod pdf;
 #[path = "../tests/common/wire.rs"]
@@ -21,6 +23,7 @@ mod wire;
 use anyhow::{bail, Context, Result};
 use lettre::address::Envelope;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use measure::percentile;
 use pdf::SampleInvoice;
 use std::io::Write;
 use std::path::Path;
@@ -155,13 +158,6 @@ impl Watch {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 async fn throughput(cfg: &Config, config_path: &str, binary: &str, n: usize, kind: &str) -> Result<()> {
     let who = Who::of(cfg);
     let env = Envelope::new(Some(who.supplier.parse()?), vec![who.intake.parse()?])?;
@@ -238,11 +234,7 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
 
 /// Busy CPU-seconds of the whole machine since boot (every process: worker, jails, mail servers, Postgres).
 fn machine_cpu_seconds() -> Result<f64> {
-    let stat = std::fs::read_to_string("/proc/stat")?;
-    let line = stat.lines().next().context("/proc/stat")?;
-    let f: Vec<f64> = line.split_whitespace().skip(1).map(|x| x.parse().unwrap_or(0.0)).collect();
-    // user nice system idle iowait irq softirq steal: everything but idle and iowait is work.
-    let busy = f[0] + f[1] + f[2] + f[5] + f[6] + f.get(7).copied().unwrap_or(0.0);
+    let (busy, _) = measure::machine_ticks()?;
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Ok(busy / ticks)

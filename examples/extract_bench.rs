@@ -9,6 +9,9 @@
 //!
 //! Numbers, no assertions: this is a benchmark, not a test. Build `--bin invoice-intake` beside it first.
 
+#[path = "support/measure.rs"]
+mod measure;
+
 use anyhow::{bail, Context, Result};
 use invoice_intake::config::{CompanyConfig, SandboxConfig};
 use invoice_intake::extract::einvoice::{self, XmlLimits};
@@ -64,15 +67,14 @@ fn jail(label: &str, runs: usize, files: &[(String, Vec<u8>)]) -> Result<()> {
                 failed += out.iter().filter(|e| !e.is_ok()).count();
             }
         }
-        let (p50, p95) = percentiles(&mut times);
+        let (p50, p95) = percentiles(&times);
         println!(
-            "{label}: one at a time, {} documents: p50 {} ms, p95 {} ms per document in the jail ({failed} not read)",
+            "{label}: one at a time, {} documents: p50 {p50:.0} ms, p95 {p95:.0} ms per document in the jail \
+             ({failed} not read)",
             times.len(),
-            ms(p50),
-            ms(p95),
         );
 
-        let before = cpu_times()?;
+        let before = measure::machine_ticks()?;
         let t = Instant::now();
         let sandbox = &sandbox;
         let results: Vec<usize> = futures::future::join_all((0..cores).map(|k| async move {
@@ -85,8 +87,8 @@ fn jail(label: &str, runs: usize, files: &[(String, Vec<u8>)]) -> Result<()> {
         }))
         .await;
         let wall = t.elapsed();
-        let after = cpu_times()?;
-        let busy = (after.0 - before.0) as f64 / (after.1 - before.1).max(1) as f64;
+        let after = measure::machine_ticks()?;
+        let busy = (after.0 - before.0) / (after.1 - before.1).max(1.0);
         let n: usize = results.iter().sum();
         println!(
             "{label}: {cores} jails at once, {n} documents in {:.2} s: {:.1} documents/s, cores {:.0}% busy \
@@ -111,33 +113,17 @@ fn xml(label: &str, runs: usize, files: &[(String, Vec<u8>)]) -> Result<()> {
             failed += usize::from(out.is_err());
         }
     }
-    let (p50, p95) = percentiles(&mut times);
+    let (p50, p95) = percentiles(&times);
     println!(
-        "{label}: {} parses: p50 {:.2} ms, p95 {:.2} ms per XML file in process ({failed} not read)",
+        "{label}: {} parses: p50 {p50:.2} ms, p95 {p95:.2} ms per XML file in process ({failed} not read)",
         times.len(),
-        p50.as_secs_f64() * 1000.0,
-        p95.as_secs_f64() * 1000.0,
     );
     Ok(())
 }
 
-fn percentiles(times: &mut [Duration]) -> (Duration, Duration) {
-    times.sort_unstable();
-    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
-    (at(0.50), at(0.95))
-}
-
-fn ms(d: Duration) -> u128 {
-    d.as_millis()
-}
-
-/// (busy, total) jiffies of all cores since boot, from /proc/stat. The jails' tools are reparented away from
-/// us (to init) when a jail ends, so our own rusage would miss them; the machine's counters do not.
-fn cpu_times() -> Result<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat")?;
-    let cpu = stat.lines().next().context("empty /proc/stat")?;
-    let v: Vec<u64> = cpu.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
-    let total: u64 = v.iter().take(8).sum();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    Ok((total - idle, total))
+/// p50 and p95 of `times`, in milliseconds.
+fn percentiles(times: &[Duration]) -> (f64, f64) {
+    let mut ms: Vec<f64> = times.iter().map(|t| t.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(f64::total_cmp);
+    (measure::percentile(&ms, 0.50), measure::percentile(&ms, 0.95))
 }
