@@ -104,23 +104,22 @@ fn own_company(opts: &ExtractOptions) -> text::OwnCompany {
 }
 
 fn read_pdf(path: &Path, bytes: &[u8], name: &str, opts: &ExtractOptions, workdir: &Path) -> Vec<Extraction> {
-    // The attachments are detached while the page is read; a Factur-X PDF needs both.
-    let detach =
-        if opts.no_embedded || !pdf::may_have_attachments(bytes) { None } else { pdf::start_detach(path, workdir) };
-    // pdftotext opens the file, counts the pages and reads the text layer in one run (see `pdf::text_layer`).
-    let layer = match pdf::text_layer(path, opts.max_pages) {
+    // pdftotext opens the file, counts the pages and reads the text layer in one run (see `pdf::TextRun`). It
+    // is the slowest step, so everything else happens while it runs: pdfdetach saves the attachments (a
+    // Factur-X PDF needs both), the rules compile their patterns, and an embedded XML is parsed.
+    let text = pdf::start_text_layer(path, bytes, workdir, opts.max_pages);
+    let detach = if text.is_err() || opts.no_embedded || !pdf::may_have_attachments(bytes) {
+        None
+    } else {
+        pdf::start_detach(path, workdir)
+    };
+    text::prepare();
+    let structured = detach.and_then(|d| embedded_invoice(d.xml_files(), name));
+    let layer = match text.and_then(pdf::TextRun::finish) {
         Ok(l) => l,
-        Err((code, msg)) => {
-            if let Some(d) = detach {
-                d.cancel();
-            }
-            return vec![Extraction::failed(name, code, msg)];
-        }
+        Err((code, msg)) => return vec![Extraction::failed(name, code, msg)],
     };
     if layer.pages > opts.max_pages {
-        if let Some(d) = detach {
-            d.cancel();
-        }
         let pages = pdf::info(path).map_or(layer.pages, |i| i.pages);
         return vec![Extraction::failed(
             name,
@@ -128,17 +127,20 @@ fn read_pdf(path: &Path, bytes: &[u8], name: &str, opts: &ExtractOptions, workdi
             format!("the PDF has {pages} pages; the limit is {}", opts.max_pages),
         )];
     }
-    let visual = read_pdf_visual(path, name, opts, layer, workdir);
-    let structured = detach.and_then(|d| embedded_invoice(d.xml_files(), name));
     match structured {
         Some(Ok(mut xml)) => {
             if let Some(first) = xml.first_mut() {
-                cross_check(first, &visual);
+                let text = layer.text.clone();
+                cross_check(first, &text, || read_pdf_visual(path, name, opts, layer, workdir));
             }
             xml
         }
         // The XML inside is broken, but the page may still be readable: say both.
-        Some(Err(err)) if visual.is_ok() => {
+        Some(Err(err)) => {
+            let visual = read_pdf_visual(path, name, opts, layer, workdir);
+            if !visual.is_ok() {
+                return vec![err];
+            }
             let mut v = visual;
             v.push_warning(format!(
                 "the embedded e-invoice XML could not be used: {}",
@@ -146,8 +148,7 @@ fn read_pdf(path: &Path, bytes: &[u8], name: &str, opts: &ExtractOptions, workdi
             ));
             vec![v]
         }
-        Some(Err(err)) => vec![err],
-        None => vec![visual],
+        None => vec![read_pdf_visual(path, name, opts, layer, workdir)],
     }
 }
 
@@ -236,7 +237,21 @@ fn read_image(path: &Path, name: &str, bytes: &[u8], opts: &ExtractOptions, work
 
 /// EN 16931 says the XML is the invoice; a PDF whose page says something else is an error or a fraud pattern.
 /// Compare number, date and total with what the page shows, and record the result as `xml_matches_visual`.
-fn cross_check(xml: &mut Extraction, visual: &Extraction) {
+///
+/// A page whose text prints the XML's number, date and total agrees with it (`rules::shown`), and most do: that
+/// lookup costs about a tenth of reading the page. Only when one of them is not found is the page read as any
+/// PDF would be (`read_page`, OCR included for a scan) and its fields compared, so the warning can say what the
+/// page shows instead.
+fn cross_check(xml: &mut Extraction, text: &str, read_page: impl FnOnce() -> Extraction) {
+    let number = xml.invoice_number.as_deref().map(|n| rules::shown::number(text, n));
+    let date = xml.issue_date.map(|d| rules::shown::date(text, d));
+    let total = xml.total_amount.map(|t| rules::shown::amount(text, t));
+    let none_missing = ![number, date, total].contains(&Some(false));
+    if none_missing && (number.is_some() || total.is_some()) {
+        xml.push_check(Check::new("xml_matches_visual", true, None));
+        return;
+    }
+    let visual = read_page();
     if !visual.is_ok() {
         return;
     }

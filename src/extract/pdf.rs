@@ -67,12 +67,6 @@ pub fn start_detach(path: &Path, workdir: &Path) -> Option<Detach> {
 }
 
 impl Detach {
-    /// Stop it: the document failed before its attachments mattered.
-    pub fn cancel(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
     /// Every embedded file that looks like XML, with its name, the standards' names first.
     pub fn xml_files(mut self) -> Vec<(String, Vec<u8>)> {
         let ok = self.child.wait().map(|s| s.success()).unwrap_or(false);
@@ -119,31 +113,90 @@ pub struct TextLayer {
     pub pages: u32,
 }
 
-/// The text layer, laid out as the page shows it, of at most `max_pages + 1` pages.
+/// `pdftotext` reading the text layer, laid out as the page shows it, of at most `max_pages + 1` pages. It is
+/// started first and collected last (`finish`): the caller compiles its patterns and parses an embedded XML
+/// meanwhile, and the page is the slowest of those.
 ///
 /// One `pdftotext` run also opens the file (a damaged or password-protected PDF fails here with the same
 /// messages `pdfinfo` gives) and counts the pages, so the usual document needs no `pdfinfo` run: each poppler
 /// process costs about 8 ms of start-up, a sixth of the time budget for a whole text-layer PDF.
-pub fn text_layer(path: &Path, max_pages: u32) -> Result<TextLayer, (ErrorCode, String)> {
-    let out = Command::new("pdftotext")
+pub struct TextRun {
+    child: std::process::Child,
+    out: PathBuf,
+}
+
+/// Start reading `path`'s text layer (`bytes` are its contents; see `for_text`) into a file in `workdir`: a file,
+/// not a pipe, so a long text never stalls poppler while the caller is busy elsewhere.
+pub fn start_text_layer(
+    path: &Path,
+    bytes: &[u8],
+    workdir: &Path,
+    max_pages: u32,
+) -> Result<TextRun, (ErrorCode, String)> {
+    let out = workdir.join("text.txt");
+    let sink =
+        std::fs::File::create(&out).map_err(|e| (ErrorCode::SandboxFailure, format!("no scratch space: {e}")))?;
+    let child = Command::new("pdftotext")
         .args(["-layout", "-enc", "UTF-8", "-l", &max_pages.saturating_add(1).to_string()])
-        .arg(path)
+        .arg(for_text(path, bytes, workdir))
         .arg("-")
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(sink)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(|e| (ErrorCode::SandboxFailure, format!("cannot run pdftotext: {e}")))?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        if stderr.contains("Incorrect password") || stderr.contains("password") {
-            return Err((ErrorCode::Encrypted, "the PDF is password-protected".into()));
+    Ok(TextRun { child, out })
+}
+
+impl TextRun {
+    pub fn finish(self) -> Result<TextLayer, (ErrorCode, String)> {
+        let done = self
+            .child
+            .wait_with_output()
+            .map_err(|e| (ErrorCode::SandboxFailure, format!("pdftotext did not finish: {e}")))?;
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        if !done.status.success() {
+            if stderr.contains("Incorrect password") || stderr.contains("password") {
+                return Err((ErrorCode::Encrypted, "the PDF is password-protected".into()));
+            }
+            return Err((ErrorCode::Unreadable, first_line(&stderr, "the PDF cannot be opened")));
         }
-        return Err((ErrorCode::Unreadable, first_line(&stderr, "the PDF cannot be opened")));
+        let bytes = std::fs::read(&self.out)
+            .map_err(|e| (ErrorCode::SandboxFailure, format!("cannot read pdftotext's output: {e}")))?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let pages = text.matches('\u{c}').count() as u32;
+        if pages == 0 {
+            return Err((ErrorCode::Unreadable, first_line(&stderr, "the PDF has no pages")));
+        }
+        Ok(TextLayer { text, pages })
     }
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let pages = text.matches('\u{c}').count() as u32;
-    if pages == 0 {
-        return Err((ErrorCode::Unreadable, first_line(&stderr, "the PDF has no pages")));
+}
+
+/// The file for `pdftotext` to read: the document itself, or a copy in `workdir` that hides its PDF/A output
+/// intent from poppler.
+///
+/// poppler (22.12 here) makes the catalog's `/OutputIntents` ICC profile the display profile of every page it
+/// reads, and builds lcms colour transforms from it, even for text extraction, which never draws a colour. On the
+/// corpus' PDF/A invoices that cost 40–150 ms of `cmsReverseToneCurveEx` per document, where the whole text layer
+/// takes 15 ms. The copy renames the key to one of the same length, so every offset in the cross-reference
+/// table stays right, and poppler skips the key it does not know; the text it prints is the same. A catalog
+/// inside a compressed object stream keeps its intent, and then the time is spent.
+pub fn for_text(path: &Path, bytes: &[u8], workdir: &Path) -> PathBuf {
+    const KEY: &[u8] = b"/OutputIntents";
+    const HIDDEN: &[u8] = b"/XOutputIntent";
+    let at: Vec<usize> = memchr::memmem::find_iter(bytes, KEY).collect();
+    if at.is_empty() {
+        return path.to_path_buf();
     }
-    Ok(TextLayer { text, pages })
+    let mut copy = bytes.to_vec();
+    for i in at {
+        copy[i..i + KEY.len()].copy_from_slice(HIDDEN);
+    }
+    let file = workdir.join("page.pdf");
+    match std::fs::write(&file, copy) {
+        Ok(()) => file,
+        Err(_) => path.to_path_buf(),
+    }
 }
 
 /// Can this PDF hold attachments? `pdfdetach` is only worth its start-up when the file names an embedded file.
@@ -188,5 +241,21 @@ mod tests {
         assert!(may_have_attachments(b"<< /Type /EmbeddedFile /Subtype /text#2Fxml /Length 12 >>"));
         assert!(may_have_attachments(b"<< /Names << /EmbeddedFiles 12 0 R >> >>"));
         assert!(!may_have_attachments(b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj"));
+    }
+
+    #[test]
+    fn text_is_read_from_a_copy_without_the_output_intent_and_of_the_same_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = dir.path().join("in.pdf");
+        let pdfa = b"1 0 obj << /Type /Catalog /Pages 2 0 R /OutputIntents [3 0 R] >> endobj\nxref".to_vec();
+        let read = for_text(&original, &pdfa, dir.path());
+        assert_ne!(read, original);
+        let copy = std::fs::read(&read).unwrap();
+        assert_eq!(copy.len(), pdfa.len(), "offsets in the xref table must stay valid");
+        assert!(memchr::memmem::find(&copy, b"/OutputIntents").is_none());
+        assert!(copy.starts_with(b"1 0 obj << /Type /Catalog /Pages 2 0 R /"));
+
+        let plain = b"1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj".to_vec();
+        assert_eq!(for_text(&original, &plain, dir.path()), original);
     }
 }

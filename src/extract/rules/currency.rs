@@ -7,7 +7,7 @@
 
 use super::labels::Field;
 use super::layout::Layout;
-use regex::Regex;
+use regex_lite::Regex;
 use std::sync::LazyLock;
 
 const CODES: &[&str] = &[
@@ -15,8 +15,7 @@ const CODES: &[&str] = &[
     "DEM",
 ];
 
-static CODE_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(&format!(r"(?-u:\b)(?:{})(?-u:\b)", CODES.join("|"))).expect("code regex"));
+static CODE_RE: LazyLock<Regex> = LazyLock::new(|| super::regex(&format!(r"\b(?:{})\b", CODES.join("|"))));
 
 /// Countries whose currency is the euro (for the fallback described above).
 pub const EURO_COUNTRIES: &[&str] = &[

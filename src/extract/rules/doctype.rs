@@ -15,7 +15,7 @@
 use super::fold;
 use super::layout::Layout;
 use crate::extract::model::DocumentType;
-use regex::Regex;
+use regex_lite::Regex;
 use std::sync::LazyLock;
 
 /// What the title words say.
@@ -55,10 +55,9 @@ const NOT_INVOICE: &[(&str, &str)] = &[
 fn title_re(words: &str) -> Regex {
     // The word opens the segment and is followed by nothing, a number, `Nr.`/`nº`/`#`/`:` or more title words.
     // Titles are folded first (lower case, no accents: see `titles`), so no `(?i)` is needed.
-    Regex::new(&format!(
+    super::regex(&format!(
         r"^(?:{words})(?:$|\s*[:#]|\s+(?:n[º°o]|nr|no|#|[0-9]|[a-z]{{1,4}}[-/]?[0-9])|\s+\(|\s+[a-zß]+$)"
     ))
-    .expect("title regex")
 }
 
 /// A title pattern, compiled only when some title contains one of its key words: the extractor is a fresh
@@ -119,27 +118,42 @@ static NOT_INVOICE_RE: [(&str, TitleWords); 5] = [
 ];
 /// Any word that speaks of an invoice, compounds included (`Rechnungsnummer`, `Rechnungsdatum`), in folded text.
 static ANY_INVOICE_WORD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(r"(?-u:\b)(?:{INVOICE}|{CREDIT}|{CORRECTED})(?-u:\b)|rechnungs|factura|invoice|(?-u:\b)factur"))
-        .expect("invoice word regex")
+    super::regex(&format!(r"\b(?:{INVOICE}|{CREDIT}|{CORRECTED})\b|rechnungs|factura|invoice|\bfactur"))
 });
 
 /// Titles as plain text: letter-spaced words joined (`W A R E N R E C H N U N G` → `WARENRECHNUNG`).
+///
+/// A spaced word is four or more single letters with one space between each, standing alone: no letter, digit
+/// or `_` touches its ends. Written out rather than as a regex because its letters are any alphabet's.
 fn despaced(s: &str) -> String {
-    static SPACED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(?:\p{L} ){3,}\p{L}\b").expect("spaced regex"));
-    // Most text has no run of three single letters, and then the regex is not even compiled.
     let chars: Vec<char> = s.chars().collect();
-    let spaced = chars.windows(6).any(|w| {
-        w[0].is_alphabetic()
-            && w[1] == ' '
-            && w[2].is_alphabetic()
-            && w[3] == ' '
-            && w[4].is_alphabetic()
-            && w[5] == ' '
-    });
-    if !spaced {
-        return s.to_string();
+    let is_word = |i: usize| chars.get(i).is_some_and(|c| c.is_alphanumeric() || *c == '_');
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let starts_word = chars[i].is_alphabetic() && (i == 0 || !is_word(i - 1));
+        if starts_word {
+            // The letters of the run: every second char while the pattern `letter space letter` goes on.
+            let mut letters = vec![i];
+            while chars.get(letters[letters.len() - 1] + 1) == Some(&' ')
+                && chars.get(letters[letters.len() - 1] + 2).is_some_and(|c| c.is_alphabetic())
+            {
+                letters.push(letters[letters.len() - 1] + 2);
+            }
+            // Its last letter must end a word; if a letter or digit follows it, the run ends one letter earlier.
+            if is_word(letters[letters.len() - 1] + 1) {
+                letters.pop();
+            }
+            if letters.len() >= 4 {
+                out.extend(letters.iter().map(|&k| chars[k]));
+                i = letters[letters.len() - 1] + 1;
+                continue;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
     }
-    SPACED.replace_all(s, |c: &regex::Captures| c[0].replace(' ', "")).into_owned()
+    out
 }
 
 /// Segments in title position, best first.
@@ -235,6 +249,25 @@ mod tests {
     fn a_delivery_note_number_inside_an_invoice_does_not_make_it_a_delivery_note() {
         assert_eq!(kind("RECHNUNG\nLieferschein-Nr : L87654321012345\n"), Kind::Invoice(DocumentType::Invoice));
         assert_eq!(kind("FACTURA nº 7\nAlbarán nº 2025-77\n"), Kind::Invoice(DocumentType::Invoice));
+    }
+
+    #[test]
+    fn letter_spaced_words_are_joined_and_nothing_else() {
+        let cases = [
+            ("W A R E N R E C H N U N G", "WARENRECHNUNG"),
+            ("  F A C T U R A   nº 12", "  FACTURA   nº 12"),
+            ("É C H É A N C E", "ÉCHÉANCE"),
+            ("A B C", "A B C"),
+            ("xy A B C D", "xy ABCD"),
+            ("x A B C D", "xABCD"),
+            ("A B C D5", "A B C D5"),
+            ("A B C D Ex", "ABCD Ex"),
+            ("IVA 21 % a b c d", "IVA 21 % abcd"),
+            ("Bx C D E F", "Bx CDEF"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(despaced(text), want, "{text}");
+        }
     }
 
     #[test]

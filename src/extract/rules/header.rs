@@ -6,7 +6,7 @@ use super::labels::{Field, LabelHit};
 use super::layout::Layout;
 use super::{fold_mapped, Locale};
 use chrono::NaiveDate;
-use regex::Regex;
+use regex_lite::Regex;
 use std::sync::LazyLock;
 
 /// A value with how sure we are of it (0..1) and the line it came from.
@@ -25,17 +25,15 @@ pub struct Header {
     pub due_date: Option<Found<NaiveDate>>,
 }
 
-static ID_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9][A-Za-z0-9\-/._]*").expect("id regex"));
+static ID_RE: LazyLock<Regex> = LazyLock::new(|| super::regex(r"^[A-Za-z0-9][A-Za-z0-9\-/._]*"));
 /// On folded segments (lower case, no accents), so without `(?i)`; offsets are mapped back (`fold_mapped`).
 static TITLE_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
+    super::regex(
         r"^(?:factura(?:\s+(?:rectificativa|simplificada|de\s+abono|proforma))?|abono|(?:tax\s+)?invoice|credit\s+note|[a-zß]*rechnung|gutschrift|rechnungskorrektur|facture(?:\s+rectificative)?|avoir|factuur|creditnota)(?:\s*\([^)]{0,40}\))?\s*[:#]?\s+",
     )
-    .expect("title regex")
 });
-static DATE_LINK_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i-u)\b(?:vom|von|du|del|de|of|dated|issued(?:\s+(?:at|on))?|from|le)\s*$").expect("date link regex")
-});
+static DATE_LINK_RE: LazyLock<Regex> =
+    LazyLock::new(|| super::regex(r"(?i)\b(?:vom|von|du|del|de|of|dated|issued(?:\s+(?:at|on))?|from|le)\s*$"));
 /// Words one of which every `TITLE_RE` match contains: the cheap test before the regex.
 const TITLE_WORDS: &[&str] =
     &["factura", "abono", "invoice", "credit", "rechnung", "gutschrift", "facture", "avoir", "factuur", "creditnota"];
@@ -65,8 +63,7 @@ pub fn parse_invoice_number(s: &str) -> Option<String> {
     let m = ID_RE.find(s)?;
     let mut id = m.as_str().trim_end_matches(['.', ',', '-', '/']).to_string();
     // OCR sets a hyphen or slash apart: `2024 - 1682` is `2024-1682`.
-    static SPLIT: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"^ ([-/]) ([A-Za-z0-9]{1,12})(?:\s|$)").expect("split id regex"));
+    static SPLIT: LazyLock<Regex> = LazyLock::new(|| super::regex(r"^ ([-/]) ([A-Za-z0-9]{1,12})(?:\s|$)"));
     if let Some(c) = SPLIT.captures(&s[m.end()..]).filter(|_| m.as_str() == id) {
         let joined = format!("{id}{}{}", &c[1], &c[2]);
         if c[2].chars().any(|ch| ch.is_ascii_digit()) && find_dates(&joined, None).is_empty() {
@@ -78,8 +75,7 @@ pub fn parse_invoice_number(s: &str) -> Option<String> {
     if digits == 0 || id.len() > 30 || !find_dates(id, None).is_empty() {
         return None;
     }
-    static AMOUNT: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"^[0-9]{1,3}(?:[.,][0-9]{3})*[.,][0-9]{2}$").expect("amount-shaped regex"));
+    static AMOUNT: LazyLock<Regex> = LazyLock::new(|| super::regex(r"^[0-9]{1,3}(?:[.,][0-9]{3})*[.,][0-9]{2}$"));
     if AMOUNT.is_match(id) || AMOUNT.is_match(token.trim_end_matches(['€', '.'])) {
         return None;
     }
@@ -164,9 +160,8 @@ pub fn read_header(layout: &Layout, hint: Option<Locale>) -> Header {
 
 /// A letter-style invoice: a title such as `Beitragsrechnung` alone with a date in another column of its line.
 fn title_date(layout: &Layout, hint: Option<Locale>) -> Option<Found<NaiveDate>> {
-    static WORD_TITLE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^(?:factura|invoice|[a-zß]*rechnung|facture|factuur)$").expect("word title regex")
-    });
+    static WORD_TITLE: LazyLock<Regex> =
+        LazyLock::new(|| super::regex(r"^(?:factura|invoice|[a-zß]*rechnung|facture|factuur)$"));
     let top = layout.len() / 2 + 1;
     for (i, line) in layout.lines.iter().enumerate().take(top) {
         let Some(first) = line.segments.first() else {

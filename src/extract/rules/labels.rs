@@ -5,7 +5,7 @@
 //! longer one wins, so `Fecha de vencimiento` is a due date and never an issue date, and `Gesamtbetrag der
 //! Zuschläge` is nothing at all (`Ignore`).
 
-use regex::Regex;
+use regex_lite::Regex;
 use std::sync::{LazyLock, OnceLock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -324,13 +324,12 @@ fn loosen(pattern: &str) -> String {
 /// One regex per table row, compiled the first time a line contains one of the row's key words.
 ///
 /// Why lazily: the extractor is a fresh process per document (it runs in the jail), so every regex it uses is
-/// compiled once per document. Compiling the whole table took most of the ~60 ms the text reader cost per
-/// document, and a Spanish invoice needs perhaps a sixth of the rows. The patterns run on the folded line
-/// (`super::fold_char`: lower case, no accents), so they need neither `(?i)` nor Unicode case tables, and word
-/// boundaries are ASCII, which on folded text says what a Unicode one would at a fraction of the cost.
+/// compiled once per document, and a Spanish invoice needs perhaps a sixth of the rows (see `super::regex` for
+/// why the compiler is `regex_lite`). The patterns run on the folded line (`super::fold_char`: lower case, no
+/// accents), so they need no `(?i)`, and ASCII word boundaries say on folded text what Unicode ones would.
 ///
 /// Each row has a tight form and a loose one (`loosen`) for lines with letter-spaced words; the loose form's
-/// optional spaces multiply the literals the regex compiler extracts, so it is only built for such lines.
+/// optional spaces make a bigger and slower automaton, so it is only built for such lines.
 static TIGHT: LazyLock<Vec<OnceLock<Regex>>> = LazyLock::new(|| TABLE.iter().map(|_| OnceLock::new()).collect());
 static LOOSE: LazyLock<Vec<OnceLock<Regex>>> = LazyLock::new(|| TABLE.iter().map(|_| OnceLock::new()).collect());
 
@@ -338,13 +337,10 @@ fn compiled(row: usize, loose: bool) -> &'static Regex {
     let cells = if loose { &LOOSE } else { &TIGHT };
     cells[row].get_or_init(|| {
         let pattern = TABLE[row].1;
-        // Accents folded like the text; a pattern that is then ASCII compiles without Unicode classes at all,
-        // which halves its cost. `\S` and `[^)]` cannot be byte classes in a `&str` regex: those keep Unicode.
+        // Accents folded like the text, so `f[äa]llig` and the folded `fallig` meet.
         let folded: String = pattern.chars().map(|c| if c.is_ascii() { c } else { super::fold_char(c) }).collect();
         let body = if loose { loosen(&folded) } else { folded };
-        Regex::new(&format!(r"(?-u)\b(?:{body})(?:\b|$|[\s:.#])"))
-            .or_else(|_| Regex::new(&format!(r"(?-u:\b)(?:{body})(?:(?-u:\b)|$|[\s:.#])")))
-            .unwrap_or_else(|e| panic!("label {pattern}: {e}"))
+        super::regex(&format!(r"\b(?:{body})(?:\b|$|[\s:.#])"))
     })
 }
 

@@ -19,7 +19,7 @@ use super::iban::find_ibans;
 use super::labels::find_labels;
 use super::layout::Layout;
 use super::taxid::{find_tax_ids, TaxId, TaxIdError};
-use regex::Regex;
+use regex_lite::Regex;
 use std::sync::LazyLock;
 
 /// What we know of one party.
@@ -180,13 +180,11 @@ fn inline_block(segment: &str) -> Option<(Role, String)> {
     (rest.chars().filter(|c| c.is_alphabetic()).count() >= 2).then(|| (role, rest.to_string()))
 }
 
-// The name patterns run on folded text (`fold`: lower case, no accents) with ASCII word boundaries: `(?i)` and
-// Unicode `\b` made them the dearest regexes to compile in a process that reads one document.
+// The name patterns run on folded text (`fold`: lower case, no accents), so they need no `(?i)`.
 static LEGAL_FORM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?-u:\b)(?:s\.?\s?l\.?\s?u?\.?|s\.?\s?a\.?\s?u?\.?|s\.?\s?coop\.?|s\.?\s?c\.?|gmbh|ag|kg|ohg|ug|e\.\s?k\.|a\.\s?g\.|e\.\s?v\.|sarl|sas|sasu|sa|eurl|b\.?\s?v\.?|n\.?\s?v\.?|ltd\.?|limited|llc|inc\.?|plc|corp\.?|corporation|s\.?\s?r\.?\s?l\.?|s\.?\s?p\.?\s?a\.?|lda\.?|oy|ab|as|aps)(?:\s|$|[,.)])|gmbh(?-u:\b)",
+    super::regex(
+        r"\b(?:s\.?\s?l\.?\s?u?\.?|s\.?\s?a\.?\s?u?\.?|s\.?\s?coop\.?|s\.?\s?c\.?|gmbh|ag|kg|ohg|ug|e\.\s?k\.|a\.\s?g\.|e\.\s?v\.|sarl|sas|sasu|sa|eurl|b\.?\s?v\.?|n\.?\s?v\.?|ltd\.?|limited|llc|inc\.?|plc|corp\.?|corporation|s\.?\s?r\.?\s?l\.?|s\.?\s?p\.?\s?a\.?|lda\.?|oy|ab|as|aps)(?:\s|$|[,.)])|gmbh\b",
     )
-    .expect("legal form regex")
 });
 
 fn has_legal_form(s: &str) -> bool {
@@ -194,14 +192,14 @@ fn has_legal_form(s: &str) -> bool {
 }
 
 static NOT_A_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?x)^(?:(?:nummer|globale\s+nummer|gln|tel|telefon|telefono|fax|e-?mail|phone|fon|mobil|movil|web|www|http|nif|cif|vat|tva|btw|ust|ust-?id[a-z]*|steuer[a-z]*|handelsname|contact|attn|kunden-?nr|kundennummer|customer\s+(?:no|number|id)|nr|id|siret|siren|buyer\s+contact|dni|calle|avda|avenida|paseo|plaza|pza|ronda|camino|carretera|ctra|travesia|glorieta|poligono|urbanizacion|rue|page|seite|iban|bic|swift|descripcion|concepto|cantidad|precio|importe|unidades|description|quantity|price|menge|preis|betrag)(?-u:\b)|n\.?i\.?f|z\.\s?hd|n[º°o](?-u:\b)|c/|@|[0-9])",
+    super::regex(
+        r"(?x)^(?:(?:nummer|globale\s+nummer|gln|tel|telefon|telefono|fax|e-?mail|phone|fon|mobil|movil|web|www|http|nif|cif|vat|tva|btw|ust|ust-?id[a-z]*|steuer[a-z]*|handelsname|contact|attn|kunden-?nr|kundennummer|customer\s+(?:no|number|id)|nr|id|siret|siren|buyer\s+contact|dni|calle|avda|avenida|paseo|plaza|pza|ronda|camino|carretera|ctra|travesia|glorieta|poligono|urbanizacion|rue|page|seite|iban|bic|swift|descripcion|concepto|cantidad|precio|importe|unidades|description|quantity|price|menge|preis|betrag)\b|n\.?i\.?f|z\.\s?hd|n[º°o]\b|c/|@|[0-9])",
     )
-    .expect("not-a-name regex")
 });
 static SALUTATION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:herrn?|frau|firma|mr\.?|mrs\.?|ms\.?|sr\.?|sra\.?|d\.|dna\.?|don|dona|m\.|mme\.?|monsieur|madame|dhr\.?|mevr\.?|a/a|att\.?)$")
-        .expect("salutation regex")
+    super::regex(
+        r"^(?:herrn?|frau|firma|mr\.?|mrs\.?|ms\.?|sr\.?|sra\.?|d\.|dna\.?|don|dona|m\.|mme\.?|monsieur|madame|dhr\.?|mevr\.?|a/a|att\.?)$",
+    )
 });
 
 /// `folded` is `fold`ed text.
@@ -346,10 +344,8 @@ fn block_name(layout: &Layout, b: &Block) -> Option<(String, usize)> {
 /// of them a postcode and town. Producers often space the separators out, so the whole line is split, not
 /// its segments.
 fn sender_line(layout: &Layout) -> Option<(String, usize, usize)> {
-    static POSTCODE: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"(?-u:\b)[0-9]{4,5}(?-u:\b)").expect("postcode regex"));
-    static SEPARATOR: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"\s*[|·●•]\s*|\s+[-–]\s+").expect("separator regex"));
+    static POSTCODE: LazyLock<Regex> = LazyLock::new(|| super::regex(r"\b[0-9]{4,5}\b"));
+    static SEPARATOR: LazyLock<Regex> = LazyLock::new(|| super::regex(r"\s*[|·●•]\s*|\s+[-–]\s+"));
     let limit = (layout.len() * 2 / 5).max(12);
     for (i, line) in layout.lines.iter().enumerate().take(limit) {
         let Some(first) = line.segments.first() else {
@@ -367,7 +363,7 @@ fn sender_line(layout: &Layout) -> Option<(String, usize, usize)> {
 /// The first line of an address block (three to eight lines in one column, one of them a postcode and town)
 /// in the top half of the page, outside the supplier's and delivery blocks and below `after`.
 fn address_block(layout: &Layout, blocks: &[Block], after: usize, supplier: Option<&str>) -> Option<(String, usize)> {
-    static TOWN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?-u:\b)[0-9]{4,5}\s+\p{L}").expect("town regex"));
+    static TOWN: LazyLock<Regex> = LazyLock::new(|| super::regex(r"\b[0-9]{4,5}\s+"));
     let top = layout.len() / 2;
     for i in after + 1..top {
         for seg in &layout.lines[i].segments {
@@ -392,7 +388,7 @@ fn address_block(layout: &Layout, blocks: &[Block], after: usize, supplier: Opti
                 }
                 if let Some(s) = l.segments.iter().find(|s| s.start.abs_diff(seg.start) <= 2) {
                     lines += 1;
-                    has_town |= TOWN.is_match(&s.text);
+                    has_town |= postcode_and_town(&TOWN, &s.text);
                 } else if l.segments.iter().any(|s| s.start < seg.start + 20 && s.end > seg.start) {
                     break;
                 }
@@ -677,12 +673,17 @@ fn letterhead(layout: &Layout, blocks: &[Block]) -> Option<(String, usize)> {
     None
 }
 
+/// A postcode (`postcode` matches it and the spaces after it) followed by a town's name in any alphabet.
+fn postcode_and_town(postcode: &Regex, text: &str) -> bool {
+    postcode.find_iter(text).any(|m| text[m.end()..].chars().next().is_some_and(char::is_alphabetic))
+}
+
 /// A freelancer's letterhead: a capitalised name of two to five words, without digits, in the first lines, with
 /// a postcode and town under it in its column (`Laura Gómez Ruiz` / `Calle Real 105` / `30001 Murcia`), in the
 /// first three lines. Only used when nothing better names the supplier (their NIF line may be unreadable on a
 /// scan).
 fn person_letterhead(layout: &Layout, blocks: &[Block]) -> Option<(String, usize)> {
-    static TOWN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?-u:\b)[0-9]{5}\s+\p{L}").expect("town regex"));
+    static TOWN: LazyLock<Regex> = LazyLock::new(|| super::regex(r"\b[0-9]{5}\s+"));
     let mut seen = 0;
     for (i, line) in layout.lines.iter().enumerate() {
         if line.is_blank() {
@@ -712,7 +713,10 @@ fn person_letterhead(layout: &Layout, blocks: &[Block]) -> Option<(String, usize
                 continue;
             }
             let town_below = (i + 1..(i + 4).min(layout.len())).any(|j| {
-                layout.lines[j].segments.iter().any(|s| s.start.abs_diff(seg.start) <= 4 && TOWN.is_match(&s.text))
+                layout.lines[j]
+                    .segments
+                    .iter()
+                    .any(|s| s.start.abs_diff(seg.start) <= 4 && postcode_and_town(&TOWN, &s.text))
             });
             if town_below {
                 return Some((text.to_string(), i));
