@@ -188,15 +188,38 @@ pub fn find_ibans(text: &str) -> Vec<IbanMatch> {
         }
         // A letter or digit glued right after the cut means we are inside something longer.
         let glued = text[end..].chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-        if taken < len || glued {
-            if taken >= 15 {
-                out.push(IbanMatch { start: m.start(), end, iban: Err(IbanError::Length) });
+        let iban = if taken < len || glued { Err(IbanError::Length) } else { Iban::parse(&text[m.start()..end]) };
+        if iban.is_err() {
+            // Not an IBAN; a direct-debit invoice's creditor identifier is not a misprinted one either.
+            let token: String = text[m.start()..].chars().take_while(char::is_ascii_alphanumeric).collect();
+            if is_creditor_id(&token) || (taken < len || glued) && taken < 15 {
+                continue;
             }
-            continue;
         }
-        out.push(IbanMatch { start: m.start(), end, iban: Iban::parse(&text[m.start()..end]) });
+        out.push(IbanMatch { start: m.start(), end, iban });
     }
     out
+}
+
+/// A SEPA creditor identifier (`DE98ZZZ09999999999`): country, two check digits, a three-character business
+/// code and the national identifier. Direct-debit invoices print it beside the IBAN, and it looks like one, but
+/// its check (ISO 7064 mod 97-10, as an IBAN's) leaves the business code out (EPC262-08).
+pub fn is_creditor_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    if !(8..=35).contains(&b.len())
+        || !b[..2].iter().all(u8::is_ascii_uppercase)
+        || !b[2..4].iter().all(u8::is_ascii_digit)
+        || !b.iter().all(u8::is_ascii_alphanumeric)
+    {
+        return false;
+    }
+    let mut rest = 0u32;
+    for &c in b[7..].iter().chain(&b[..4]) {
+        let v = u32::from(c.to_ascii_uppercase());
+        let v = if c.is_ascii_digit() { v - u32::from(b'0') } else { v - u32::from(b'A') + 10 };
+        rest = if v >= 10 { (rest * 100 + v) % 97 } else { (rest * 10 + v) % 97 };
+    }
+    rest == 1
 }
 
 #[cfg(test)]
@@ -239,6 +262,22 @@ mod tests {
         let found: Vec<String> =
             find_ibans(text).into_iter().filter_map(|m| m.iban.ok()).map(|i| i.to_string()).collect();
         assert_eq!(found, vec!["FR1420041010050500013M02606", "DE89370400440532013000"]);
+    }
+
+    #[test]
+    fn a_sepa_creditor_identifier_is_neither_an_iban_nor_a_misprinted_one() {
+        // The Bundesbank's example and the one a Hetzner invoice in the corpus prints.
+        for ci in ["DE98ZZZ09999999999", "DE63ZZZ00000015422"] {
+            assert!(is_creditor_id(ci), "{ci}");
+            assert!(find_ibans(&format!("Gläubiger-ID: {ci}")).is_empty(), "{ci}");
+        }
+        assert!(!is_creditor_id("DE98ZZZ09999999998"));
+        assert!(!is_creditor_id("ES9121000418450200051332"));
+        // A real IBAN beside it is still found, and a misprinted one still reported.
+        let found = find_ibans("Gläubiger-ID DE98ZZZ09999999999  IBAN DE89 3704 0044 0532 0130 00");
+        assert_eq!(found.len(), 1);
+        assert!(found[0].iban.is_ok());
+        assert_eq!(find_ibans("IBAN DE89 3704 0044 0532 0130 01")[0].iban, Err(IbanError::Checksum));
     }
 
     #[test]
