@@ -130,25 +130,23 @@ fn read_pdf(path: &Path, bytes: &[u8], name: &str, opts: &ExtractOptions, workdi
     match structured {
         Some(Ok(mut xml)) => {
             if let Some(first) = xml.first_mut() {
-                let text = layer.text.clone();
-                cross_check(first, &text, || read_pdf_visual(path, name, opts, layer, workdir));
+                cross_check(first, &layer.text, || read_pdf_visual(path, name, opts, &layer, workdir));
             }
             xml
         }
         // The XML inside is broken, but the page may still be readable: say both.
         Some(Err(err)) => {
-            let visual = read_pdf_visual(path, name, opts, layer, workdir);
-            if !visual.is_ok() {
+            let mut v = read_pdf_visual(path, name, opts, &layer, workdir);
+            if !v.is_ok() {
                 return vec![err];
             }
-            let mut v = visual;
             v.push_warning(format!(
                 "the embedded e-invoice XML could not be used: {}",
                 err.error.map(|e| e.message).unwrap_or_default()
             ));
             vec![v]
         }
-        None => vec![read_pdf_visual(path, name, opts, layer, workdir)],
+        None => vec![read_pdf_visual(path, name, opts, &layer, workdir)],
     }
 }
 
@@ -177,7 +175,7 @@ fn read_pdf_visual(
     path: &Path,
     name: &str,
     opts: &ExtractOptions,
-    layer: pdf::TextLayer,
+    layer: &pdf::TextLayer,
     workdir: &Path,
 ) -> Extraction {
     let own = own_company(opts);

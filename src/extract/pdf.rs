@@ -19,11 +19,7 @@ pub fn info(path: &Path) -> Result<PdfInfo, (ErrorCode, String)> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        // poppler says "Incorrect password" when a user password is needed; an owner-only password opens fine.
-        if stderr.contains("Incorrect password") || stderr.contains("password") {
-            return Err((ErrorCode::Encrypted, "the PDF is password-protected".into()));
-        }
-        return Err((ErrorCode::Unreadable, first_line(&stderr, "the PDF cannot be opened")));
+        return Err(cannot_open(&stderr));
     }
     let pages = stdout
         .lines()
@@ -33,6 +29,15 @@ pub fn info(path: &Path) -> Result<PdfInfo, (ErrorCode, String)> {
         return Err((ErrorCode::Unreadable, "the PDF has no pages".into()));
     }
     Ok(PdfInfo { pages })
+}
+
+/// Why poppler could not open the PDF, from what it printed on stderr.
+fn cannot_open(stderr: &str) -> (ErrorCode, String) {
+    // poppler says "Incorrect password" when a user password is needed; an owner-only password opens fine.
+    if stderr.contains("Incorrect password") || stderr.contains("password") {
+        return (ErrorCode::Encrypted, "the PDF is password-protected".into());
+    }
+    (ErrorCode::Unreadable, first_line(stderr, "the PDF cannot be opened"))
 }
 
 fn first_line(s: &str, default: &str) -> String {
@@ -156,10 +161,7 @@ impl TextRun {
             .map_err(|e| (ErrorCode::SandboxFailure, format!("pdftotext did not finish: {e}")))?;
         let stderr = String::from_utf8_lossy(&done.stderr);
         if !done.status.success() {
-            if stderr.contains("Incorrect password") || stderr.contains("password") {
-                return Err((ErrorCode::Encrypted, "the PDF is password-protected".into()));
-            }
-            return Err((ErrorCode::Unreadable, first_line(&stderr, "the PDF cannot be opened")));
+            return Err(cannot_open(&stderr));
         }
         let bytes = std::fs::read(&self.out)
             .map_err(|e| (ErrorCode::SandboxFailure, format!("cannot read pdftotext's output: {e}")))?;
@@ -181,7 +183,7 @@ impl TextRun {
 /// takes 15 ms. The copy renames the key to one of the same length, so every offset in the cross-reference
 /// table stays right, and poppler skips the key it does not know; the text it prints is the same. A catalog
 /// inside a compressed object stream keeps its intent, and then the time is spent.
-pub fn for_text(path: &Path, bytes: &[u8], workdir: &Path) -> PathBuf {
+fn for_text(path: &Path, bytes: &[u8], workdir: &Path) -> PathBuf {
     const KEY: &[u8] = b"/OutputIntents";
     const HIDDEN: &[u8] = b"/XOutputIntent";
     let at: Vec<usize> = memchr::memmem::find_iter(bytes, KEY).collect();

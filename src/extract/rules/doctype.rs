@@ -131,22 +131,19 @@ fn despaced(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
     while i < chars.len() {
-        let starts_word = chars[i].is_alphabetic() && (i == 0 || !is_word(i - 1));
-        if starts_word {
-            // The letters of the run: every second char while the pattern `letter space letter` goes on.
-            let mut letters = vec![i];
-            while chars.get(letters[letters.len() - 1] + 1) == Some(&' ')
-                && chars.get(letters[letters.len() - 1] + 2).is_some_and(|c| c.is_alphabetic())
-            {
-                letters.push(letters[letters.len() - 1] + 2);
+        if chars[i].is_alphabetic() && (i == 0 || !is_word(i - 1)) {
+            // `n` letters at i, i+2, i+4…: the run goes on while `letter space letter` does.
+            let mut n = 1;
+            while chars.get(i + 2 * n - 1) == Some(&' ') && chars.get(i + 2 * n).is_some_and(|c| c.is_alphabetic()) {
+                n += 1;
             }
             // Its last letter must end a word; if a letter or digit follows it, the run ends one letter earlier.
-            if is_word(letters[letters.len() - 1] + 1) {
-                letters.pop();
+            if is_word(i + 2 * n - 1) {
+                n -= 1;
             }
-            if letters.len() >= 4 {
-                out.extend(letters.iter().map(|&k| chars[k]));
-                i = letters[letters.len() - 1] + 1;
+            if n >= 4 {
+                out.extend((0..n).map(|k| chars[i + 2 * k]));
+                i += 2 * n - 1;
                 continue;
             }
         }

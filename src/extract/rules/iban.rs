@@ -112,16 +112,7 @@ impl Iban {
         if expected_length(country) != Some(compact.len()) {
             return Err(IbanError::Length);
         }
-        let rearranged = format!("{}{}", &compact[4..], &compact[..4]);
-        let remainder = rearranged.chars().fold(0u32, |acc, c| {
-            let v = c.to_digit(36).expect("alphanumeric");
-            if v >= 10 {
-                (acc * 100 + v) % 97
-            } else {
-                (acc * 10 + v) % 97
-            }
-        });
-        if remainder != 1 {
+        if mod97(&format!("{}{}", &compact[4..], &compact[..4])) != 1 {
             return Err(IbanError::Checksum);
         }
         Ok(Iban(compact))
@@ -188,11 +179,12 @@ pub fn find_ibans(text: &str) -> Vec<IbanMatch> {
         }
         // A letter or digit glued right after the cut means we are inside something longer.
         let glued = text[end..].chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-        let iban = if taken < len || glued { Err(IbanError::Length) } else { Iban::parse(&text[m.start()..end]) };
+        let cut_short = taken < len || glued;
+        let iban = if cut_short { Err(IbanError::Length) } else { Iban::parse(&text[m.start()..end]) };
         if iban.is_err() {
             // Not an IBAN; a direct-debit invoice's creditor identifier is not a misprinted one either.
             let token: String = text[m.start()..].chars().take_while(char::is_ascii_alphanumeric).collect();
-            if is_creditor_id(&token) || (taken < len || glued) && taken < 15 {
+            if is_creditor_id(&token) || cut_short && taken < 15 {
                 continue;
             }
         }
@@ -204,22 +196,25 @@ pub fn find_ibans(text: &str) -> Vec<IbanMatch> {
 /// A SEPA creditor identifier (`DE98ZZZ09999999999`): country, two check digits, a three-character business
 /// code and the national identifier. Direct-debit invoices print it beside the IBAN, and it looks like one, but
 /// its check (ISO 7064 mod 97-10, as an IBAN's) leaves the business code out (EPC262-08).
-pub fn is_creditor_id(s: &str) -> bool {
+fn is_creditor_id(s: &str) -> bool {
     let b = s.as_bytes();
-    if !(8..=35).contains(&b.len())
-        || !b[..2].iter().all(u8::is_ascii_uppercase)
-        || !b[2..4].iter().all(u8::is_ascii_digit)
-        || !b.iter().all(u8::is_ascii_alphanumeric)
-    {
-        return false;
-    }
-    let mut rest = 0u32;
-    for &c in b[7..].iter().chain(&b[..4]) {
-        let v = u32::from(c.to_ascii_uppercase());
-        let v = if c.is_ascii_digit() { v - u32::from(b'0') } else { v - u32::from(b'A') + 10 };
-        rest = if v >= 10 { (rest * 100 + v) % 97 } else { (rest * 10 + v) % 97 };
-    }
-    rest == 1
+    (8..=35).contains(&b.len())
+        && b[..2].iter().all(u8::is_ascii_uppercase)
+        && b[2..4].iter().all(u8::is_ascii_digit)
+        && b.iter().all(u8::is_ascii_alphanumeric)
+        && mod97(&format!("{}{}", &s[7..], &s[..4])) == 1
+}
+
+/// ISO 7064 mod 97-10 of `s` with letters as 10..35, as IBANs, SEPA creditor IDs and Dutch VAT numbers use it.
+pub fn mod97(s: &str) -> u32 {
+    s.chars().fold(0u32, |acc, c| {
+        let v = c.to_digit(36).unwrap_or(0);
+        if v >= 10 {
+            (acc * 100 + v) % 97
+        } else {
+            (acc * 10 + v) % 97
+        }
+    })
 }
 
 #[cfg(test)]

@@ -101,9 +101,8 @@ const WIDE_SPACES: &str = r"\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029
 /// `regex_lite` alone, 53 M split).
 ///
 /// `regex_lite`'s classes and word boundaries are ASCII, which is what these patterns want: they run on folded
-/// text. Only `\s` and `\S` are widened back to Unicode white space
-/// here, so a no-break space still separates `1.234,56\u{a0}€`. Letters beyond ASCII (`\p{L}`) are tested in
-/// code, not in patterns.
+/// text. Only `\s` and `\S` are widened back to Unicode white space here, so a no-break space still separates
+/// `1.234,56\u{a0}€`. Letters beyond ASCII (`\p{L}`) are tested in code, not in patterns.
 pub fn regex(pattern: &str) -> regex_lite::Regex {
     let mut out = String::with_capacity(pattern.len() + 16);
     let mut chars = pattern.chars();

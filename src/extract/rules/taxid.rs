@@ -314,18 +314,7 @@ fn nl_mod11_ok(d: &[u32]) -> bool {
 /// Since 2020 sole traders get numbers checked by ISO 7064 mod 97 over `NL` + number, letters as 10..35.
 fn nl_mod97_ok(n: &str) -> bool {
     let s = format!("NL{n}");
-    mod97(&s) == 1
-}
-
-fn mod97(s: &str) -> u32 {
-    s.chars().fold(0u32, |acc, c| {
-        let v = c.to_digit(36).unwrap_or(0);
-        if v >= 10 {
-            (acc * 100 + v) % 97
-        } else {
-            (acc * 10 + v) % 97
-        }
-    })
+    super::iban::mod97(&s) == 1
 }
 
 fn luhn_ok(d: &[u32]) -> bool {
