@@ -89,10 +89,12 @@ pub enum Command {
     /// Internal: read one document inside the jail and print its results as JSON lines.
     #[command(hide = true)]
     SandboxRun {
+        /// The file name the supplier gave; with input `-` it comes with the document on stdin.
         #[arg(long)]
-        name: String,
+        name: Option<String>,
         #[command(flatten)]
         jail: JailArgs,
+        /// The document, or `-` for the name and the document on stdin (see `sandbox::document_header`).
         input: PathBuf,
     },
     /// Internal: report, from inside the jail, the tools and language packs present and every escape that fails.
@@ -182,7 +184,17 @@ pub fn run_in_jail(command: Command) -> Result<i32> {
                 own_names: jail.own_names,
                 own_tax_ids: jail.own_tax_ids,
             };
-            let workdir = tempfile::tempdir().context("no private /tmp in the jail")?;
+            // No dot in the directory's name: tesseract looks for a zone file named after the image up to its
+            // last dot, and with a dot in `/tmp/.tmpXYZ/document` it took `/tmp/` for one and read no text.
+            let workdir =
+                tempfile::Builder::new().prefix("extract-").tempdir().context("no private /tmp in the jail")?;
+            let (input, name) = if input.as_os_str() == crate::sandbox::STDIN_INPUT {
+                let path = workdir.path().join("document");
+                let name = crate::sandbox::receive_document(std::io::stdin().lock(), &path)?;
+                (path, name)
+            } else {
+                (input, name.context("--name is needed with a file")?)
+            };
             let results =
                 std::panic::catch_unwind(|| crate::extract::extract_file(&input, &name, &opts, workdir.path()))
                     .unwrap_or_else(|_| {
@@ -198,9 +210,19 @@ pub fn run_in_jail(command: Command) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::SandboxProbe { secrets, .. } => {
+        Command::SandboxProbe { secrets, input, .. } => {
+            // Before anything of ours is written: a jail's /tmp must start empty.
+            let mut checks = vec![crate::sandbox::selftest::fresh_tmp()];
+            if input.as_deref() == Some(Path::new(crate::sandbox::STDIN_INPUT)) {
+                let dir = tempfile::tempdir().context("no private /tmp in the jail")?;
+                checks.push(crate::sandbox::selftest::document_arrives(dir.path()));
+            }
             let mut out = std::io::stdout().lock();
-            for p in crate::extract::probe().into_iter().chain(crate::sandbox::selftest::escape_attempts(&secrets)) {
+            for p in checks
+                .into_iter()
+                .chain(crate::extract::probe())
+                .chain(crate::sandbox::selftest::escape_attempts(&secrets))
+            {
                 writeln!(out, "{p}")?;
             }
             Ok(0)

@@ -171,6 +171,10 @@ pub struct SandboxConfig {
     /// Documents extracted at once; 0 means one per core.
     #[serde(default)]
     pub concurrency: usize,
+    /// Jails started ahead of time, each waiting for the one document it will read; unset means one per
+    /// extraction slot, 0 starts each jail only when its document arrives.
+    #[serde(default)]
+    pub standby: Option<usize>,
     #[serde(default = "default_max_pages")]
     pub max_pages: u32,
     /// Decompression-bomb guard: images larger than this many pixels are refused before decoding.
@@ -392,6 +396,7 @@ fn default_sandbox() -> SandboxConfig {
         memory_mb: default_sandbox_memory(),
         cpu_secs: default_sandbox_cpu(),
         concurrency: 0,
+        standby: None,
         max_pages: default_max_pages(),
         max_image_pixels: default_max_pixels(),
         extractor: None,

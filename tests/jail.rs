@@ -32,7 +32,8 @@ async fn from_inside_the_jail_the_network_our_secrets_and_the_disk_are_out_of_re
         "cannot read /var/run/postgresql/.s.PGSQL.5432",
         "cannot write /escape",
         "cannot write /usr/escape",
-        "cannot write /input/escape",
+        "a fresh /tmp, empty",
+        "the document arrives on stdin",
         "private /tmp is writable",
         "tesseract language spa",
     ] {
@@ -81,4 +82,55 @@ async fn a_document_that_hangs_the_reader_is_reported_as_a_timeout() {
     let results = sb.extract("slow.png", &big).await;
     let code = results[0].error.as_ref().map(|e| e.code);
     assert_eq!(code, Some(ErrorCode::Timeout), "{results:?}");
+}
+
+/// The jails of this test process whose command line holds `mark`: the tests of this file run at once, and
+/// each must touch only its own.
+fn our_jails(mark: &str) -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        // pid (comm) state ppid …; comm may hold spaces, so split after its closing parenthesis.
+        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        let ppid = rest.split_whitespace().nth(1).unwrap_or("");
+        let args = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if head.ends_with("(bwrap") && ppid == me && args.contains(mark) {
+            pids.push(head.split_whitespace().next().unwrap().parse().unwrap());
+        }
+    }
+    pids
+}
+
+#[tokio::test]
+async fn a_standby_jail_that_died_while_waiting_never_takes_a_document() {
+    // An unusual page limit marks this test's jails on their command line.
+    let cfg: SandboxConfig =
+        toml::from_str(&format!("extractor = {:?}\nmax_pages = 47", env!("CARGO_BIN_EXE_invoice-intake"))).unwrap();
+    let sb = Sandbox::new(&cfg, &CompanyConfig::default()).unwrap();
+    let first = sb.extract("factura.pdf", &SampleInvoice::basic("STANDBY-1").render_pdf()).await;
+    assert_eq!(first[0].invoice_number.as_deref(), Some("STANDBY-1"), "{first:?}");
+    // The jails started for the next documents, waiting. Kill them from outside, as an OOM killer or an
+    // operator's kill might.
+    let mut waiting = Vec::new();
+    for _ in 0..500 {
+        waiting = our_jails("--max-pages=47");
+        if !waiting.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(!waiting.is_empty(), "no jail was started ahead for the next document");
+    for pid in &waiting {
+        // SAFETY: plain kill of our own child.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    // Every following document is still read, in a jail that is alive.
+    for n in 2..=4 {
+        let number = format!("STANDBY-{n}");
+        let results = sb.extract("factura.pdf", &SampleInvoice::basic(&number).render_pdf()).await;
+        assert_eq!(results[0].invoice_number.as_deref(), Some(number.as_str()), "{results:?}");
+        assert!(results[0].is_ok(), "{results:?}");
+    }
 }

@@ -1,10 +1,11 @@
 //! The local jail: bubblewrap plus a seccomp filter, rlimits and, when we run as root, an unprivileged uid.
 //!
 //! What the extractor sees: `/usr` read-only (poppler, tesseract, the loader), the loader cache and fonts from
-//! `/etc`, a private 256 MiB `/tmp`, its own binary, and the one document (copied in through a file descriptor,
-//! read-only). Everything else of the root is read-only, and there is no network: all namespaces are new and
-//! the seccomp filter refuses `socket()` outright, besides ptrace, mount, keyctl, bpf, new namespaces and the
-//! other calls a document reader never needs.
+//! `/etc`, a private 256 MiB `/tmp`, and its own binary. The one document it reads arrives on its stdin and is
+//! written, read-only, into that private `/tmp` (see `sandbox::receive_document`); nothing else of ours is
+//! visible. Everything else of the root is read-only, and there is no network: all namespaces are new and the
+//! seccomp filter refuses `socket()` outright, besides ptrace, mount, keyctl, bpf, new namespaces and the other
+//! calls a document reader never needs.
 
 use anyhow::{Context, Result};
 use seccompiler::{
@@ -15,13 +16,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use tokio::process::Command;
 
-/// Where the extractor binary and the document appear inside the jail.
+/// Where the extractor binary appears inside the jail.
 pub const JAIL_EXTRACTOR: &str = "/run/invoice-intake/extractor";
-pub const JAIL_INPUT: &str = "/input/document";
-/// Descriptor numbers the document and the seccomp program are handed to bubblewrap on.
-const DOCUMENT_FD: i32 = 3;
-const SECCOMP_FD: i32 = 4;
-const SECCOMP_CLONE3_FD: i32 = 5;
+/// Descriptor numbers the seccomp programs are handed to bubblewrap on.
+const SECCOMP_FD: i32 = 3;
+const SECCOMP_CLONE3_FD: i32 = 4;
 /// The private /tmp: rendered pages of a 50-page PDF at 300 dpi fit; a disk-filling document does not.
 const TMP_BYTES: u64 = 256 * 1024 * 1024;
 /// Files the extractor may write (rendered pages, detached XML) stay below this.
@@ -108,6 +107,19 @@ pub fn seccomp_programs() -> Result<[Vec<u8>; 2]> {
     Ok([denied, clone3])
 }
 
+/// The two seccomp programs in memory files, ready to hand to bubblewrap. They are compiled once per process.
+pub fn seccomp_memfds() -> Result<[OwnedFd; 2]> {
+    static PROGRAMS: std::sync::OnceLock<[Vec<u8>; 2]> = std::sync::OnceLock::new();
+    let [a, b] = match PROGRAMS.get() {
+        Some(p) => p,
+        None => {
+            let p = seccomp_programs()?;
+            PROGRAMS.get_or_init(|| p)
+        }
+    };
+    Ok([memfd("seccomp", a)?, memfd("seccomp-clone3", b)?])
+}
+
 fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<Vec<u8>> {
     let filter =
         SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(errno as u32), TargetArch::x86_64)
@@ -175,9 +187,6 @@ pub fn bwrap_args(extractor: &Path) -> Vec<String> {
         }
     }
     a.extend(["--ro-bind".into(), extractor.display().to_string(), JAIL_EXTRACTOR.into()]);
-    // The document arrives through a descriptor and is copied in, so the jail needs no right to our work
-    // directory, and nothing but this one file of it is visible.
-    a.extend(["--perms".into(), "0444".into(), "--ro-bind-data".into(), DOCUMENT_FD.to_string(), JAIL_INPUT.into()]);
     // Everything not explicitly writable (only /tmp) becomes read-only.
     a.extend(["--remount-ro".into(), "/".into()]);
     a.extend(["--add-seccomp-fd".into(), SECCOMP_FD.to_string()]);
@@ -192,25 +201,19 @@ pub struct Limits {
     pub cpu_secs: u64,
 }
 
-/// Build the bubblewrap command for one run. `document` and `seccomp` are handed to bubblewrap on fixed
+/// Build the bubblewrap command for one jail. The `seccomp` programs are handed to bubblewrap on fixed
 /// descriptor numbers; they must stay open until the command is spawned.
-pub fn command(
-    extractor: &Path,
-    document: &OwnedFd,
-    seccomp: &[OwnedFd; 2],
-    limits: Limits,
-    uid: Option<u32>,
-) -> Command {
+pub fn command(extractor: &Path, seccomp: &[OwnedFd; 2], limits: Limits, uid: Option<u32>) -> Command {
     let mut cmd = Command::new("bwrap");
     cmd.args(bwrap_args(extractor));
-    let sources = [document.as_raw_fd(), seccomp[0].as_raw_fd(), seccomp[1].as_raw_fd()];
-    let targets = [DOCUMENT_FD, SECCOMP_FD, SECCOMP_CLONE3_FD];
+    let sources = [seccomp[0].as_raw_fd(), seccomp[1].as_raw_fd()];
+    let targets = [SECCOMP_FD, SECCOMP_CLONE3_FD];
     // SAFETY: between fork and exec we only call async-signal-safe functions (fcntl, dup2, setrlimit,
     // setgroups, setgid, setuid), on values computed before the fork.
     unsafe {
         cmd.pre_exec(move || {
-            // Move the descriptors out of the way first, so dup2 onto 3, 4 and 5 cannot clobber one with another.
-            let mut high = [0; 3];
+            // Move the descriptors out of the way first, so dup2 onto 3 and 4 cannot clobber one with the other.
+            let mut high = [0; 2];
             for (h, src) in high.iter_mut().zip(sources) {
                 *h = libc::fcntl(src, libc::F_DUPFD, 100);
                 if *h < 0 {
@@ -300,7 +303,7 @@ pub fn protections() -> Vec<String> {
     let mut p = vec![
         "namespaces: user, mount, pid, net, ipc, uts, cgroup (no network)".to_string(),
         format!("seccomp: {} system calls refused, clone() with namespace flags refused", denied_syscalls().len()),
-        "filesystem: / read-only, /usr read-only, private /tmp (256 MiB), only the document visible".to_string(),
+        "filesystem: / read-only, /usr read-only, private /tmp (256 MiB), only the one document visible".to_string(),
         "rlimits: address space, CPU time, file size, open files".to_string(),
         "no new privileges, all capabilities dropped, cleared environment, killed with the worker".to_string(),
     ];
@@ -326,11 +329,10 @@ mod tests {
     }
 
     #[test]
-    fn the_jail_sees_the_document_read_only_and_a_read_only_root() {
+    fn the_jail_has_a_read_only_root_and_no_host_files_but_the_system_ones() {
         let args = bwrap_args(Path::new("/usr/local/bin/invoice-intake")).join(" ");
-        assert!(args.contains("--ro-bind-data 3 /input/document"), "{args}");
         assert!(args.contains("--remount-ro /"), "{args}");
-        assert!(args.contains("--add-seccomp-fd 4") && args.contains("--add-seccomp-fd 5"), "{args}");
+        assert!(args.contains("--add-seccomp-fd 3") && args.contains("--add-seccomp-fd 4"), "{args}");
         assert!(!args.contains("/etc/passwd") && !args.contains("--bind /"), "{args}");
     }
 }

@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use crate::config::{CompanyConfig, SandboxBackend, SandboxConfig};
@@ -26,6 +26,10 @@ use crate::extract::{ErrorCode, Extraction};
 /// Results are small; anything past this is a misbehaving extractor, not an invoice.
 const MAX_STDOUT: u64 = 16 * 1024 * 1024;
 const MAX_STDERR: u64 = 64 * 1024;
+/// The input argument that makes the extractor read its document from stdin (see `document_header`).
+pub const STDIN_INPUT: &str = "-";
+/// The longest first line `receive_document` reads: a file name, JSON-quoted.
+const MAX_NAME_LINE: u64 = 16 * 1024;
 
 /// Options the extractor needs besides the document.
 #[derive(Debug, Clone, Default)]
@@ -61,9 +65,8 @@ pub struct Sandbox {
     memory_bytes: u64,
     cpu_secs: u64,
     options: ExtractOptions,
-    /// Private directory (mode 0700) where each document is written before it is bound into the jail; removed
-    /// when the last clone of the sandbox goes.
-    workdir: std::sync::Arc<tempfile::TempDir>,
+    /// Jails started ahead of their documents; `None` when each starts on demand (and for E2B).
+    standby: Option<std::sync::Arc<Standby>>,
     /// The E2B client when `backend = "e2b"`.
     e2b: Option<e2b::E2bSandbox>,
     /// Free jail uids, when we run as root and give each jail its own (see `local::JAIL_UID_BASE`).
@@ -104,31 +107,50 @@ impl UidPool {
         let permit = self.available.acquire().await.expect("the semaphore is never closed");
         permit.forget();
         loop {
-            // A uid is ours when its lock file is: another worker process may hold some of them.
-            let candidates: Vec<u32> = self.free.lock().expect("uid pool lock").iter().copied().collect();
-            for uid in candidates {
-                let Ok(file) = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(self.lock_dir.join(uid.to_string()))
-                else {
-                    continue;
-                };
-                // SAFETY: flock on a descriptor we own.
-                if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                    self.free.lock().expect("uid pool lock").retain(|u| *u != uid);
-                    // Whatever a crashed earlier holder left under this uid goes before we lend it.
-                    local::kill_uid(uid);
-                    return JailUid { uid, pool: self.clone(), _lock: file };
-                }
+            if let Some(uid) = self.lock_free_uid() {
+                return uid;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+
+    /// A uid when one is free at once, else `None`.
+    fn try_take(self: &std::sync::Arc<Self>) -> Option<JailUid> {
+        self.available.try_acquire().ok()?.forget();
+        let uid = self.lock_free_uid();
+        if uid.is_none() {
+            self.available.add_permits(1);
+        }
+        uid
+    }
+
+    /// Lock one of the free uids: a uid is ours when its lock file is, since another worker process may hold
+    /// some of them. The caller holds a permit.
+    fn lock_free_uid(self: &std::sync::Arc<Self>) -> Option<JailUid> {
+        let candidates: Vec<u32> = self.free.lock().expect("uid pool lock").iter().copied().collect();
+        for uid in candidates {
+            let Ok(file) = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(self.lock_dir.join(uid.to_string()))
+            else {
+                continue;
+            };
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                self.free.lock().expect("uid pool lock").retain(|u| *u != uid);
+                // Whatever a crashed earlier holder left under this uid goes before we lend it.
+                local::kill_uid(uid);
+                return Some(JailUid { uid, pool: self.clone(), _lock: file });
+            }
+        }
+        None
+    }
 }
 
 /// A jail uid on loan. Dropping it kills whatever still runs under that uid and returns it to the pool.
+#[derive(Debug)]
 struct JailUid {
     uid: u32,
     pool: std::sync::Arc<UidPool>,
@@ -162,11 +184,14 @@ impl Sandbox {
             }
             _ => None,
         };
-        let workdir = tempfile::Builder::new()
-            .prefix("invoice-intake-")
-            .tempdir()
-            .context("creating the sandbox work directory")?;
-        set_private(workdir.path());
+        let standby = match cfg.backend {
+            SandboxBackend::E2b => 0,
+            _ => cfg.standby.unwrap_or(if cfg.concurrency > 0 {
+                cfg.concurrency
+            } else {
+                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            }),
+        };
         Ok(Sandbox {
             backend: cfg.backend,
             extractor,
@@ -180,7 +205,7 @@ impl Sandbox {
                 own_names: company.names.clone(),
                 own_tax_ids: company.tax_ids.clone(),
             },
-            workdir: std::sync::Arc::new(workdir),
+            standby: Standby::new(standby),
             e2b,
             uids: local::own_uids().then(UidPool::shared),
         })
@@ -192,6 +217,8 @@ impl Sandbox {
 
     pub fn with_no_embedded(mut self, no_embedded: bool) -> Self {
         self.options.no_embedded = no_embedded;
+        // Standby jails were started with the old options.
+        self.standby = self.standby.as_ref().and_then(|s| Standby::new(s.target));
         self
     }
 
@@ -210,29 +237,32 @@ impl Sandbox {
         results
     }
 
-    /// The command that runs the extractor with `args` on `bytes`, in the configured backend. The returned
-    /// guard holds what the command reads (descriptors, a work file) until the child has done with it.
-    async fn prepare(&self, args: &[String], bytes: &[u8]) -> Result<(Command, Keep)> {
-        match self.backend {
+    /// The arguments of the extractor that reads one document from its stdin (see `receive_document`).
+    fn run_args(&self) -> Vec<String> {
+        let mut args = vec!["sandbox-run".to_string()];
+        args.extend(self.options.to_args());
+        args.push(STDIN_INPUT.to_string());
+        args
+    }
+
+    /// Start the extractor with `args`, in the configured backend, with its stdin, stdout and stderr piped. It
+    /// reads its one document from stdin, so it can be started before the document is known. `uid` is the jail
+    /// uid lent for it, when we run as root.
+    fn start(&self, args: &[String], uid: Option<JailUid>) -> Result<Started> {
+        // The seccomp programs, which bubblewrap inherits: open until the spawn.
+        let mut filters = None;
+        let mut cmd = match self.backend {
             SandboxBackend::Local => {
-                let uid = match &self.uids {
-                    Some(pool) => Some(pool.take().await),
-                    None => None,
-                };
-                let doc = local::memfd("document", bytes)?;
-                let [a, b] = local::seccomp_programs()?;
-                let filters = [local::memfd("seccomp", &a)?, local::memfd("seccomp-clone3", &b)?];
+                let filters = filters.insert(local::seccomp_memfds()?);
                 let limits = local::Limits { memory_bytes: self.memory_bytes, cpu_secs: self.cpu_secs };
-                let mut c = local::command(&self.extractor, &doc, &filters, limits, uid.as_ref().map(|u| u.uid));
-                c.arg(local::JAIL_EXTRACTOR).args(args).arg(local::JAIL_INPUT);
-                Ok((c, Keep::Jail(Box::new((doc, filters, uid)))))
+                let mut c = local::command(&self.extractor, filters, limits, uid.as_ref().map(|u| u.uid));
+                c.arg(local::JAIL_EXTRACTOR).args(args);
+                c
             }
             SandboxBackend::E2b => bail!("the E2B backend has no local command"),
             SandboxBackend::None => {
-                let input = tempfile::Builder::new().prefix("doc-").tempfile_in(self.workdir.path())?;
-                std::fs::write(input.path(), bytes)?;
                 let mut c = Command::new(&self.extractor);
-                c.args(args).arg(input.path());
+                c.args(args);
                 c.env_clear().env("PATH", "/usr/bin:/bin").env("OMP_THREAD_LIMIT", "1").env("LANG", "C.UTF-8");
                 let limits = (self.memory_bytes, self.cpu_secs);
                 // SAFETY: only async-signal-safe setrlimit calls between fork and exec.
@@ -244,13 +274,29 @@ impl Sandbox {
                         Ok(())
                     });
                 }
-                Ok((c, Keep::File(input)))
+                c
             }
-        }
+        };
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        // Its own process group, so a timeout kills every tool it started, not just the top process.
+        cmd.process_group(0);
+        let child = cmd.spawn().context("starting the jail")?;
+        drop(filters);
+        Ok(Started { child, _uid: uid })
+    }
+
+    /// Start the extractor with `args` now, waiting for a jail uid when all are lent.
+    async fn start_now(&self, args: &[String]) -> Result<Started> {
+        let uid = match &self.uids {
+            Some(pool) => Some(pool.take().await),
+            None => None,
+        };
+        self.start(args, uid)
     }
 
     /// Refuse to start when the jail cannot run (no bubblewrap, no user namespaces): reading documents from the
-    /// internet without it is only ever an explicit choice (`backend = "none"`), never a silent fallback.
+    /// internet without it is only ever an explicit choice (`backend = "none"`), never a silent fallback. Then
+    /// start the standby jails, so the first document does not wait for one.
     pub async fn ensure_usable(&self) -> Result<()> {
         if self.backend != SandboxBackend::Local {
             return Ok(());
@@ -263,90 +309,219 @@ impl Sandbox {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
+        self.refill_standby();
         Ok(())
     }
 
-    /// Run the extractor binary with `args` in the jail and return what it printed, killing it at the timeout.
-    /// `doctor` and the jail tests use it for the in-jail checks.
+    /// Run the extractor binary with `args` in a fresh jail and return what it printed, killing it at the
+    /// timeout. `doctor` and the jail tests use it for the in-jail checks.
     pub async fn run_raw(&self, args: &[String]) -> Result<std::process::Output> {
-        let (mut cmd, keep) = self.prepare(args, b"").await?;
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-        cmd.process_group(0);
-        let child = cmd.spawn().context("starting the jail")?;
-        let pid = child.id();
-        let out = tokio::time::timeout(self.timeout, child.wait_with_output()).await;
-        drop(keep);
-        match out {
-            Ok(o) => Ok(o?),
-            Err(_) => {
-                if let Some(pid) = pid {
-                    // SAFETY: not reaped yet, so the group is ours.
-                    unsafe {
-                        libc::killpg(pid as i32, libc::SIGKILL);
-                    }
-                }
-                bail!("timed out after {}s and was killed", self.timeout.as_secs())
-            }
-        }
+        let started = self.start_now(args).await?;
+        Ok(started.finish(None, self.timeout).await?.output)
     }
 
+    /// Read one document in a jail that reads nothing else: a standby jail when one is waiting, else one
+    /// started now.
     async fn run(&self, filename: &str, bytes: &[u8]) -> Vec<Extraction> {
-        let mut args = vec!["sandbox-run".to_string(), format!("--name={filename}")];
-        args.extend(self.options.to_args());
-        let (mut cmd, keep) = match self.prepare(&args, bytes).await {
-            Ok(p) => p,
-            Err(e) => {
-                return vec![failure(
-                    filename,
-                    ErrorCode::SandboxFailure,
-                    &format!("cannot prepare the sandbox: {e:#}"),
-                )]
-            }
+        let standby = self.take_standby();
+        let from_standby = standby.is_some();
+        let started = match standby {
+            Some(s) => Ok(s),
+            None => self.start_now(&self.run_args()).await,
         };
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-        // Its own process group, so a timeout kills every tool it started, not just the top process.
-        cmd.process_group(0);
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                return vec![failure(filename, ErrorCode::SandboxFailure, &format!("cannot start the sandbox: {e}"))]
-            }
+        self.refill_standby();
+        let mut outcome = match started {
+            Ok(s) => s.finish(Some((filename, bytes)), self.timeout).await,
+            Err(e) => Err(e),
         };
-        let pid = child.id();
-        let mut stdout = child.stdout.take().expect("stdout is piped");
-        let mut stderr = child.stderr.take().expect("stderr is piped");
-        let work = async {
-            let mut out = Vec::new();
-            let mut err = Vec::new();
-            let mut limited_out = (&mut stdout).take(MAX_STDOUT);
-            let mut limited_err = (&mut stderr).take(MAX_STDERR);
-            let (r1, r2) = tokio::join!(limited_out.read_to_end(&mut out), limited_err.read_to_end(&mut err));
-            r1?;
-            r2?;
-            let status = child.wait().await?;
-            Ok::<_, std::io::Error>((status, out, err))
-        };
-        let outcome = tokio::time::timeout(self.timeout, work).await;
-        drop(keep);
-        if outcome.is_err() {
-            if let Some(pid) = pid {
-                // SAFETY: the group leader has not been reaped (we timed out waiting), so the group is ours.
-                // With bubblewrap the jail's pid namespace dies with it, taking every tool inside along.
-                unsafe {
-                    libc::killpg(pid as i32, libc::SIGKILL);
-                }
-            }
+        // A standby jail can die between the check and the handover (killed from outside); the document never
+        // reached it, so it goes to a jail started now.
+        if from_standby && matches!(&outcome, Ok(f) if !f.fed) {
+            tracing::warn!(file = filename, "a standby jail was gone when its document came; starting another");
+            outcome = match self.start_now(&self.run_args()).await {
+                Ok(s) => s.finish(Some((filename, bytes)), self.timeout).await,
+                Err(e) => Err(e),
+            };
         }
         match outcome {
-            Err(_) => vec![failure(
+            Ok(f) => parse_output(filename, f.output.status, &f.output.stdout, &f.output.stderr),
+            Err(e) if e.is::<TimedOut>() => vec![failure(
                 filename,
                 ErrorCode::Timeout,
                 &format!("reading the document took longer than {}s", self.timeout.as_secs()),
             )],
-            Ok(Err(e)) => vec![failure(filename, ErrorCode::SandboxFailure, &format!("sandbox I/O error: {e}"))],
-            Ok(Ok((status, out, err))) => parse_output(filename, status, &out, &err),
+            Err(e) => vec![failure(filename, ErrorCode::SandboxFailure, &format!("cannot run the sandbox: {e:#}"))],
         }
     }
+
+    /// How many jails are started and waiting for a document.
+    pub fn standby_ready(&self) -> usize {
+        self.standby.as_ref().map_or(0, |s| s.ready.lock().expect("standby lock").len())
+    }
+
+    /// A standby jail that is still alive, if any is waiting. One that died while it waited (killed from
+    /// outside, say) is dropped here, so a document never goes to a jail that cannot read it.
+    fn take_standby(&self) -> Option<Started> {
+        let standby = self.standby.as_ref()?;
+        let mut ready = standby.ready.lock().expect("standby lock");
+        while let Some(mut s) = ready.pop_front() {
+            if matches!(s.child.try_wait(), Ok(None)) {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// Start jails in the background until `standby` of them wait. A jail uid is only taken when one is free
+    /// at once: standby jails never hold back a document that needs a uid now.
+    fn refill_standby(&self) {
+        let Some(standby) = &self.standby else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let args = self.run_args();
+        loop {
+            {
+                let ready = standby.ready.lock().expect("standby lock").len();
+                let starting = standby.starting.load(std::sync::atomic::Ordering::SeqCst);
+                if ready + starting >= standby.target {
+                    return;
+                }
+                standby.starting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            let this = self.clone();
+            let args = args.clone();
+            runtime.spawn(async move {
+                let Some(standby) = &this.standby else { return };
+                let uid = this.uids.as_ref().map(|pool| pool.try_take());
+                let started = match uid {
+                    Some(None) => None,
+                    Some(Some(uid)) => this.start(&args, Some(uid)).ok(),
+                    None => this.start(&args, None).ok(),
+                };
+                if let Some(s) = started {
+                    standby.ready.lock().expect("standby lock").push_back(s);
+                }
+                standby.starting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+    }
+}
+
+/// Jails started ahead of their document (`[sandbox] standby`). Each reads exactly one document and is gone,
+/// like a jail started on demand: starting it early changes when the cost is paid, not what is shared.
+#[derive(Debug)]
+struct Standby {
+    target: usize,
+    ready: std::sync::Mutex<std::collections::VecDeque<Started>>,
+    /// Jails being started in the background.
+    starting: std::sync::atomic::AtomicUsize,
+}
+
+impl Standby {
+    fn new(target: usize) -> Option<std::sync::Arc<Standby>> {
+        (target > 0).then(|| {
+            std::sync::Arc::new(Standby {
+                target,
+                ready: std::sync::Mutex::new(std::collections::VecDeque::new()),
+                starting: std::sync::atomic::AtomicUsize::new(0),
+            })
+        })
+    }
+}
+
+/// An extractor process started and waiting for its document on stdin.
+#[derive(Debug)]
+struct Started {
+    child: tokio::process::Child,
+    /// The jail's uid on loan; dropping it kills whatever is left of the jail.
+    _uid: Option<JailUid>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("timed out")]
+struct TimedOut;
+
+/// How a started extractor ended.
+struct Finished {
+    output: std::process::Output,
+    /// Whether it took the whole document: `false` when it was gone before reading it all.
+    fed: bool,
+}
+
+impl Started {
+    /// Hand the document over (name and bytes; `None` closes stdin at once) and wait for the extractor to end,
+    /// killing its whole process group at `timeout`. Taking `self` makes each jail read one document at most.
+    async fn finish(mut self, document: Option<(&str, &[u8])>, timeout: Duration) -> Result<Finished> {
+        let mut stdin = self.child.stdin.take().expect("stdin is piped");
+        let mut stdout = self.child.stdout.take().expect("stdout is piped");
+        let mut stderr = self.child.stderr.take().expect("stderr is piped");
+        let pid = self.child.id();
+        let child = &mut self.child;
+        let work = async {
+            let feed = async {
+                if let Some((name, bytes)) = document {
+                    stdin.write_all(&document_header(name)).await?;
+                    stdin.write_all(bytes).await?;
+                }
+                drop(stdin);
+                Ok::<_, std::io::Error>(())
+            };
+            let mut out = Vec::new();
+            let mut err = Vec::new();
+            let mut limited_out = (&mut stdout).take(MAX_STDOUT);
+            let mut limited_err = (&mut stderr).take(MAX_STDERR);
+            let (fed, r1, r2) =
+                tokio::join!(feed, limited_out.read_to_end(&mut out), limited_err.read_to_end(&mut err));
+            // An extractor that ended before taking it all (a command that reads no document, a jail that
+            // died) closed the pipe; the caller decides what that means.
+            let fed = match fed {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
+                Err(e) => return Err(e),
+            };
+            r1?;
+            r2?;
+            let status = child.wait().await?;
+            Ok::<_, std::io::Error>(Finished { output: std::process::Output { status, stdout: out, stderr: err }, fed })
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(out) => Ok(out?),
+            Err(_) => {
+                if let Some(pid) = pid {
+                    // SAFETY: the group leader has not been reaped (we timed out waiting), so the group is ours.
+                    // With bubblewrap the jail's pid namespace dies with it, taking every tool inside along.
+                    unsafe {
+                        libc::killpg(pid as i32, libc::SIGKILL);
+                    }
+                }
+                Err(TimedOut.into())
+            }
+        }
+    }
+}
+
+/// How a started extractor receives its document on stdin: the file name as one JSON string on the first line
+/// (JSON, so a name holding a newline cannot end the line), then the document's bytes to the end.
+pub fn document_header(name: &str) -> Vec<u8> {
+    let mut line = serde_json::to_vec(name).expect("a string always serialises");
+    line.push(b'\n');
+    line
+}
+
+/// The extractor's side of `document_header`: read the name and write the document to `path`, read-only.
+/// What the file may hold is bounded by the jail's RLIMIT_FSIZE and its /tmp.
+pub fn receive_document(input: impl std::io::Read, path: &Path) -> Result<String> {
+    use std::io::BufRead;
+    let mut input = std::io::BufReader::new(input);
+    let mut line = Vec::new();
+    std::io::Read::take(&mut input, MAX_NAME_LINE)
+        .read_until(b'\n', &mut line)
+        .context("reading the document's name")?;
+    let name: String = serde_json::from_slice(&line).context("the document's name is not a JSON string line")?;
+    let mut file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    std::io::copy(&mut input, &mut file).context("receiving the document")?;
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o444)).context("making the document read-only")?;
+    Ok(name)
 }
 
 fn parse_output(filename: &str, status: std::process::ExitStatus, out: &[u8], err: &[u8]) -> Vec<Extraction> {
@@ -385,20 +560,6 @@ fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Resul
     Ok(())
 }
 
-fn set_private(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-}
-
-/// What a prepared command reads from while it runs.
-enum Keep {
-    /// The document and the seccomp filters, as descriptors bubblewrap inherits.
-    /// The jail's uid goes with them: dropping it kills what is left of the jail.
-    Jail(#[allow(dead_code)] Box<(std::os::fd::OwnedFd, [std::os::fd::OwnedFd; 2], Option<JailUid>)>),
-    /// The document as a work file (backend = "none").
-    File(#[allow(dead_code)] tempfile::NamedTempFile),
-}
-
 /// One line of `doctor`: what was checked, whether it holds, and what to do when it does not.
 #[derive(Debug, Clone)]
 pub struct Probe {
@@ -424,6 +585,16 @@ impl Sandbox {
             for (i, p) in local::protections().into_iter().enumerate() {
                 probes.push(Probe { name: format!("protection {}", i + 1), ok: true, detail: p });
             }
+            let ahead = self.standby.as_ref().map_or(0, |s| s.target);
+            probes.push(Probe {
+                name: "jails started ahead".into(),
+                ok: true,
+                detail: if ahead > 0 {
+                    format!("{ahead} wait for a document; each reads one and is gone (`[sandbox] standby`)")
+                } else {
+                    "none: each jail starts when its document comes (`[sandbox] standby = 0`)".into()
+                },
+            });
         } else {
             probes.push(Probe {
                 name: "sandbox".into(),
@@ -434,11 +605,10 @@ impl Sandbox {
         let mut cmd_args = vec!["sandbox-probe".to_string()];
         cmd_args.extend(self.options.to_args());
         cmd_args.extend(secrets.iter().map(|s| format!("--secret={s}")));
-        let output = match self.prepare(&cmd_args, b"probe").await {
-            Ok((mut cmd, keep)) => {
-                let out = tokio::time::timeout(Duration::from_secs(60), cmd.output()).await;
-                drop(keep);
-                out
+        cmd_args.push(STDIN_INPUT.to_string());
+        let output = match self.start_now(&cmd_args).await {
+            Ok(started) => {
+                started.finish(Some(("probe.pdf", b"%PDF-1.4 probe")), Duration::from_secs(60)).await.map(|f| f.output)
             }
             Err(e) => {
                 probes.push(Probe { name: "jail".into(), ok: false, detail: format!("{e:#}") });
@@ -446,7 +616,7 @@ impl Sandbox {
             }
         };
         match output {
-            Ok(Ok(o)) if o.status.success() => {
+            Ok(o) if o.status.success() => {
                 for line in String::from_utf8_lossy(&o.stdout).lines() {
                     if let Ok(p) = serde_json::from_str::<serde_json::Value>(line) {
                         probes.push(Probe {
@@ -457,7 +627,7 @@ impl Sandbox {
                     }
                 }
             }
-            Ok(Ok(o)) => probes.push(Probe {
+            Ok(o) => probes.push(Probe {
                 name: "jail".into(),
                 ok: false,
                 detail: format!(
@@ -466,9 +636,40 @@ impl Sandbox {
                     String::from_utf8_lossy(&o.stderr).trim()
                 ),
             }),
-            Ok(Err(e)) => probes.push(Probe { name: "jail".into(), ok: false, detail: format!("cannot start: {e}") }),
-            Err(_) => probes.push(Probe { name: "jail".into(), ok: false, detail: "the probe timed out".into() }),
+            Err(e) if e.is::<TimedOut>() => {
+                probes.push(Probe { name: "jail".into(), ok: false, detail: "the probe timed out".into() })
+            }
+            Err(e) => probes.push(Probe { name: "jail".into(), ok: false, detail: format!("cannot run: {e:#}") }),
         }
         probes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_handed_over_on_stdin_arrives_whole_under_its_name_and_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("document");
+        // A hostile name: a newline would end a plain header line, and quotes and a leading dash are legal.
+        let name = "-factura \"1\"\nrm -rf.pdf";
+        let body: Vec<u8> = (0..=255u8).cycle().take(200_000).collect();
+        let mut wire = document_header(name);
+        wire.extend(&body);
+        let got = receive_document(wire.as_slice(), &path).unwrap();
+        assert_eq!(got, name);
+        assert_eq!(std::fs::read(&path).unwrap(), body);
+        assert!(std::fs::metadata(&path).unwrap().permissions().readonly());
+    }
+
+    #[test]
+    fn a_header_that_is_not_a_json_name_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for wire in [&b"factura.pdf\n%PDF-1.4"[..], b"", b"\"unterminated"] {
+            let err = receive_document(wire, &dir.path().join("document")).unwrap_err();
+            assert!(format!("{err:#}").contains("name"), "{err:#}");
+        }
     }
 }

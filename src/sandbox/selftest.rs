@@ -43,7 +43,7 @@ pub fn escape_attempts(secrets: &[String]) -> Vec<Value> {
             if readable || unix { "READABLE from the jail".into() } else { "not visible in the jail".into() },
         ));
     }
-    for p in ["/escape", "/usr/escape", "/input/escape", "/run/invoice-intake/escape", "/etc/escape"] {
+    for p in ["/escape", "/usr/escape", "/run/invoice-intake/escape", "/etc/escape"] {
         let wrote = std::fs::File::create(p).and_then(|mut f| f.write_all(b"x")).is_ok();
         out.push(check(
             &format!("cannot write {p}"),
@@ -54,6 +54,33 @@ pub fn escape_attempts(secrets: &[String]) -> Vec<Value> {
     let tmp_ok = std::fs::write("/tmp/probe", b"x").is_ok();
     out.push(check("private /tmp is writable", tmp_ok, if tmp_ok { "yes".into() } else { "no".into() }));
     out
+}
+
+/// The jail's /tmp holds nothing when the extractor starts: no file of an earlier document, whoever's it was.
+pub fn fresh_tmp() -> Value {
+    let left: Vec<String> = std::fs::read_dir("/tmp")
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    check(
+        "a fresh /tmp, empty",
+        left.is_empty(),
+        if left.is_empty() { "empty".into() } else { format!("holds {left:?}") },
+    )
+}
+
+/// The document handed over on stdin arrives whole, under its name, as a read-only file of the private /tmp.
+pub fn document_arrives(dir: &std::path::Path) -> Value {
+    let path = dir.join("document");
+    let got = crate::sandbox::receive_document(std::io::stdin().lock(), &path)
+        .and_then(|name| Ok((name, std::fs::read(&path)?, std::fs::metadata(&path)?)));
+    match got {
+        Ok((name, bytes, meta)) => check(
+            "the document arrives on stdin",
+            !bytes.is_empty() && meta.permissions().readonly(),
+            format!("{name}: {} bytes, read-only: {}", bytes.len(), meta.permissions().readonly()),
+        ),
+        Err(e) => check("the document arrives on stdin", false, format!("{e:#}")),
+    }
 }
 
 /// Misbehave on purpose, to prove the jail stops it: a fork bomb, a memory bomb or an endless loop.
