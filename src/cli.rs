@@ -188,22 +188,25 @@ pub fn run_in_jail(command: Command) -> Result<i32> {
             // last dot, and with a dot in `/tmp/.tmpXYZ/document` it took `/tmp/` for one and read no text.
             let workdir =
                 tempfile::Builder::new().prefix("extract-").tempdir().context("no private /tmp in the jail")?;
-            let (input, name) = if input.as_os_str() == crate::sandbox::STDIN_INPUT {
+            let (input, name, readers) = if input.as_os_str() == crate::sandbox::STDIN_INPUT {
+                // Most documents are PDFs: poppler's readers start while the document is still to come.
+                let readers = crate::extract::pdf::Readers::start(workdir.path(), opts.max_pages, !opts.no_embedded);
                 let path = workdir.path().join("document");
                 let name = crate::sandbox::receive_document(std::io::stdin().lock(), &path)?;
-                (path, name)
+                (path, name, readers.ok())
             } else {
-                (input, name.context("--name is needed with a file")?)
+                (input, name.context("--name is needed with a file")?, None)
             };
-            let results =
-                std::panic::catch_unwind(|| crate::extract::extract_file(&input, &name, &opts, workdir.path()))
-                    .unwrap_or_else(|_| {
-                        vec![crate::extract::Extraction::failed(
-                            name.as_str(),
-                            crate::extract::ErrorCode::SandboxFailure,
-                            "the extractor crashed on this document",
-                        )]
-                    });
+            let results = std::panic::catch_unwind(|| {
+                crate::extract::extract_file(&input, &name, &opts, workdir.path(), readers)
+            })
+            .unwrap_or_else(|_| {
+                vec![crate::extract::Extraction::failed(
+                    name.as_str(),
+                    crate::extract::ErrorCode::SandboxFailure,
+                    "the extractor crashed on this document",
+                )]
+            });
             let mut out = std::io::stdout().lock();
             for r in results {
                 writeln!(out, "{}", serde_json::to_string(&r)?)?;

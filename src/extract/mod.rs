@@ -28,13 +28,20 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Read one document at `path`. `name` is the name the supplier gave it (used in results and as a type hint).
-/// Runs inside the jail; `workdir` is its private scratch space.
-pub fn extract_file(path: &Path, name: &str, opts: &ExtractOptions, workdir: &Path) -> Vec<Extraction> {
+/// Runs inside the jail; `workdir` is its private scratch space. `readers` are poppler's tools when they were
+/// started before the document came (`pdf::Readers`); else a PDF starts them.
+pub fn extract_file(
+    path: &Path,
+    name: &str,
+    opts: &ExtractOptions,
+    workdir: &Path,
+    readers: Option<pdf::Readers>,
+) -> Vec<Extraction> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => return vec![Extraction::failed(name, ErrorCode::Unreadable, format!("cannot read the file: {e}"))],
     };
-    let mut results = extract_bytes(path, &bytes, name, opts, workdir);
+    let mut results = extract_bytes(path, &bytes, name, opts, workdir, readers);
     let digest = sha256_hex(&bytes);
     for r in &mut results {
         r.file = name.to_string();
@@ -43,7 +50,14 @@ pub fn extract_file(path: &Path, name: &str, opts: &ExtractOptions, workdir: &Pa
     results
 }
 
-fn extract_bytes(path: &Path, bytes: &[u8], name: &str, opts: &ExtractOptions, workdir: &Path) -> Vec<Extraction> {
+fn extract_bytes(
+    path: &Path,
+    bytes: &[u8],
+    name: &str,
+    opts: &ExtractOptions,
+    workdir: &Path,
+    readers: Option<pdf::Readers>,
+) -> Vec<Extraction> {
     if bytes.is_empty() {
         return vec![Extraction::failed(name, ErrorCode::Unreadable, "the file is empty")];
     }
@@ -62,7 +76,7 @@ fn extract_bytes(path: &Path, bytes: &[u8], name: &str, opts: &ExtractOptions, w
         Some(DocumentKind::Pdf) if !bytes.windows(5).take(1024).any(|w| w == b"%PDF-") => {
             vec![Extraction::failed(name, ErrorCode::Unreadable, describe_not_pdf(bytes))]
         }
-        Some(DocumentKind::Pdf) => read_pdf(path, bytes, name, opts, workdir),
+        Some(DocumentKind::Pdf) => read_pdf(path, bytes, name, opts, workdir, readers),
         Some(DocumentKind::Png | DocumentKind::Jpeg | DocumentKind::Tiff) => {
             read_image(path, name, bytes, opts, workdir)
         }
@@ -103,15 +117,25 @@ fn own_company(opts: &ExtractOptions) -> text::OwnCompany {
     text::OwnCompany { names: opts.own_names.clone(), tax_ids: opts.own_tax_ids.clone() }
 }
 
-fn read_pdf(path: &Path, bytes: &[u8], name: &str, opts: &ExtractOptions, workdir: &Path) -> Vec<Extraction> {
+fn read_pdf(
+    path: &Path,
+    bytes: &[u8],
+    name: &str,
+    opts: &ExtractOptions,
+    workdir: &Path,
+    readers: Option<pdf::Readers>,
+) -> Vec<Extraction> {
     // pdftotext opens the file, counts the pages and reads the text layer in one run (see `pdf::TextRun`). It
     // is the slowest step, so everything else happens while it runs: pdfdetach saves the attachments (a
     // Factur-X PDF needs both), the rules compile their patterns, and an embedded XML is parsed.
-    let text = pdf::start_text_layer(path, bytes, workdir, opts.max_pages);
-    let detach = if text.is_err() || opts.no_embedded || !pdf::may_have_attachments(bytes) {
-        None
-    } else {
-        pdf::start_detach(path, workdir)
+    let attachments = !opts.no_embedded && pdf::may_have_attachments(bytes);
+    let readers = match readers {
+        Some(r) => Ok(r),
+        None => pdf::Readers::start(workdir, opts.max_pages, attachments),
+    };
+    let (text, detach) = match readers.map(|r| r.read(bytes, attachments)) {
+        Ok((text, detach)) => (Ok(text), detach),
+        Err(e) => (Err(e), None),
     };
     text::prepare();
     let structured = detach.and_then(|d| embedded_invoice(d.xml_files(), name));
