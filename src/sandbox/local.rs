@@ -282,7 +282,7 @@ fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Resul
 }
 
 /// An anonymous in-memory file holding `bytes`, positioned at the start, for handing to bubblewrap.
-pub fn memfd(name: &str, bytes: &[u8]) -> Result<OwnedFd> {
+fn memfd(name: &str, bytes: &[u8]) -> Result<OwnedFd> {
     use std::io::{Seek, Write};
     use std::os::fd::FromRawFd;
     let cname = std::ffi::CString::new(name).context("memfd name")?;
