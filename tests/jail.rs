@@ -126,6 +126,19 @@ async fn a_standby_jail_that_died_while_waiting_never_takes_a_document() {
         // SAFETY: plain kill of our own child.
         unsafe { libc::kill(*pid, libc::SIGKILL) };
     }
+    // Dead, not dying: a zombie or gone. (A jail killed in the very moment of its handover is the other guard's
+    // case: the document then meets a closed pipe.)
+    let dead = |pid: &i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |stat| stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+    };
+    for _ in 0..500 {
+        if waiting.iter().all(dead) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(waiting.iter().all(dead), "the killed jails did not die");
     // Every following document is still read, in a jail that is alive.
     for n in 2..=4 {
         let number = format!("STANDBY-{n}");

@@ -180,13 +180,6 @@ impl Readers {
     }
 }
 
-impl Readers {
-    #[cfg(test)]
-    fn pids(&self) -> Vec<u32> {
-        self.text.iter().chain(&self.detach).map(|(c, _)| c.id()).collect()
-    }
-}
-
 /// Readers a document never needed (it was not a PDF) are ended, not left waiting.
 impl Drop for Readers {
     fn drop(&mut self) {
@@ -318,7 +311,7 @@ mod tests {
     fn readers_that_no_document_needed_are_ended() {
         let dir = tempfile::tempdir().unwrap();
         let readers = Readers::start(dir.path(), 50, true).unwrap();
-        let pids = readers.pids();
+        let pids: Vec<u32> = readers.text.iter().chain(&readers.detach).map(|(c, _)| c.id()).collect();
         assert_eq!(pids.len(), 2);
         drop(readers);
         for pid in pids {
