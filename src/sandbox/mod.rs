@@ -323,26 +323,25 @@ impl Sandbox {
     /// Read one document in a jail that reads nothing else: a standby jail when one is waiting, else one
     /// started now.
     async fn run(&self, filename: &str, bytes: &[u8]) -> Vec<Extraction> {
-        let standby = self.take_standby();
-        let from_standby = standby.is_some();
-        let started = match standby {
-            Some(s) => Ok(s),
-            None => self.start_now(&self.run_args()).await,
+        let document = Some((filename, bytes));
+        let outcome = match self.take_standby() {
+            Some(waiting) => {
+                self.refill_standby();
+                match waiting.finish(document, self.timeout).await {
+                    // It died between the check and the handover (killed from outside): the document never
+                    // reached it, so it goes to a jail started now.
+                    Ok(f) if !f.fed => {
+                        tracing::warn!(
+                            file = filename,
+                            "a standby jail was gone when its document came; starting another"
+                        );
+                        self.read_in_new_jail(document).await
+                    }
+                    other => other,
+                }
+            }
+            None => self.read_in_new_jail(document).await,
         };
-        self.refill_standby();
-        let mut outcome = match started {
-            Ok(s) => s.finish(Some((filename, bytes)), self.timeout).await,
-            Err(e) => Err(e),
-        };
-        // A standby jail can die between the check and the handover (killed from outside); the document never
-        // reached it, so it goes to a jail started now.
-        if from_standby && matches!(&outcome, Ok(f) if !f.fed) {
-            tracing::warn!(file = filename, "a standby jail was gone when its document came; starting another");
-            outcome = match self.start_now(&self.run_args()).await {
-                Ok(s) => s.finish(Some((filename, bytes)), self.timeout).await,
-                Err(e) => Err(e),
-            };
-        }
         match outcome {
             Ok(f) => parse_output(filename, f.output.status, &f.output.stdout, &f.output.stderr),
             Err(e) if e.is::<TimedOut>() => vec![failure(
@@ -352,6 +351,13 @@ impl Sandbox {
             )],
             Err(e) => vec![failure(filename, ErrorCode::SandboxFailure, &format!("cannot run the sandbox: {e:#}"))],
         }
+    }
+
+    /// Start a jail now and hand it `document`.
+    async fn read_in_new_jail(&self, document: Option<(&str, &[u8])>) -> Result<Finished> {
+        let started = self.start_now(&self.run_args()).await;
+        self.refill_standby();
+        started?.finish(document, self.timeout).await
     }
 
     /// How many jails are started and waiting for a document.
@@ -391,11 +397,10 @@ impl Sandbox {
             let args = args.clone();
             runtime.spawn(async move {
                 let Some(standby) = &this.standby else { return };
-                let uid = this.uids.as_ref().map(|pool| pool.try_take());
-                let started = match uid {
+                let started = match this.uids.as_ref().map(|pool| pool.try_take()) {
+                    // Every uid is lent: no standby jail this time.
                     Some(None) => None,
-                    Some(Some(uid)) => this.start(&args, Some(uid)).ok(),
-                    None => this.start(&args, None).ok(),
+                    uid => this.start(&args, uid.flatten()).ok(),
                 };
                 if let Some(s) = started {
                     standby.ready.lock().expect("standby lock").push_back(s);
