@@ -42,7 +42,7 @@ pub enum Command {
     },
     /// Read invoice files with the sandboxed extractor; no servers needed.
     Extract {
-        /// Print one JSON object per result per line (shared/invoice.schema.json).
+        /// Print one JSON object per result per line (schema/invoice.schema.json).
         #[arg(long)]
         json: bool,
         /// Ignore XML embedded in PDFs and read what the page shows.
@@ -54,7 +54,7 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Score the extractor on every file of DIR that has X.expected.json beside it (shared/EVALUATION.md).
+    /// Score the extractor on every file of DIR that has X.expected.json beside it (docs/evaluation.md).
     Eval {
         dir: PathBuf,
         #[arg(long)]

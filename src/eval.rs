@@ -1,5 +1,5 @@
 //! `invoice-intake eval DIR`: run the extractor on every document that has `X.expected.json` beside it and
-//! score it by the rules of `shared/EVALUATION.md`. An operator labels a few of their own suppliers' invoices
+//! score it by the rules of `docs/evaluation.md`. An operator labels a few of their own suppliers' invoices
 //! and measures; we use it on the corpus.
 
 use anyhow::{Context, Result};
@@ -15,7 +15,7 @@ use unicode_normalization::UnicodeNormalization;
 use crate::extract::Extraction;
 use crate::sandbox::Sandbox;
 
-/// The scored fields, in the order of EVALUATION.md.
+/// The scored fields, in the order of docs/evaluation.md.
 pub const FIELDS: &[&str] = &[
     "invoice_number",
     "issue_date",

@@ -1,5 +1,5 @@
 //! The generated Spanish set through the real binary and the real jail, scored by `invoice-intake eval --json`
-//! as an operator would score their own suppliers' invoices (shared/EVALUATION.md).
+//! as an operator would score their own suppliers' invoices (docs/evaluation.md).
 //!
 //! The floors are the acceptance figures, which the full generated sets clear with room to spare
 //! (100% / 0% on text PDFs, about 92% / 0.2% on scans, see the closing note). The sets here are small

@@ -18,7 +18,8 @@ fn extract(args: &[&str]) -> Vec<Value> {
 }
 
 fn schema() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(common::corpus("../invoice.schema.json")).expect("shared/invoice.schema.json");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/invoice.schema.json"))
+        .expect("schema/invoice.schema.json");
     jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("the schema compiles")
 }
 

@@ -1,6 +1,6 @@
 //! The extraction result: one document in, one of these out.
 //!
-//! The shape is the contract in `shared/invoice.schema.json`; `extract --json` prints it, the worker stores it
+//! The shape is the contract in `schema/invoice.schema.json`; `extract --json` prints it, the worker stores it
 //! in `invoices.result`, and `eval` compares it with `X.expected.json`. Amounts are `Decimal` and serialise as
 //! strings so no float ever touches money.
 
@@ -134,7 +134,7 @@ impl Check {
     }
 }
 
-/// One document's extraction result (`shared/invoice.schema.json`).
+/// One document's extraction result (`schema/invoice.schema.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Extraction {
     pub file: String,

@@ -350,7 +350,7 @@ mod tests {
             .join(" ")
     }
 
-    /// Compare one field the way `EVALUATION.md` scores it; `None` when the expected file does not have it.
+    /// Compare one field the way `docs/evaluation.md` scores it; `None` when the expected file does not have it.
     fn compare(field: &str, want: &Value, got: &Value) -> Option<Result<(), String>> {
         if want.is_null() {
             return None;

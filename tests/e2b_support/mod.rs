@@ -547,17 +547,9 @@ async fn run_process(
 
 /// The real invoice the end-to-end test reads.
 pub fn corpus_invoice() -> (String, Vec<u8>) {
-    const REL: &str = "corpus/einvoice/en16931-cen/ubl/examples/ubl-tc434-example1.xml";
-    let candidates = [
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared").join(REL),
-        PathBuf::from("/work/shared").join(REL),
-    ];
-    let path = candidates.iter().find(|p| p.is_file()).unwrap_or_else(|| {
-        panic!(
-            "the UBL example is missing; looked in {:?}",
-            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()
-        )
-    });
-    let name = FsPath::new(path).file_name().unwrap().to_string_lossy().to_string();
-    (name, std::fs::read(path).unwrap())
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus/einvoice/en16931-cen/ubl/examples/ubl-tc434-example1.xml");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let name = FsPath::new(&path).file_name().unwrap().to_string_lossy().to_string();
+    (name, bytes)
 }
