@@ -5,41 +5,12 @@
 //! and bad values are rejected with an error that names the key, because a typo in `processed_mailbox` would
 //! otherwise silently leave mail in the inbox.
 
+use crate::secret::Secret;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub const ENV_PREFIX: &str = "INVOICE_INTAKE__";
-
-/// A string that never prints: `Debug` and `Display` show `***`, so a config dump or a log line cannot leak it.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -14,5 +14,6 @@ pub mod mail;
 pub mod metrics;
 pub mod pipeline;
 pub mod sandbox;
+pub mod secret;
 pub mod store;
 pub mod telemetry;

@@ -1,5 +1,5 @@
 //! Logging setup: `[log] format = "pretty" | "json"`, filtered by `[log] level` or `RUST_LOG`.
-//! Secrets are `config::Secret`, whose `Debug` and `Display` print `***`, so no log line can carry one.
+//! Secrets are `secret::Secret`, whose `Debug` and `Display` print `***`, so no log line can carry one.
 
 use tracing_subscriber::{fmt, EnvFilter};
 

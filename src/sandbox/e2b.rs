@@ -35,8 +35,8 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::ExtractOptions;
-use crate::config::Secret;
 use crate::extract::{ErrorCode, Extraction};
+use crate::secret::Secret;
 
 /// E2B's public API (the `servers` entry of its OpenAPI spec; the SDKs derive it as `https://api.{E2B_DOMAIN}`).
 pub const DEFAULT_API_URL: &str = "https://api.e2b.app";
