@@ -5,8 +5,10 @@
 //! The rules that read fields (`rules`, `text`, `einvoice`) are pure functions of text or XML.
 
 pub mod einvoice;
+pub mod kind;
 pub mod model;
 pub mod ocr;
+mod options;
 pub mod pdf;
 pub mod rules;
 pub mod text;
@@ -14,9 +16,9 @@ pub mod text;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
-use crate::mail::mime::{sniff, DocumentKind};
-use crate::sandbox::ExtractOptions;
+pub use kind::{sniff, DocumentKind};
 pub use model::{Check, DocumentType, ErrorCode, Extraction, Party, Source, Status};
+pub use options::{CompanyConfig, ExtractOptions};
 
 /// Below this many letters and digits a PDF's text layer is a scan's stray metadata, not its content.
 const MIN_TEXT_CHARS: usize = 40;

@@ -12,6 +12,7 @@
 pub mod e2b;
 pub mod local;
 pub mod selftest;
+pub mod settings;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -20,8 +21,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-use crate::config::{CompanyConfig, SandboxBackend, SandboxConfig};
+pub use crate::extract::{CompanyConfig, ExtractOptions};
 use crate::extract::{ErrorCode, Extraction};
+pub use settings::{SandboxBackend, SandboxConfig};
 
 /// Results are small; anything past this is a misbehaving extractor, not an invoice.
 const MAX_STDOUT: u64 = 16 * 1024 * 1024;
@@ -30,32 +32,6 @@ const MAX_STDERR: u64 = 64 * 1024;
 pub const STDIN_INPUT: &str = "-";
 /// The longest first line `receive_document` reads: a file name, JSON-quoted.
 const MAX_NAME_LINE: u64 = 16 * 1024;
-
-/// Options the extractor needs besides the document.
-#[derive(Debug, Clone, Default)]
-pub struct ExtractOptions {
-    pub no_embedded: bool,
-    pub max_pages: u32,
-    pub max_image_pixels: u64,
-    pub own_names: Vec<String>,
-    pub own_tax_ids: Vec<String>,
-}
-
-impl ExtractOptions {
-    /// The command-line arguments of `invoice-intake sandbox-run` that carry these options.
-    pub fn to_args(&self) -> Vec<String> {
-        // `--flag=value` in one argument, so a value that starts with '-' (a supplier's file name, say) is never
-        // taken for a flag.
-        let mut args =
-            vec![format!("--max-pages={}", self.max_pages), format!("--max-pixels={}", self.max_image_pixels)];
-        if self.no_embedded {
-            args.push("--no-embedded".into());
-        }
-        args.extend(self.own_names.iter().map(|n| format!("--own-name={n}")));
-        args.extend(self.own_tax_ids.iter().map(|t| format!("--own-tax-id={t}")));
-        args
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Sandbox {
