@@ -1,8 +1,8 @@
 //! The generated Spanish set through the real binary and the real jail, scored by `invoice-intake eval --json`
 //! as an operator would score their own suppliers' invoices (docs/evaluation.md).
 //!
-//! The floors are the acceptance figures, which the full generated sets clear with room to spare
-//! (100% / 0% on text PDFs, about 92% / 0.2% on scans, see the closing note). The sets here are small
+//! The floors are the accuracy targets, which the full generated sets clear with room to spare (100% / 0% on
+//! text PDFs, about 92% / 0.2% on scans, see docs/extraction.md). The sets here are small
 //! so CI stays fast: twelve text PDFs cover every layout, font and feature of the generator once; six scans
 //! cover PNG, JPEG and a multi-page image-only PDF.
 
