@@ -6,7 +6,7 @@
 set -eu
 
 EXTRACTOR=${1:-/usr/local/bin/invoice-intake}
-# The environment of a run (src/sandbox/e2b.rs, EXTRACTOR_ENV): nothing from the image's ENV or a login shell.
+# The environment of a run (src/sandbox/e2b/mod.rs, EXTRACTOR_ENV): nothing from the image's ENV or a login shell.
 run() {
     env -i PATH=/usr/bin:/bin HOME=/tmp LANG=C.UTF-8 OMP_THREAD_LIMIT=1 "$EXTRACTOR" "$@"
 }

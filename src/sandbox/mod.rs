@@ -7,7 +7,7 @@
 //! on stdout, the same line `extract --json` prints.
 //!
 //! Backends: `local` (bubblewrap, the default) and `none` (the same process without a jail, for machines with no
-//! user namespaces; it is loudly warned about). `e2b` runs the same extractor in an E2B cloud sandbox (see `e2b.rs`).
+//! user namespaces; it is loudly warned about). `e2b` runs the same extractor in an E2B cloud sandbox (see `e2b/`).
 
 pub mod e2b;
 pub mod local;
@@ -57,9 +57,20 @@ impl ExtractOptions {
     }
 }
 
+/// Where the extractor runs. Each backend is a seam with its own implementation, chosen once from the config.
+#[derive(Debug, Clone)]
+enum Backend {
+    /// A bubblewrap jail on this machine.
+    Jail,
+    /// This machine, without a jail (`backend = "none"`).
+    Unjailed,
+    /// An E2B cloud sandbox per document.
+    E2b(e2b::E2bSandbox),
+}
+
 #[derive(Debug, Clone)]
 pub struct Sandbox {
-    backend: SandboxBackend,
+    backend: Backend,
     extractor: PathBuf,
     timeout: Duration,
     memory_bytes: u64,
@@ -67,8 +78,6 @@ pub struct Sandbox {
     options: ExtractOptions,
     /// Jails started ahead of their documents; `None` when each starts on demand (and for E2B).
     standby: Option<std::sync::Arc<Standby>>,
-    /// The E2B client when `backend = "e2b"`.
-    e2b: Option<e2b::E2bSandbox>,
     /// Free jail uids, when we run as root and give each jail its own (see `local::JAIL_UID_BASE`).
     uids: Option<std::sync::Arc<UidPool>>,
 }
@@ -177,12 +186,13 @@ impl Sandbox {
         if !extractor.is_file() {
             bail!("sandbox.extractor {} does not exist", extractor.display());
         }
-        let e2b = match cfg.backend {
+        let backend = match cfg.backend {
+            SandboxBackend::Local => Backend::Jail,
+            SandboxBackend::None => Backend::Unjailed,
             SandboxBackend::E2b => {
                 let c = cfg.e2b.as_ref().context("sandbox.backend = \"e2b\" needs a [sandbox.e2b] section")?;
-                Some(e2b::E2bSandbox::new(c)?)
+                Backend::E2b(e2b::E2bSandbox::new(c)?)
             }
-            _ => None,
         };
         let standby = match cfg.backend {
             SandboxBackend::E2b => 0,
@@ -193,7 +203,7 @@ impl Sandbox {
             }),
         };
         Ok(Sandbox {
-            backend: cfg.backend,
+            backend,
             extractor,
             timeout: Duration::from_secs(cfg.timeout_secs),
             memory_bytes: cfg.memory_mb * 1024 * 1024,
@@ -206,13 +216,16 @@ impl Sandbox {
                 own_tax_ids: company.tax_ids.clone(),
             },
             standby: Standby::new(standby),
-            e2b,
             uids: local::own_uids().then(UidPool::shared),
         })
     }
 
     pub fn backend(&self) -> SandboxBackend {
-        self.backend
+        match self.backend {
+            Backend::Jail => SandboxBackend::Local,
+            Backend::Unjailed => SandboxBackend::None,
+            Backend::E2b(_) => SandboxBackend::E2b,
+        }
     }
 
     pub fn with_no_embedded(mut self, no_embedded: bool) -> Self {
@@ -225,7 +238,7 @@ impl Sandbox {
     /// Extract one document. Never fails: a crash, a timeout or garbage output becomes an error result with the
     /// matching code, so the caller always has something to store and to tell the supplier.
     pub async fn extract(&self, filename: &str, bytes: &[u8]) -> Vec<Extraction> {
-        if let Some(e2b) = &self.e2b {
+        if let Backend::E2b(e2b) = &self.backend {
             return e2b.extract(filename, bytes, &self.options).await;
         }
         let mut results = self.run(filename, bytes).await;
@@ -251,16 +264,16 @@ impl Sandbox {
     fn start(&self, args: &[String], uid: Option<JailUid>) -> Result<Started> {
         // The seccomp programs, which bubblewrap inherits: open until the spawn.
         let mut filters = None;
-        let mut cmd = match self.backend {
-            SandboxBackend::Local => {
+        let mut cmd = match &self.backend {
+            Backend::Jail => {
                 let filters = filters.insert(local::seccomp_memfds()?);
                 let limits = local::Limits { memory_bytes: self.memory_bytes, cpu_secs: self.cpu_secs };
                 let mut c = local::command(&self.extractor, filters, limits, uid.as_ref().map(|u| u.uid));
                 c.arg(local::JAIL_EXTRACTOR).args(args);
                 c
             }
-            SandboxBackend::E2b => bail!("the E2B backend has no local command"),
-            SandboxBackend::None => {
+            Backend::E2b(_) => bail!("the E2B backend has no local command"),
+            Backend::Unjailed => {
                 let mut c = Command::new(&self.extractor);
                 c.args(args);
                 c.env_clear().env("PATH", "/usr/bin:/bin").env("OMP_THREAD_LIMIT", "1").env("LANG", "C.UTF-8");
@@ -298,7 +311,7 @@ impl Sandbox {
     /// internet without it is only ever an explicit choice (`backend = "none"`), never a silent fallback. Then
     /// start the standby jails, so the first document does not wait for one.
     pub async fn ensure_usable(&self) -> Result<()> {
-        if self.backend != SandboxBackend::Local {
+        if !matches!(self.backend, Backend::Jail) {
             return Ok(());
         }
         let out = self.run_raw(&["--version".to_string()]).await.context("the sandbox cannot start")?;
@@ -576,11 +589,11 @@ pub struct Probe {
 impl Sandbox {
     /// Check, from inside the jail, that every tool and language pack the extractor needs is there.
     pub async fn probe(&self, secrets: &[String]) -> Vec<Probe> {
-        if let Some(e2b) = &self.e2b {
+        if let Backend::E2b(e2b) = &self.backend {
             return e2b.probe().await.into_iter().map(|(name, ok, detail)| Probe { name, ok, detail }).collect();
         }
         let mut probes = Vec::new();
-        if self.backend == SandboxBackend::Local {
+        if matches!(self.backend, Backend::Jail) {
             let ok = Command::new("bwrap").arg("--version").output().await.map(|o| o.status.success()).unwrap_or(false);
             probes.push(Probe {
                 name: "bubblewrap".into(),
