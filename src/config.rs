@@ -186,6 +186,15 @@ pub struct SandboxConfig {
     /// Settings of the E2B backend; required when `backend = "e2b"`.
     #[serde(default)]
     pub e2b: Option<crate::sandbox::e2b::E2bConfig>,
+    /// The tesseract languages that must read a scan where the extractor runs: `doctor` and the template build
+    /// check each one (tesseract's codes: eng, spa, deu, ...).
+    #[serde(default = "default_ocr_languages")]
+    pub ocr_languages: Vec<String>,
+}
+
+/// English and Spanish: the suppliers' languages.
+pub fn default_ocr_languages() -> Vec<String> {
+    vec!["eng".into(), "spa".into()]
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -401,6 +410,7 @@ fn default_sandbox() -> SandboxConfig {
         max_image_pixels: default_max_pixels(),
         extractor: None,
         e2b: None,
+        ocr_languages: default_ocr_languages(),
     }
 }
 fn default_policy() -> SenderPolicy {
@@ -511,6 +521,14 @@ impl Config {
         }
         if self.sandbox.timeout_secs == 0 || self.sandbox.memory_mb < 64 {
             bail!("sandbox.timeout_secs must be > 0 and sandbox.memory_mb at least 64");
+        }
+        if let Some(l) = self
+            .sandbox
+            .ocr_languages
+            .iter()
+            .find(|l| l.is_empty() || !l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+        {
+            bail!("sandbox.ocr_languages: {l:?} is not a tesseract language code (eng, spa, deu, chi_sim, ...)");
         }
         if self.sandbox.backend == SandboxBackend::E2b {
             let e2b = self.sandbox.e2b.as_ref().context("sandbox.backend = \"e2b\" needs a [sandbox.e2b] section")?;

@@ -41,6 +41,8 @@ pub(super) struct Inner {
     pub(super) api_key: Secret,
     pub(super) template: String,
     pub(super) timeout: Duration,
+    /// The plan's longest sandbox lifetime (`max_sandbox_lifetime_secs`).
+    pub(super) max_lifetime: Duration,
     pub(super) extractor: String,
     pub(super) envd_override: Option<String>,
     pub(super) slots: Semaphore,
@@ -76,6 +78,13 @@ pub(super) struct ProcessOutput {
     pub(super) end: Option<EndInfo>,
 }
 
+impl ProcessOutput {
+    /// The process ended, with exit code 0 and no error.
+    pub(super) fn succeeded(&self) -> bool {
+        self.end.as_ref().is_some_and(|e| e.exit_code == 0 && e.error.is_none())
+    }
+}
+
 #[derive(Debug, Default)]
 pub(super) struct EndInfo {
     pub(super) exit_code: i64,
@@ -102,6 +111,7 @@ impl E2bSandbox {
                 api_key,
                 template: cfg.template.trim().to_string(),
                 timeout: Duration::from_secs(cfg.timeout_secs),
+                max_lifetime: Duration::from_secs(cfg.max_sandbox_lifetime_secs),
                 extractor: cfg.extractor_path.clone(),
                 envd_override: cfg.envd_url_override.as_ref().map(|u| u.trim_end_matches('/').to_string()),
                 slots: Semaphore::new(cfg.max_concurrent),
@@ -129,7 +139,11 @@ impl E2bSandbox {
                     error = %e,
                     "E2B sandbox failure"
                 );
-                vec![Extraction::failed(filename, e.error_code(), e.to_string())]
+                let mut failed = Extraction::failed(filename, e.error_code(), e.to_string());
+                if let Some(err) = failed.error.as_mut() {
+                    err.permanent = !e.is_transient();
+                }
+                vec![failed]
             }
         };
         for r in &mut results {
@@ -200,6 +214,30 @@ impl E2bSandbox {
 }
 
 impl Inner {
+    /// `doctor`'s sandbox runs several steps, each within `timeout`; its lifetime covers them all, capped at
+    /// the plan's limit (E2B refuses a longer one), since `doctor` deletes it anyway.
+    pub(super) fn probe_ttl(&self) -> Duration {
+        (self.timeout * 4 + TTL_MARGIN).min(self.max_lifetime)
+    }
+
+    /// `GET /sandboxes/{id}` answers 404: E2B no longer knows the sandbox.
+    pub(super) async fn is_gone(&self, id: &str) -> Result<bool, E2bError> {
+        let resp = self
+            .http
+            .get(format!("{}/sandboxes/{id}", self.api_url))
+            .header("X-API-Key", self.api_key.expose())
+            .timeout(API_REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| connection_error("look up the sandbox", e))?;
+        match resp.status().as_u16() {
+            404 => Ok(true),
+            200 => Ok(false),
+            401 => Err(E2bError::Unauthorized),
+            status => Err(E2bError::Http { what: "look up the sandbox", status, message: error_message(resp).await }),
+        }
+    }
+
     /// Run a command in the sandbox within one `timeout`.
     pub(super) async fn run_bounded(&self, live: &Live, args: Vec<String>) -> Result<ProcessOutput, E2bError> {
         let deadline = Instant::now() + self.timeout;
@@ -221,7 +259,7 @@ impl Inner {
         let mut guard = None;
         if let Some(pooled) = self.take_pooled() {
             let g = SandboxGuard::new(self.clone(), pooled);
-            match tokio::time::timeout_at(deadline, self.upload(g.live(), bytes)).await {
+            match tokio::time::timeout_at(deadline, self.upload(g.live(), bytes, deadline)).await {
                 Ok(Ok(())) => guard = Some(g),
                 Ok(Err(e)) if e.is_transient() => {
                     tracing::info!(sandbox = %g.live().id, error = %e, "pooled E2B sandbox unusable; starting a fresh one");
@@ -246,7 +284,7 @@ impl Inner {
                     let _ = g.delete().await;
                     return Err(E2bError::Timeout { secs });
                 }
-                match tokio::time::timeout_at(deadline, self.upload(g.live(), bytes)).await {
+                match tokio::time::timeout_at(deadline, self.upload(g.live(), bytes, deadline)).await {
                     Ok(Ok(())) => g,
                     Ok(Err(e)) => {
                         let _ = g.delete().await;
@@ -261,7 +299,7 @@ impl Inner {
         };
         let outcome = tokio::time::timeout_at(deadline, async {
             let out = self.run(guard.live(), args, deadline).await?;
-            parse_results(&out)
+            parse_results(&out, &self.extractor)
         })
         .await;
         let _ = guard.delete().await;
@@ -354,10 +392,22 @@ impl Inner {
                         message: error_message(resp).await,
                     })
                 }
+                400 => {
+                    let message = error_message(resp).await;
+                    return Err(E2bError::Http {
+                        what: "create sandbox",
+                        status,
+                        message: format!(
+                            "{message} (asked for a {} s lifetime: is sandbox.e2b.max_sandbox_lifetime_secs within \
+                             the plan's limit?)",
+                            ttl.as_secs()
+                        ),
+                    });
+                }
                 429 => {
                     let wait = retry_after(resp.headers());
                     let message = error_message(resp).await;
-                    let pause = wait.unwrap_or(DEFAULT_RETRY_AFTER).min(MAX_RETRY_AFTER);
+                    let pause = backoff(wait);
                     // Everyone waits, not only this caller.
                     self.bucket.pause_for(pause);
                     let too_late = deadline.is_some_and(|d| Instant::now() + pause >= d);

@@ -3,7 +3,9 @@
 use serde::Deserialize;
 use std::path::PathBuf;
 
-use super::{E2bError, DEFAULT_API_URL, DEFAULT_EXTRACTOR_PATH};
+use std::time::Duration;
+
+use super::{E2bError, DEFAULT_API_URL, DEFAULT_EXTRACTOR_PATH, POOL_MAX_IDLE, TTL_MARGIN};
 use crate::config::Secret;
 
 /// `[sandbox.e2b]`: only read when `sandbox.backend = "e2b"`.
@@ -25,6 +27,10 @@ pub struct E2bConfig {
     /// Wall-clock limit per document: creation (or taking a pooled sandbox), upload and extraction.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
+    /// The longest sandbox lifetime the E2B plan allows (1 hour on the hobby plan, 24 on Pro). Each sandbox is
+    /// created with a lifetime past `timeout_secs`, and E2B refuses (HTTP 400) one longer than the plan's.
+    #[serde(default = "default_max_sandbox_lifetime_secs")]
+    pub max_sandbox_lifetime_secs: u64,
     /// Documents read at once, i.e. running sandboxes besides the pool. E2B's plans cap concurrent sandboxes.
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent: usize,
@@ -50,6 +56,9 @@ fn default_api_url() -> String {
 fn default_timeout_secs() -> u64 {
     120
 }
+fn default_max_sandbox_lifetime_secs() -> u64 {
+    3600
+}
 fn default_max_concurrent() -> usize {
     4
 }
@@ -69,6 +78,7 @@ impl E2bConfig {
             api_key_file: None,
             template: template.into(),
             timeout_secs: default_timeout_secs(),
+            max_sandbox_lifetime_secs: default_max_sandbox_lifetime_secs(),
             max_concurrent: default_max_concurrent(),
             creations_per_second: default_creations_per_second(),
             pool_size: 0,
@@ -108,6 +118,24 @@ impl E2bConfig {
         if self.timeout_secs == 0 {
             return Err(E2bError::Config("sandbox.e2b.timeout_secs must be at least 1".into()));
         }
+        let (lifetime, max) = (self.longest_lifetime(), Duration::from_secs(self.max_sandbox_lifetime_secs));
+        if lifetime > max {
+            let pool = if self.pool_size > 0 {
+                format!(" + {} s a pooled sandbox may wait", POOL_MAX_IDLE.as_secs())
+            } else {
+                String::new()
+            };
+            return Err(E2bError::Config(format!(
+                "sandbox.e2b.timeout_secs = {} is too long for sandbox.e2b.max_sandbox_lifetime_secs = {}: a sandbox \
+                 lives timeout_secs + {} s{pool} = {} s, and E2B refuses a longer one; lower timeout_secs to at most \
+                 {}, or raise max_sandbox_lifetime_secs if the plan allows longer sandboxes",
+                self.timeout_secs,
+                max.as_secs(),
+                TTL_MARGIN.as_secs(),
+                lifetime.as_secs(),
+                (max.saturating_sub(lifetime - Duration::from_secs(self.timeout_secs))).as_secs(),
+            )));
+        }
         if self.max_concurrent == 0 {
             return Err(E2bError::Config("sandbox.e2b.max_concurrent must be at least 1".into()));
         }
@@ -121,6 +149,15 @@ impl E2bConfig {
             )));
         }
         Ok(())
+    }
+}
+
+impl E2bConfig {
+    /// The longest lifetime a sandbox for a document is created with: our deadline plus the margin, and for a
+    /// pooled one also the time it may wait. (`doctor`'s sandbox is capped at the plan's limit instead.)
+    pub(super) fn longest_lifetime(&self) -> Duration {
+        let idle = if self.pool_size > 0 { POOL_MAX_IDLE } else { Duration::ZERO };
+        Duration::from_secs(self.timeout_secs) + TTL_MARGIN + idle
     }
 }
 
@@ -143,6 +180,26 @@ fn check_url(key: &str, url: &str) -> Result<(), E2bError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timeout_past_the_plans_sandbox_lifetime_is_refused_naming_both_keys() {
+        let mut c = E2bConfig::new("e2b_00", "tmpl");
+        // A sandbox lives timeout_secs + 60 s; E2B refuses a lifetime over the plan's (3600 s on the hobby plan).
+        c.timeout_secs = 3540;
+        assert!(c.validate().is_ok());
+        c.timeout_secs = 3541;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("sandbox.e2b.timeout_secs = 3541") && err.contains("max_sandbox_lifetime_secs"), "{err}");
+        assert!(err.contains("at most 3540"), "{err}");
+        // A pooled sandbox may also wait up to 240 s before its document comes.
+        c.timeout_secs = 3301;
+        c.pool_size = 1;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("at most 3300"), "{err}");
+        // A plan with longer sandboxes.
+        c.max_sandbox_lifetime_secs = 24 * 3600;
+        assert!(c.validate().is_ok());
+    }
 
     #[test]
     fn plain_http_is_only_allowed_to_loopback() {

@@ -35,24 +35,52 @@ impl Inner {
         b
     }
 
+    /// Send one envd request, built afresh for each attempt. E2B's edge, in front of every envd, answers 429
+    /// when a sandbox gets too many requests and 409 while a sandbox is changing state (starting, pausing); the
+    /// request never reached envd, so it is sent again after the same backoff as the API's 429, as long as the
+    /// wait ends before `deadline`; after that it is a transient [`E2bError::Edge`].
+    async fn send_envd(
+        &self,
+        what: &'static str,
+        deadline: Instant,
+        request: impl Fn() -> Result<reqwest::RequestBuilder, E2bError>,
+    ) -> Result<reqwest::Response, E2bError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let resp = request()?.send().await.map_err(|e| connection_error(what, e))?;
+            let status = resp.status().as_u16();
+            if status != 409 && status != 429 {
+                return Ok(resp);
+            }
+            let retry_after = retry_after(resp.headers());
+            let message = error_message(resp).await;
+            let pause = backoff(retry_after);
+            if attempt >= CREATE_ATTEMPTS || Instant::now() + pause >= deadline {
+                return Err(E2bError::Edge { what, status, retry_after, message });
+            }
+            tracing::info!(what, status, attempt, wait_ms = pause.as_millis() as u64, "E2B's edge asked us to wait");
+            tokio::time::sleep(pause).await;
+        }
+    }
+
     /// envd `POST /files?path=/tmp/document` (multipart, field `file`).
-    pub(super) async fn upload(&self, live: &Live, bytes: &[u8]) -> Result<(), E2bError> {
+    pub(super) async fn upload(&self, live: &Live, bytes: &[u8], deadline: Instant) -> Result<(), E2bError> {
         let url = reqwest::Url::parse_with_params(
             &format!("{}/files", live.envd_url),
             &[("path", SANDBOX_DOCUMENT), ("username", SANDBOX_USER)],
         )
         .map_err(|e| E2bError::Config(format!("bad envd URL {}: {e}", live.envd_url)))?;
-        let part = reqwest::multipart::Part::bytes(bytes.to_vec())
-            .file_name("document")
-            .mime_str("application/octet-stream")
-            .map_err(|e| E2bError::Protocol(e.to_string()))?;
-        let form = reqwest::multipart::Form::new().part("file", part);
         let resp = self
-            .envd_request(live, self.http.post(url))
-            .multipart(form)
-            .send()
-            .await
-            .map_err(|e| connection_error("upload the document", e))?;
+            .send_envd("upload the document", deadline, || {
+                let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+                    .file_name("document")
+                    .mime_str("application/octet-stream")
+                    .map_err(|e| E2bError::Protocol(e.to_string()))?;
+                let form = reqwest::multipart::Form::new().part("file", part);
+                Ok(self.envd_request(live, self.http.post(url.clone())).multipart(form))
+            })
+            .await?;
         let status = resp.status().as_u16();
         match status {
             200..=299 => Ok(()),
@@ -78,17 +106,19 @@ impl Inner {
             request["stdin"] = serde_json::Value::Bool(false);
         }
         let body = encode_frame(0, &serde_json::to_vec(&request).expect("JSON of plain values"));
-        let remaining_ms = deadline.saturating_duration_since(Instant::now()).as_millis().max(1);
+        let url = format!("{}/process.Process/Start", live.envd_url);
         let mut resp = self
-            .envd_request(live, self.http.post(format!("{}/process.Process/Start", live.envd_url)))
-            .header("Content-Type", "application/connect+json")
-            .header("Connect-Protocol-Version", "1")
-            .header("Connect-Timeout-Ms", remaining_ms.to_string())
-            .header("Keepalive-Ping-Interval", KEEPALIVE_SECS)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| connection_error("start the extractor", e))?;
+            .send_envd("start the extractor", deadline, || {
+                let remaining_ms = deadline.saturating_duration_since(Instant::now()).as_millis().max(1);
+                Ok(self
+                    .envd_request(live, self.http.post(&url))
+                    .header("Content-Type", "application/connect+json")
+                    .header("Connect-Protocol-Version", "1")
+                    .header("Connect-Timeout-Ms", remaining_ms.to_string())
+                    .header("Keepalive-Ping-Interval", KEEPALIVE_SECS)
+                    .body(body.clone()))
+            })
+            .await?;
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
             return Err(match status {

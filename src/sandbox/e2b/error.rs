@@ -22,6 +22,10 @@ pub enum E2bError {
     /// HTTP 429: too many sandboxes started, or running at once.
     #[error("E2B rate limit (HTTP 429{}): {message}", .retry_after.map(|d| format!(", retry after {}s", d.as_secs_f64())).unwrap_or_default())]
     RateLimited { retry_after: Option<Duration>, message: String },
+    /// E2B's edge, in front of envd, answered 429 (too many requests to this sandbox) or 409 (the sandbox is
+    /// changing state) and kept answering it through our backoff.
+    #[error("E2B's edge refused to {what} (HTTP {status}{}): {message}", .retry_after.map(|d| format!(", retry after {}s", d.as_secs_f64())).unwrap_or_default())]
+    Edge { what: &'static str, status: u16, retry_after: Option<Duration>, message: String },
     /// Any other HTTP error answer.
     #[error("E2B {what} failed with HTTP {status}: {message}")]
     Http { what: &'static str, status: u16, message: String },
@@ -53,6 +57,7 @@ impl E2bError {
     pub fn is_transient(&self) -> bool {
         match self {
             E2bError::RateLimited { .. }
+            | E2bError::Edge { .. }
             | E2bError::Connection { .. }
             | E2bError::Timeout { .. }
             | E2bError::SandboxDied(_)
@@ -74,7 +79,7 @@ impl E2bError {
     /// How long E2B asked us to wait, when it said.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            E2bError::RateLimited { retry_after, .. } => *retry_after,
+            E2bError::RateLimited { retry_after, .. } | E2bError::Edge { retry_after, .. } => *retry_after,
             _ => None,
         }
     }

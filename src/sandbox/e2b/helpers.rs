@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::client::ProcessOutput;
-use super::{E2bError, SANDBOX_DOCUMENT};
+use super::{E2bError, DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER, SANDBOX_DOCUMENT};
 use crate::extract::Extraction;
 use crate::sandbox::ExtractOptions;
 
@@ -26,18 +26,20 @@ pub(super) fn run_args(filename: &str, o: &ExtractOptions) -> Vec<String> {
 }
 
 /// Results from the extractor's stdout: one JSON object per line, as the local backend reads them.
-pub(super) fn parse_results(out: &ProcessOutput) -> Result<Vec<Extraction>, E2bError> {
+pub(super) fn parse_results(out: &ProcessOutput, extractor: &str) -> Result<Vec<Extraction>, E2bError> {
     let text = String::from_utf8_lossy(&out.stdout);
     let parsed: Vec<Extraction> =
         text.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok()).collect();
-    let exit_ok = out.end.as_ref().is_some_and(|e| e.exit_code == 0 && e.error.is_none());
-    if exit_ok && !parsed.is_empty() {
+    if out.succeeded() && !parsed.is_empty() {
         return Ok(parsed);
     }
-    Err(E2bError::Extractor(describe_failure(out)))
+    Err(E2bError::Extractor(describe_failure(out, extractor)))
 }
 
-pub(super) fn describe_failure(out: &ProcessOutput) -> String {
+/// Why a run failed, in the operator's terms. envd starts every command through `/bin/sh -c '… exec nice …'`, so
+/// a command that is not in the template is not a refused RPC but a run that exits 127 (126: not executable),
+/// and its end event carries `error: "exit status 127"`.
+pub(super) fn describe_failure(out: &ProcessOutput, extractor: &str) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = tail[tail.len().saturating_sub(3)..].join(" | ");
@@ -46,6 +48,13 @@ pub(super) fn describe_failure(out: &ProcessOutput) -> String {
         Some(e) if e.status.contains("killed") => "the extractor was killed (out of memory or time)".to_string(),
         Some(e) if e.status.starts_with("signal") => format!("the extractor crashed ({})", e.status),
         Some(e) if e.exit_code == 0 && e.error.is_none() => "the extractor printed no result".to_string(),
+        Some(e) if e.exit_code == 127 => format!(
+            "the template has no {extractor} (exit 127, not found): rebuild the template (e2b/README.md) or set \
+             sandbox.e2b.extractor_path"
+        ),
+        Some(e) if e.exit_code == 126 => {
+            format!("{extractor} cannot be run in the template (exit 126): rebuild the template (e2b/README.md)")
+        }
         Some(e) => match &e.error {
             Some(err) => format!("the extractor exited with code {} ({err})", e.exit_code),
             None => format!("the extractor exited with code {}", e.exit_code),
@@ -70,6 +79,12 @@ pub(super) async fn error_message(resp: reqwest::Response) -> String {
         Ok(v) if v["message"].is_string() => v["message"].as_str().unwrap_or_default().to_string(),
         _ => truncate(text.trim(), 300),
     }
+}
+
+/// How long to wait after a 429 (the API's or the edge's) or the edge's 409: what it asked, else a second; never
+/// more than a minute.
+pub(super) fn backoff(retry_after: Option<Duration>) -> Duration {
+    retry_after.unwrap_or(DEFAULT_RETRY_AFTER).min(MAX_RETRY_AFTER)
 }
 
 /// `Retry-After`: delta-seconds (fractions tolerated) or an HTTP date.
