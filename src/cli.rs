@@ -122,6 +122,16 @@ pub enum Command {
         /// Host paths that must not be readable from the jail (the config file, the Postgres socket).
         #[arg(long = "secret")]
         secrets: Vec<String>,
+        /// The OCR languages each OCR check is run in (`sandbox.ocr_languages`).
+        #[arg(long = "lang", default_values_t = crate::sandbox::settings::default_ocr_languages())]
+        langs: Vec<String>,
+        /// Only the tools, not the local jail's escape tests (which do not apply in an E2B sandbox or an image
+        /// build).
+        #[arg(long)]
+        tools_only: bool,
+        /// Also check that the network is closed (E2B sandboxes are created without internet access).
+        #[arg(long)]
+        offline: bool,
         /// `-` to also check that a document arrives on stdin.
         input: Option<PathBuf>,
     },
@@ -238,19 +248,25 @@ pub fn run_in_jail(command: Command) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::SandboxProbe { secrets, input, .. } => {
-            // Before anything of ours is written: a jail's /tmp must start empty.
-            let mut checks = vec![crate::sandbox::selftest::fresh_tmp()];
+        Command::SandboxProbe { secrets, langs, tools_only, offline, input, .. } => {
+            let mut checks = Vec::new();
+            if !tools_only {
+                // Before anything of ours is written: a jail's /tmp must start empty.
+                checks.push(crate::sandbox::selftest::fresh_tmp());
+            }
+            let dir = tempfile::Builder::new().prefix("probe-").tempdir().context("no private /tmp")?;
             if input.as_deref() == Some(Path::new(crate::sandbox::STDIN_INPUT)) {
-                let dir = tempfile::tempdir().context("no private /tmp in the jail")?;
                 checks.push(crate::sandbox::selftest::document_arrives(dir.path()));
             }
+            checks.extend(crate::extract::probe::tools(&langs, dir.path()));
+            if offline {
+                checks.extend(crate::sandbox::selftest::no_network());
+            }
+            if !tools_only {
+                checks.extend(crate::sandbox::selftest::escape_attempts(&secrets));
+            }
             let mut out = std::io::stdout().lock();
-            for p in checks
-                .into_iter()
-                .chain(crate::extract::probe())
-                .chain(crate::sandbox::selftest::escape_attempts(&secrets))
-            {
+            for p in checks {
                 writeln!(out, "{p}")?;
             }
             Ok(0)
@@ -495,7 +511,11 @@ async fn doctor(path: &Path) -> Result<i32> {
                 "/var/run/postgresql/.s.PGSQL.5432".to_string(),
             ];
             for p in sb.probe(&secrets).await {
-                line(&p.name, p.ok, &p.detail);
+                if p.applies {
+                    line(&p.name, p.ok, &p.detail);
+                } else {
+                    println!("n/a  {:<28} {}", p.name, p.detail);
+                }
             }
         }
         Err(e) => line("sandbox", false, &format!("{e:#}")),

@@ -264,6 +264,14 @@ impl Config {
         if self.sandbox.timeout_secs == 0 || self.sandbox.memory_mb < 64 {
             bail!("sandbox.timeout_secs must be > 0 and sandbox.memory_mb at least 64");
         }
+        if let Some(l) = self
+            .sandbox
+            .ocr_languages
+            .iter()
+            .find(|l| l.is_empty() || !l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+        {
+            bail!("sandbox.ocr_languages: {l:?} is not a tesseract language code (eng, spa, deu, chi_sim, ...)");
+        }
         if self.sandbox.backend == SandboxBackend::E2b {
             let e2b = self.sandbox.e2b.as_ref().context("sandbox.backend = \"e2b\" needs a [sandbox.e2b] section")?;
             e2b.validate()?;

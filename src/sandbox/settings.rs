@@ -45,6 +45,15 @@ pub struct SandboxConfig {
     /// Settings of the E2B backend; required when `backend = "e2b"`.
     #[serde(default)]
     pub e2b: Option<super::e2b::E2bConfig>,
+    /// The tesseract languages that must read a scan where the extractor runs: `doctor` and the template build
+    /// check each one (tesseract's codes: eng, spa, deu, ...).
+    #[serde(default = "default_ocr_languages")]
+    pub ocr_languages: Vec<String>,
+}
+
+/// English and Spanish: the suppliers' languages.
+pub fn default_ocr_languages() -> Vec<String> {
+    vec!["eng".into(), "spa".into()]
 }
 
 fn default_backend() -> SandboxBackend {
@@ -80,6 +89,7 @@ impl Default for SandboxConfig {
             max_image_pixels: default_max_pixels(),
             extractor: None,
             e2b: None,
+            ocr_languages: default_ocr_languages(),
         }
     }
 }
