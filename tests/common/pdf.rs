@@ -18,6 +18,9 @@
 
 #![allow(dead_code)]
 
+#[path = "ttf.rs"]
+pub mod ttf;
+
 use chrono::{Datelike, NaiveDate};
 use rust_decimal::prelude::*;
 use rust_decimal::Decimal;
@@ -46,85 +49,36 @@ pub enum Layout {
     Table,
 }
 
-/// The standard PDF fonts the generator uses (regular and bold of each).
+/// The fonts the generator uses (regular and bold of each), embedded in every PDF (`ttf.rs`): Liberation Sans,
+/// Serif and Mono stand in for Helvetica, Times and Courier with the same metrics; `Receipt` is DejaVu Sans Mono,
+/// a till printer's face that also has `₹`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Font {
     Helvetica,
     Times,
     Courier,
+    Receipt,
 }
 
 impl Font {
-    fn names(self) -> (&'static str, &'static str) {
+    fn faces(self) -> (ttf::FaceId, ttf::FaceId) {
+        use ttf::FaceId::*;
         match self {
-            Font::Helvetica => ("Helvetica", "Helvetica-Bold"),
-            Font::Times => ("Times-Roman", "Times-Bold"),
-            Font::Courier => ("Courier", "Courier-Bold"),
+            Font::Helvetica => (Sans, SansBold),
+            Font::Times => (Serif, SerifBold),
+            Font::Courier => (Mono, MonoBold),
+            Font::Receipt => (ReceiptMono, ReceiptMonoBold),
         }
     }
 
-    /// Advance width of a char in 1/1000 em (exact for digits and the punctuation of amounts, an average for
-    /// letters), so amounts can be right-aligned.
+    fn face(self, bold: bool) -> &'static ttf::Face {
+        let (regular, heavy) = self.faces();
+        ttf::face(if bold { heavy } else { regular })
+    }
+
+    /// Advance width of a char in 1/1000 em, from the embedded font's metrics.
     fn width(self, bold: bool, c: char) -> f32 {
-        if self == Font::Courier {
-            return 600.0;
-        }
-        let times = self == Font::Times;
-        match c {
-            '0'..='9' | '€' => {
-                if times {
-                    500.0
-                } else {
-                    556.0
-                }
-            }
-            '.' | ',' | ' ' => {
-                if times {
-                    250.0
-                } else {
-                    278.0
-                }
-            }
-            '-' => 333.0,
-            '%' => {
-                if times {
-                    833.0
-                } else {
-                    889.0
-                }
-            }
-            'E' => {
-                if times && !bold {
-                    611.0
-                } else {
-                    667.0
-                }
-            }
-            'U' => 722.0,
-            'R' => {
-                if times && !bold {
-                    667.0
-                } else {
-                    722.0
-                }
-            }
-            c if c.is_uppercase() => {
-                if times {
-                    680.0
-                } else {
-                    700.0
-                }
-            }
-            _ => {
-                if times {
-                    470.0
-                } else if bold {
-                    580.0
-                } else {
-                    540.0
-                }
-            }
-        }
+        self.face(bold).width(c)
     }
 
     pub fn text_width(self, bold: bool, size: f32, s: &str) -> f32 {
@@ -1244,7 +1198,7 @@ impl Page {
 fn escape(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
-        let b = winansi(c);
+        let b = ttf::encode(c);
         match b {
             b'(' | b')' | b'\\' => {
                 out.push('\\');
@@ -1257,21 +1211,6 @@ fn escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// WinAnsiEncoding: Latin-1 for 0xA0–0xFF, plus the euro sign, dashes, bullet and curly quotes.
-fn winansi(c: char) -> u8 {
-    match c {
-        '€' => 0x80,
-        '’' => 0x92,
-        '“' => 0x93,
-        '”' => 0x94,
-        '•' => 0x95,
-        '–' => 0x96,
-        '—' => 0x97,
-        c if (c as u32) < 0x100 => c as u8,
-        _ => b'?',
-    }
 }
 
 /// A grey image drawn under (or over) a page: `data` is one byte per pixel, `width` × `height`.
@@ -1302,7 +1241,6 @@ fn write_pdf(
     jpegs: &[Jpeg],
     attachment: Option<(&str, &[u8])>,
 ) -> Vec<u8> {
-    let (regular, bold) = font.names();
     // Objects: 1 catalog, 2 pages, 3 F1, 4 F2, 5 grain image (or null), then per page: page, contents; then
     // the JPEG pages.
     let mut objects: Vec<Vec<u8>> = Vec::new();
@@ -1311,11 +1249,9 @@ fn write_pdf(
     let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", first_page + 2 * i)).collect();
     objects.push(b"<< /Type /Catalog /Pages 2 0 R >>".to_vec());
     objects.push(format!("<< /Type /Pages /Kids [{}] /Count {n} >>", kids.join(" ")).into_bytes());
-    objects.push(
-        format!("<< /Type /Font /Subtype /Type1 /BaseFont /{regular} /Encoding /WinAnsiEncoding >>").into_bytes(),
-    );
-    objects
-        .push(format!("<< /Type /Font /Subtype /Type1 /BaseFont /{bold} /Encoding /WinAnsiEncoding >>").into_bytes());
+    // The two font dictionaries; their descriptors and programs go at the end.
+    objects.push(Vec::new());
+    objects.push(Vec::new());
     match image {
         Some(img) => {
             let mut o = format!(
@@ -1384,6 +1320,13 @@ fn write_pdf(
         )
         .into_bytes();
     }
+    for (k, bold) in [(2, false), (3, true)] {
+        let face = font.face(bold);
+        let descriptor = objects.len() + 1;
+        objects[k] = face.font_object(descriptor);
+        objects.push(face.descriptor_object(descriptor + 1));
+        objects.push(face.program_object());
+    }
     let mut out: Vec<u8> = b"%PDF-1.4\n%\xE2\xE3\xCF\xD3\n".to_vec();
     let mut offsets = Vec::new();
     for (i, o) in objects.iter().enumerate() {
@@ -1405,7 +1348,7 @@ fn write_pdf(
 
 /// Content streams are ASCII already (non-ASCII is octal-escaped); this keeps any stray char one byte wide.
 fn encode_latin1(s: &str) -> Vec<u8> {
-    s.chars().map(winansi).collect()
+    s.chars().map(ttf::encode).collect()
 }
 
 /// How a scan is degraded.
