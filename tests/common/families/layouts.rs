@@ -102,7 +102,11 @@ impl<'a> Canvas<'a> {
                 for (i, col) in footer.iter().enumerate() {
                     let mut y = 68.0;
                     for line in col {
-                        p.text(font, 50.0 + w * i as f32, y, 6.5, false, line);
+                        let mut size = 6.5;
+                        while size > 4.5 && font.text_width(false, size, line) > w - 6.0 {
+                            size -= 0.25;
+                        }
+                        p.text(font, 50.0 + w * i as f32, y, size, false, line);
                         y -= 8.5;
                     }
                 }
@@ -755,7 +759,13 @@ fn receipt(d: &Document) -> (Vec<Page>, [f32; 2]) {
         Country::Us => "Tax",
         _ => "VAT",
     };
-    let local_tax = if d.lang == Lang::En { tax_word } else { l.vat[0].split(' ').next().unwrap_or("VAT") };
+    let local_tax = match d.lang {
+        Lang::En => tax_word,
+        Lang::De => "MwSt.",
+        Lang::Fr => "TVA",
+        Lang::Nl => "BTW",
+        Lang::Es | Lang::It | Lang::Pt => "IVA",
+    };
     if pay.show_net {
         let excl = match d.lang {
             Lang::En => format!("Total excl. {tax_word}"),

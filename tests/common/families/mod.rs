@@ -400,13 +400,18 @@ impl Document {
         };
         if receipt {
             let total = doc.gross_total();
-            // Cash rounding to 0.05 where small coins are gone (NL, MY, CH) and on some slips elsewhere.
-            let rounding = if matches!(country, Country::Nl | Country::My) || index % 3 == 0 {
-                let rounded =
-                    (total * dec("20")).round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero) / dec("20");
-                rounded.round_dp(2) - total
-            } else {
+            // Cash rounding where small coins are gone: to 0.05 in the Netherlands and Malaysia, to the whole
+            // rupee in India.
+            let step = match country {
+                Country::Nl | Country::My => dec("20"),
+                Country::In => Decimal::ONE,
+                _ => Decimal::ZERO,
+            };
+            let rounding = if step.is_zero() {
                 Decimal::ZERO
+            } else {
+                let rounded = (total * step).round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero) / step;
+                rounded.round_dp(2) - total
             };
             let paid = total + rounding;
             let note = [dec("5"), dec("10"), dec("20"), dec("50"), dec("100")];
