@@ -276,7 +276,13 @@ pub static EN: Labels = Labels {
         "Baxter & Sons Builders Ltd",
         "Oakwood Veterinary Clinic",
     ],
-    shops: &["Corner Market Ltd", "Kedai Runcit Maju SDN BHD", "Sharma Traders Pvt Ltd", "Sunrise Deli LLC"],
+    shops: &[
+        "Corner Market Ltd",
+        "Kedai Runcit Maju SDN BHD",
+        "Sharma Traders Pvt Ltd",
+        "Sunrise Deli LLC",
+        "Gupta Sweets & Bakers Pvt Ltd",
+    ],
     streets: &["High Street", "Station Road", "Church Lane", "Victoria Road", "Mill Lane"],
     towns: &["Leeds LS1 4AP", "Bristol BS1 5TR", "Manchester M1 2HF", "York YO1 7HH", "Bath BA1 1SU"],
     items: &[

@@ -209,9 +209,9 @@ impl Document {
         let receipt = family == Family::Receipt;
         // English documents come from Britain, and receipts also from Malaysia, India and the US; some German
         // invoices from Switzerland.
-        let shop = receipt.then(|| r.below(l.shops.len() as u64) as usize);
+        let shop = receipt.then_some(index % l.shops.len());
         let country = match (lang, shop) {
-            (Lang::En, Some(k)) => [Country::Gb, Country::My, Country::In, Country::Us][k % 4],
+            (Lang::En, Some(k)) => [Country::Gb, Country::My, Country::In, Country::Us, Country::In][k % 5],
             (Lang::En, None) if index % 5 == 4 => Country::Us,
             (Lang::De, None) if index % 6 == 5 => Country::Ch,
             _ => lang.home(),
@@ -299,7 +299,16 @@ impl Document {
             // A receipt's mixed slip: one standard-rate article.
             if receipt && k == 0 && mixed {
                 items.push(Item {
-                    description: l.items[0].0.chars().take(18).collect(),
+                    description: [
+                        "Bolsa reutilizable",
+                        "Carrier bag",
+                        "Tragetasche",
+                        "Sac cabas",
+                        "Draagtas",
+                        "Shopper",
+                        "Saco reutilizável",
+                    ][lang as usize]
+                        .to_string(),
                     quantity: Decimal::ONE,
                     price: dec("4.95"),
                     rate: dec(std_rate),
@@ -328,7 +337,7 @@ impl Document {
         };
         let num = if index % 5 == 3 { NumFmt { thousands: None, ..num } } else { num };
         let money = if receipt {
-            if index % 2 == 0 {
+            if index % 4 == 3 {
                 MoneyFmt::Bare
             } else {
                 MoneyFmt::SymbolBefore
@@ -365,7 +374,7 @@ impl Document {
             "CHF" => "CHF",
             "MYR" => "RM",
             "INR" => {
-                if index % 2 == 0 {
+                if index % 4 == 2 {
                     "₹"
                 } else {
                     "Rs"
