@@ -218,7 +218,9 @@ impl Document {
         };
         let currency = country.currency();
         let year = *r.pick(&[2024, 2025, 2025, 2026]);
-        let issue = NaiveDate::from_ymd_opt(year, r.range(1, 12) as u32, r.range(1, 28) as u32).unwrap();
+        // Issue dates from January 2024 to October 2026: never in the future of the machine that reads them.
+        let last_month = if year == 2026 { 10 } else { 12 };
+        let issue = NaiveDate::from_ymd_opt(year, r.range(1, last_month) as u32, r.range(1, 28) as u32).unwrap();
         let missing = index % 4; // 1: no due date; 2: no IBAN; 3: no customer tax ID
         let due = (!receipt && missing != 1).then(|| issue + chrono::Duration::days(*r.pick(&[14, 30, 30, 45, 60])));
         let party = |r: &mut Rng, name: &str, c: Country| Party {
@@ -392,7 +394,8 @@ impl Document {
             currency,
             supplier,
             customer,
-            customer_tax_printed: missing != 3,
+            // American invoices print no customer tax number.
+            customer_tax_printed: missing != 3 && country != Country::Us,
             supplier_tax_printed: country != Country::Us,
             ship_to,
             items,
@@ -516,7 +519,7 @@ impl Document {
         t.insert("document_type".into(), json!(self.document_type()));
         let mut supplier = json!({"name": self.supplier.name});
         if self.supplier_tax_printed {
-            supplier["tax_id"] = json!(self.supplier.tax_id);
+            supplier["tax_id"] = tax_truth(&self.supplier.tax_id);
         } else {
             absent.push("supplier.tax_id");
         }
@@ -529,7 +532,7 @@ impl Document {
             Some(c) => {
                 let mut customer = json!({"name": c.name});
                 if self.customer_tax_printed {
-                    customer["tax_id"] = json!(c.tax_id);
+                    customer["tax_id"] = tax_truth(&c.tax_id);
                 } else {
                     absent.push("customer.tax_id");
                 }
@@ -674,6 +677,12 @@ impl Document {
             }
         }
     }
+}
+
+/// A tax ID's truth: as printed, except that a Swiss UID's `MWST` suffix (which says the UID is registered for
+/// VAT) is not part of the number.
+fn tax_truth(id: &str) -> Value {
+    json!(id.strip_suffix(" MWST").unwrap_or(id))
 }
 
 /// How a document is turned into an image.
