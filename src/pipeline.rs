@@ -1016,6 +1016,11 @@ impl App {
             total_amount: e.total_amount,
             iban: supplier.iban,
             issue_date: e.issue_date,
+            qr_iban_mismatch: e
+                .qr_codes
+                .iter()
+                .flatten()
+                .find_map(|c| c.used.then(|| Some((c.iban.clone()?, c.page_iban.clone()?))).flatten()),
         };
         let signals = fraud::signals(&new, &history);
         if signals.is_empty() {
