@@ -1020,7 +1020,8 @@ impl App {
                 .qr_codes
                 .iter()
                 .flatten()
-                .find_map(|c| c.used.then(|| Some((c.iban.clone()?, c.page_iban.clone()?))).flatten()),
+                // Every code on the page asks to be paid, a second bill's too.
+                .find_map(|c| Some((c.iban.clone()?, c.page_iban.clone()?))),
         };
         let signals = fraud::signals(&new, &history);
         if signals.is_empty() {
