@@ -8,6 +8,9 @@
 //!   documents per second and how busy the machine's cores were meanwhile.
 //! `extract_bench xml LABEL RUNS FILE...`
 //!   The e-invoice parser in this process, without the jail: the p50/p95 parse time per XML file.
+//! `extract_bench qr LABEL RUNS FILE...`
+//!   The search for QR codes in each PDF, in this process, without the jail: what it adds to a document's
+//!   reading (on a PDF without a code: the look at its bytes and its text, no process started).
 //!
 //! Numbers, no assertions: this is a benchmark, not a test. Build `--bin invoice-intake` beside it first.
 
@@ -41,6 +44,7 @@ fn main() -> Result<()> {
     match mode.as_str() {
         "jail" => jail(label, runs, &files),
         "xml" => xml(label, runs, &files),
+        "qr" => qr(label, runs, &files),
         other => bail!("unknown mode {other}: jail or xml"),
     }
 }
@@ -137,6 +141,28 @@ fn xml(label: &str, runs: usize, files: &[(String, Vec<u8>)]) -> Result<()> {
         "{label}: {} parses: p50 {p50:.2} ms, p95 {p95:.2} ms per XML file in process ({failed} not read)",
         times.len(),
     );
+    Ok(())
+}
+
+fn qr(label: &str, runs: usize, files: &[(String, Vec<u8>)]) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut times = Vec::new();
+    let mut codes = 0;
+    for (name, bytes) in files {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes)?;
+        let text = std::process::Command::new("pdftotext").args(["-layout"]).arg(&path).arg("-").output()?.stdout;
+        let text = String::from_utf8_lossy(&text).into_owned();
+        let pages: Vec<&str> = text.split('\u{c}').filter(|p| !p.trim().is_empty()).collect();
+        for _ in 0..runs {
+            let t = Instant::now();
+            let found = invoice_intake::extract::qr::decode::in_pdf(&path, bytes, &pages, dir.path());
+            times.push(t.elapsed());
+            codes += found.len();
+        }
+    }
+    let (p50, p95) = percentiles(&times);
+    println!("{label}: {} searches: p50 {p50:.3} ms, p95 {p95:.3} ms per PDF in process ({codes} codes)", times.len());
     Ok(())
 }
 

@@ -3,7 +3,9 @@
 //! Pure comparisons, no I/O. Each signal is a reason for an accountant to look before paying, not a verdict:
 //! - the IBAN changed — the classic business-email-compromise fraud, where a lookalike or hijacked mailbox
 //!   sends a real-looking invoice that pays into the fraudster's account;
-//! - an invoice number came back with a different total — a doctored copy of a real invoice.
+//! - an invoice number came back with a different total — a doctored copy of a real invoice;
+//! - a payment QR code pays into another IBAN than the one the page prints — a sticker over the code, or a
+//!   PDF whose code was swapped.
 //!
 //! `history` must hold invoices received *before* this one and not the new invoice itself (else its own IBAN
 //! would always be "known"). Its order is used only to break ties between invoices of the same issue date.
@@ -34,6 +36,8 @@ pub struct NewInvoice {
     pub total_amount: Option<Decimal>,
     pub iban: Option<String>,
     pub issue_date: Option<NaiveDate>,
+    /// A payment QR code's IBAN and the different one the page prints (`extract::qr`), when they differ.
+    pub qr_iban_mismatch: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +48,8 @@ pub enum Signal {
     IbanChanged { previous: String, now: String, since: Option<NaiveDate> },
     /// Same invoice number from the same supplier with a different total.
     NumberReusedWithDifferentTotal { number: String, previous_total: Decimal, now: Decimal },
+    /// The payment QR code's IBAN is not the one printed on the page.
+    QrIbanDiffersFromPage { code: String, page: String },
 }
 
 /// The signals the new invoice raises against the supplier's history, IBAN first.
@@ -51,7 +57,11 @@ pub fn signals(new: &NewInvoice, history: &[PastInvoice]) -> Vec<Signal> {
     let supplier = Supplier::of(new.supplier_tax_id.as_deref(), &new.sender);
     let earlier: Vec<&PastInvoice> =
         history.iter().filter(|p| supplier.same_as(&Supplier::of(p.supplier_tax_id.as_deref(), &p.sender))).collect();
-    iban_changed(new, &earlier).into_iter().chain(number_reused(new, &earlier)).collect()
+    let qr = new
+        .qr_iban_mismatch
+        .as_ref()
+        .map(|(code, page)| Signal::QrIbanDiffersFromPage { code: code.clone(), page: page.clone() });
+    qr.into_iter().chain(iban_changed(new, &earlier)).chain(number_reused(new, &earlier)).collect()
 }
 
 /// Flags a new IBAN only when it is none of those the supplier used before: suppliers with two banks alternate
@@ -151,6 +161,21 @@ impl Signal {
     pub fn describe(&self, spanish: bool) -> String {
         match self {
             Signal::IbanChanged { previous, now, since } => describe_iban(previous, now, *since, spanish),
+            Signal::QrIbanDiffersFromPage { code, page } => {
+                let (code, page) = (group_iban(code), group_iban(page));
+                if spanish {
+                    format!(
+                        "El código QR de pago lleva el IBAN {code}, pero la factura imprime el {page}: puede ser \
+                         una pegatina o un PDF manipulado. Confirme la cuenta por teléfono con un contacto conocido \
+                         antes de pagar."
+                    )
+                } else {
+                    format!(
+                        "The payment QR code carries the IBAN {code}, but the invoice prints {page}: a sticker or a \
+                         tampered PDF. Confirm the account by phone with a known contact before paying."
+                    )
+                }
+            }
             Signal::NumberReusedWithDifferentTotal { number, previous_total, now } => {
                 let (before, after) = (format_amount(*previous_total, spanish), format_amount(*now, spanish));
                 if spanish {
@@ -247,6 +272,7 @@ mod tests {
             total_amount: Some(amount(total)),
             iban: (!iban.is_empty()).then(|| iban.to_string()),
             issue_date: Some(date("2024-06-01")),
+            qr_iban_mismatch: None,
         }
     }
 
@@ -474,5 +500,17 @@ mod tests {
         for (raw, expected) in cases {
             assert_eq!(normalize_tax_id(raw).as_deref(), expected, "{raw}");
         }
+    }
+
+    #[test]
+    fn a_payment_code_paying_into_another_iban_than_the_page_prints_is_flagged_first() {
+        let mut n = new(SUPPLIER, SENDER, "F-9", "100.00", IBAN_A);
+        n.qr_iban_mismatch = Some((IBAN_B.to_string(), IBAN_A.to_string()));
+        let history = [past(SUPPLIER, SENDER, "F-1", "50.00", IBAN_A, "2024-01-01")];
+        let s = signals(&n, &history);
+        assert_eq!(s, vec![Signal::QrIbanDiffersFromPage { code: IBAN_B.into(), page: IBAN_A.into() }]);
+        let es = s[0].describe(true);
+        assert!(es.contains("ES79 2100 0813 6101 2345 6789") && es.contains("código QR"), "{es}");
+        assert!(s[0].describe(false).contains("QR code"));
     }
 }

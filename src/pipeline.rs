@@ -1025,6 +1025,12 @@ impl App {
             total_amount: e.total_amount,
             iban: supplier.iban,
             issue_date: e.issue_date,
+            qr_iban_mismatch: e
+                .qr_codes
+                .iter()
+                .flatten()
+                // Every code on the page asks to be paid, a second bill's too.
+                .find_map(|c| Some((c.iban.clone()?, c.page_iban.clone()?))),
         };
         let signals = fraud::signals(&new, &history);
         if signals.is_empty() {

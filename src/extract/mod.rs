@@ -11,6 +11,7 @@ pub mod ocr;
 mod options;
 pub mod pdf;
 pub mod probe;
+pub mod qr;
 pub mod rules;
 pub mod text;
 
@@ -18,7 +19,7 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 
 pub use kind::{sniff, DocumentKind};
-pub use model::{Check, DocumentType, ErrorCode, Extraction, Party, Source, Status};
+pub use model::{Check, DocumentType, ErrorCode, Extraction, Party, QrCode, Source, Status};
 pub use options::{CompanyConfig, ExtractOptions};
 
 /// Below this many letters and digits a PDF's text layer is a scan's stray metadata, not its content.
@@ -154,7 +155,7 @@ fn read_pdf(
             format!("the PDF has {pages} pages; the limit is {}", opts.max_pages),
         )];
     }
-    match structured {
+    let mut results = match structured {
         Some(Ok(mut xml)) => {
             if let Some(first) = xml.first_mut() {
                 cross_check(first, &layer.text, || read_pdf_visual(path, name, opts, &layer, workdir));
@@ -174,7 +175,13 @@ fn read_pdf(
             vec![v]
         }
         None => vec![read_pdf_visual(path, name, opts, &layer, workdir)],
+    };
+    if let Some(first) = results.first_mut() {
+        let pages: Vec<&str> = layer.text.split('\u{c}').take(layer.pages as usize).collect();
+        let found = qr::decode::in_pdf(path, bytes, &pages, workdir);
+        qr::merge::apply(first, &found, &layer.text);
     }
+    results
 }
 
 /// The first embedded XML that is an e-invoice we read; an error result when there is XML but it is bad.
@@ -254,10 +261,12 @@ fn read_image(path: &Path, name: &str, bytes: &[u8], opts: &ExtractOptions, work
         Err(_) => return vec![Extraction::failed(name, ErrorCode::Unreadable, "the image is damaged")],
     }
     let langs = ocr::languages();
-    match ocr::image_to_text(path, &langs, None, workdir) {
-        Ok(text) => vec![text::read_invoice_text(name, &text, Source::Ocr, &own_company(opts))],
-        Err((code, msg)) => vec![Extraction::failed(name, code, msg)],
-    }
+    let (mut result, text) = match ocr::image_to_text(path, &langs, None, workdir) {
+        Ok(text) => (text::read_invoice_text(name, &text, Source::Ocr, &own_company(opts)), text),
+        Err((code, msg)) => (Extraction::failed(name, code, msg), String::new()),
+    };
+    qr::merge::apply(&mut result, &qr::decode::in_image_file(path, 1), &text);
+    vec![result]
 }
 
 /// EN 16931 says the XML is the invoice; a PDF whose page says something else is an error or a fraud pattern.

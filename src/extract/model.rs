@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Where the fields came from. Structured XML beats the text layer, which beats OCR.
+///
+/// The `Qr…` sources are the codes on the page (`extract::qr`): they name single fields in
+/// `Extraction::field_sources`, while `source` stays the reading of the page or the XML.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
@@ -18,6 +21,41 @@ pub enum Source {
     Facturae,
     PdfText,
     Ocr,
+    QrSwiss,
+    QrEpc,
+    QrVerifactu,
+    QrTicketbai,
+    QrPt,
+}
+
+impl Source {
+    pub fn is_qr(self) -> bool {
+        matches!(self, Source::QrSwiss | Source::QrEpc | Source::QrVerifactu | Source::QrTicketbai | Source::QrPt)
+    }
+}
+
+/// One code found on the page and what became of it (`extract::qr::merge`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QrCode {
+    /// Which specification it follows, as a source name (`qr_swiss`, `qr_epc`, …).
+    pub kind: Source,
+    pub page: u32,
+    /// Its fields are in the result; false for a second bill on the page, `reason` says why.
+    pub used: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iban: Option<String>,
+    #[serde(default, with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_number: Option<String>,
+    /// The IBAN the page prints where it differs from the code's: a sticker or a tampered PDF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_iban: Option<String>,
+    /// The code agrees with what the page prints; `None` when nothing could be compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches_visual: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +222,12 @@ pub struct Extraction {
     pub checks: Option<Vec<Check>>,
     #[serde(default)]
     pub warnings: Option<Vec<String>>,
+    /// Fields that did not come from `source`: a QR code's fields, with confidence 1 (`extract::qr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_sources: Option<BTreeMap<String, Source>>,
+    /// The codes found on the page, one entry each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qr_codes: Option<Vec<QrCode>>,
 }
 
 impl Extraction {
@@ -212,6 +256,8 @@ impl Extraction {
             confidence: None,
             checks: None,
             warnings: None,
+            field_sources: None,
+            qr_codes: None,
         }
     }
 
@@ -232,6 +278,11 @@ impl Extraction {
 
     pub fn push_warning(&mut self, warning: impl Into<String>) {
         self.warnings.get_or_insert_with(Vec::new).push(warning.into());
+    }
+
+    /// Did any field come from a QR code? Replies then say so.
+    pub fn read_from_qr(&self) -> bool {
+        self.field_sources.iter().flatten().any(|(_, s)| s.is_qr())
     }
 
     pub fn failed_checks(&self) -> impl Iterator<Item = &Check> {

@@ -258,6 +258,7 @@ fn field_lines(e: &Extraction, es: bool) -> Vec<String> {
             v.push(format!("{}: {} {cur}", label("A pagar", "Amount due"), money(due, es)).trim_end().to_string());
         }
     }
+    v.extend(qr_line(e, es));
     if v.is_empty() {
         v.push(label(
             "No hemos podido leer ningún dato con seguridad.",
@@ -265,6 +266,17 @@ fn field_lines(e: &Extraction, es: bool) -> Vec<String> {
         ));
     }
     v
+}
+
+/// Which fields were read from a QR code on the page, so the reader knows they are the code's, not the text's.
+fn qr_line(e: &Extraction, es: bool) -> Option<String> {
+    let fields: Vec<&str> =
+        e.field_sources.iter().flatten().filter(|(_, s)| s.is_qr()).map(|(f, _)| f.as_str()).collect();
+    if fields.is_empty() {
+        return None;
+    }
+    let what = if es { "Leído del código QR" } else { "Read from the QR code" };
+    Some(format!("{what}: {}", fields.join(", ")))
 }
 
 /// One sentence the supplier can act on, per error code.
@@ -339,6 +351,8 @@ fn check_sentence(check: &crate::extract::Check, es: bool) -> String {
         ("iban_checksum", false) => "the IBAN's check digits are wrong".to_string(),
         ("xml_matches_visual", true) => "los datos del XML no coinciden con lo que muestra el PDF".to_string(),
         ("xml_matches_visual", false) => "the embedded XML does not match what the PDF shows".to_string(),
+        ("qr_matches_visual", true) => "el código QR no coincide con lo que imprime la factura".to_string(),
+        ("qr_matches_visual", false) => "the QR code does not match what the invoice prints".to_string(),
         (name, true) => format!("la comprobación {name} no se cumple"),
         (name, false) => format!("check {name} failed"),
     };

@@ -660,6 +660,50 @@ impl SampleInvoice {
         pdf_with_attachment(&self.render_pages(), self.font, Some(("factur-x.xml", xml.as_bytes())))
     }
 
+    /// The invoice with the QR codes `payloads` at the foot of its last page, side by side from the right, and
+    /// `caption` under them: as one embedded image (one code) or drawn module by module in vector graphics.
+    pub fn render_pdf_with_qr(&self, payloads: &[&str], caption: &str, drawing: QrDrawing) -> Vec<u8> {
+        const SIDE: f32 = 110.0;
+        let mut pages = self.render_pages();
+        let last = pages.last_mut().expect("an invoice has a page");
+        let f = self.font;
+        last.text(f, 300.0, 50.0, 7.0, false, caption);
+        let mut overlay = None;
+        for (k, payload) in payloads.iter().enumerate() {
+            let code = qrcode::QrCode::new(payload.as_bytes()).expect("the payload fits a QR code");
+            let n = code.width();
+            let dark: Vec<bool> = code.to_colors().iter().map(|c| *c == qrcode::Color::Dark).collect();
+            let (x0, y0) = (440.0 - k as f32 * (SIDE + 20.0), 60.0);
+            match drawing {
+                QrDrawing::Image => {
+                    assert_eq!(payloads.len(), 1, "one embedded image per page");
+                    // Four pixels a module and a quiet zone of four modules (ISO/IEC 18004 §6.3.8).
+                    let (scale, quiet) = (4, 4);
+                    let side = (n + 2 * quiet) * scale;
+                    let mut data = vec![255u8; side * side];
+                    for (i, _) in dark.iter().enumerate().filter(|(_, d)| **d) {
+                        let (mx, my) = (i % n + quiet, i / n + quiet);
+                        for y in my * scale..(my + 1) * scale {
+                            data[y * side + mx * scale..y * side + (mx + 1) * scale].fill(0);
+                        }
+                    }
+                    overlay = Some(Overlay { width: side as u32, height: side as u32, data });
+                    let _ = writeln!(last.ops, "q {SIDE} 0 0 {SIDE} {x0} {y0} cm /Im1 Do Q");
+                }
+                QrDrawing::Vector => {
+                    let m = SIDE / (n + 8) as f32;
+                    let _ = writeln!(last.ops, "q 0 g");
+                    for (i, _) in dark.iter().enumerate().filter(|(_, d)| **d) {
+                        let (mx, my) = ((i % n + 4) as f32, (i / n + 4) as f32);
+                        let _ = writeln!(last.ops, "{} {} {m} {m} re f", x0 + mx * m, y0 + SIDE - (my + 1.0) * m);
+                    }
+                    let _ = writeln!(last.ops, "Q");
+                }
+            }
+        }
+        pdf(&pages, self.font, overlay.as_ref())
+    }
+
     fn render_pages(&self) -> Vec<Page> {
         let mut d = Doc::new(self.font);
         match self.layout {
@@ -1161,6 +1205,15 @@ impl Doc {
         }
         self.pages
     }
+}
+
+/// How `render_pdf_with_qr` puts a code on the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QrDrawing {
+    /// An embedded grey image, as most invoicing software does.
+    Image,
+    /// Filled squares in the content stream, as a PDF library's SVG or vector output does.
+    Vector,
 }
 
 /// One page's content stream.
