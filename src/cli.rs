@@ -496,6 +496,18 @@ async fn status(path: &Path) -> Result<i32> {
         println!("  {state:<12} {n}");
     }
     println!("outbox backlog: {}", store::pending_mail_count(&pool).await?);
+    if let Some(p) = store::oldest_pending_mail(&pool).await? {
+        println!(
+            "oldest pending mail: outbox #{} ({}) to {}, queued {}, {} attempts, next {}; last error: {}",
+            p.id,
+            p.kind,
+            p.recipients.join(", "),
+            p.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            p.attempts,
+            p.next_attempt_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            p.last_error.as_deref().map(crate::mail::headers::line_text).unwrap_or_else(|| "none".into())
+        );
+    }
     match store::last_imap_contact(&pool).await? {
         Some(t) => println!("last IMAP contact: {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
         None => println!("last IMAP contact: never"),
@@ -514,7 +526,7 @@ async fn status(path: &Path) -> Result<i32> {
                 p.id,
                 p.state,
                 p.updated_at.format("%Y-%m-%d %H:%M"),
-                p.subject.unwrap_or_default(),
+                crate::mail::headers::line_text(&p.subject.unwrap_or_default()),
                 p.sender.unwrap_or_else(|| "?".into()),
                 p.reason.unwrap_or_default()
             );
@@ -537,7 +549,11 @@ async fn status(path: &Path) -> Result<i32> {
     if !undeliverable.is_empty() {
         println!("undeliverable mail:");
         for (id, to, err) in undeliverable {
-            println!("  outbox #{id} to {}: {}", to.join(", "), err.unwrap_or_default());
+            println!(
+                "  outbox #{id} to {}: {}",
+                to.join(", "),
+                crate::mail::headers::line_text(&err.unwrap_or_default())
+            );
         }
     }
     Ok(0)

@@ -62,6 +62,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const OUTBOX_BASE_DELAY: Duration = Duration::from_secs(30);
 const OUTBOX_MAX_DELAY: Duration = Duration::from_secs(3600);
 const OUTBOX_MAX_ATTEMPTS: i32 = 30;
+/// A mail during whose content the server dropped the connection is tried this many times in all, then failed
+/// with the reason: a server that takes other mail but not this one will not take it later either.
+const OUTBOX_MAX_REJECTIONS: i32 = 2;
 /// While the SMTP server is unreachable, delivery pauses (1 s, doubling, at most 5 minutes) and then probes
 /// with one mail. An unreachable server is not held against any mail.
 const SMTP_MAX_PAUSE: Duration = Duration::from_secs(300);
@@ -1089,7 +1092,14 @@ impl App {
                 store::note_delivery_error(&mut *tx, mail.id, &e.to_string()).await?;
                 metrics.delivery("unreachable");
             }
-            Err(e) if e.is_transient() && mail.attempts + 1 < OUTBOX_MAX_ATTEMPTS => {
+            Err(e) if e.is_rejected() && mail.attempts + 1 < OUTBOX_MAX_REJECTIONS => {
+                self.smtp_reachable();
+                let delay = outbox_delay(mail.attempts);
+                warn!(outbox_id = mail.id, error = %e, retry_in_secs = delay.as_secs(), "the server refused this mail; will try it once more");
+                store::mark_retry(&mut *tx, mail.id, &e.to_string(), delay).await?;
+                metrics.delivery("retry");
+            }
+            Err(e) if e.is_transient() && !e.is_rejected() && mail.attempts + 1 < OUTBOX_MAX_ATTEMPTS => {
                 self.smtp_reachable();
                 let delay = outbox_delay(mail.attempts);
                 warn!(outbox_id = mail.id, error = %e, retry_in_secs = delay.as_secs(), "delivery failed; will retry");

@@ -841,6 +841,36 @@ pub async fn undeliverable_mail(pool: &PgPool, limit: i64) -> Result<Vec<(i64, V
     Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }
 
+/// The oldest mail still waiting in the outbox, for `status`: the one every reply behind it may be waiting for.
+#[derive(Debug, Clone)]
+pub struct PendingMail {
+    pub id: i64,
+    pub kind: String,
+    pub recipients: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+pub async fn oldest_pending_mail(pool: &PgPool) -> Result<Option<PendingMail>> {
+    let row = sqlx::query(
+        "SELECT id, kind, recipients, created_at, attempts, next_attempt_at, last_error FROM outbox
+         WHERE state = 'pending' ORDER BY id LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| PendingMail {
+        id: r.get(0),
+        kind: r.get(1),
+        recipients: r.get(2),
+        created_at: r.get(3),
+        attempts: r.get(4),
+        next_attempt_at: r.get(5),
+        last_error: r.get(6),
+    }))
+}
+
 pub async fn last_imap_contact(pool: &PgPool) -> Result<Option<DateTime<Utc>>> {
     Ok(sqlx::query("SELECT max(last_contact) FROM mailbox_state").fetch_one(pool).await?.get(0))
 }

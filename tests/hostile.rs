@@ -1,0 +1,101 @@
+//! Mail written to hurt, through the whole service on real servers: what one hostile message must never do to
+//! the others (stop the outbox), to the people who read our mail (extra lines), or to the supplier's invoice
+//! (lost for a malformed wrapping).
+
+mod common;
+
+use common::worker::Worker;
+use common::{MailBuilder, TestWorld};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// `invoice-intake status` for the world's config: its exit code and what it printed.
+fn status(w: &TestWorld) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, &w.config_toml).unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_invoice-intake")).arg("status").arg("--config").arg(&config).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+async fn wait_for(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "waited {limit:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    started.elapsed()
+}
+
+/// One mail the SMTP server refuses (a 6 MB header line: OpenSMTPD answers `500 Line too long` and drops the
+/// connection while the content is still being written), queued first; then a supplier's mail. With ONE delivery
+/// slot the supplier's reply still arrives within a minute, and the refused mail ends `failed` with its reason,
+/// which `status` shows.
+#[tokio::test]
+async fn a_mail_the_server_refuses_fails_alone_and_the_reply_behind_it_still_goes_out() {
+    // max_connections 3: one extraction slot and one delivery slot (`App::delivery_slots`).
+    let w = TestWorld::with_config(|t| {
+        t["database"].as_table_mut().unwrap().insert("max_connections".into(), 3.into());
+    })
+    .await;
+    invoice_intake::store::migrate(&w.pool).await.unwrap();
+    let message_ref: i64 = sqlx::query_scalar(
+        "INSERT INTO messages (mailbox, uidvalidity, uid, raw, raw_sha256, size_bytes, state, archived_at)
+         VALUES ('elsewhere', 1, 1, 'x', 'x', 1, 'processed', now()) RETURNING id",
+    )
+    .fetch_one(&w.pool)
+    .await
+    .unwrap();
+    let poisoned = format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {}\r\nMessage-ID: <poisoned@example.test>\r\n\r\nx\r\n",
+        "x".repeat(6 * 1024 * 1024),
+        from = w.config.smtp.from,
+        to = w.supplier(),
+    );
+    let poisoned_id: i64 = sqlx::query_scalar(
+        "INSERT INTO outbox (message_ref, kind, mail_message_id, envelope_from, recipients, body)
+         VALUES ($1, 'reply', 'poisoned@example.test', $2, $3, $4) RETURNING id",
+    )
+    .bind(message_ref)
+    .bind(&w.config.smtp.from)
+    .bind(vec![w.supplier()])
+    .bind(poisoned.as_bytes())
+    .fetch_one(&w.pool)
+    .await
+    .unwrap();
+
+    let innocent = MailBuilder::new(&w, "Consulta sin factura");
+    w.send(&innocent.build()).await.unwrap();
+    let worker = Worker::start(&w, "refused");
+    let took = wait_for("the innocent reply", Duration::from_secs(60), async || {
+        w.mailbox_now("supplier").await.unwrap_or_default().iter().any(|r| r.subject == "Re: Consulta sin factura")
+    })
+    .await;
+    println!("the reply behind the refused mail arrived after {:.1} s", took.as_secs_f64());
+
+    let failed = async || {
+        sqlx::query_scalar::<_, String>("SELECT state FROM outbox WHERE id = $1")
+            .bind(poisoned_id)
+            .fetch_one(&w.pool)
+            .await
+            .unwrap()
+            == "failed"
+    };
+    let took = wait_for("the refused mail to fail", Duration::from_secs(120), failed).await;
+    println!("the refused mail was failed {:.1} s later", took.as_secs_f64());
+    let (attempts, error): (i32, String) = sqlx::query_as("SELECT attempts, last_error FROM outbox WHERE id = $1")
+        .bind(poisoned_id)
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 2, "{error}");
+    assert!(error.contains("dropped the connection") || error.contains("500"), "{error}");
+    assert!(!worker.log().contains("delivery paused"), "{}", worker.log());
+
+    let (ok, text) = status(&w);
+    assert!(ok, "{text}");
+    assert!(text.contains("undeliverable mail:") && text.contains(&format!("outbox #{poisoned_id}")), "{text}");
+    drop(worker);
+    w.drop_database().await;
+}
