@@ -730,7 +730,11 @@ impl App {
                 for r in &results {
                     Metrics::global().document(r.error.as_ref().map_or("ok", |e| e.code.as_str()));
                 }
-                extracted.push((doc.clone(), results.into_iter().map(store::clean_extraction).collect()));
+                // Results come out of the sandbox, from documents anyone can write: validated before anything
+                // stores or shows them.
+                let today = chrono::Utc::now().date_naive();
+                let results = results.into_iter().map(|e| crate::extract::validate::validate(e, today));
+                extracted.push((doc.clone(), results.map(store::clean_extraction).collect()));
             }
         }
         let transient: Vec<String> = extracted

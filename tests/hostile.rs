@@ -99,3 +99,30 @@ async fn a_mail_the_server_refuses_fails_alone_and_the_reply_behind_it_still_goe
     drop(worker);
     w.drop_database().await;
 }
+
+/// A UBL invoice whose currency carries a line break and a fake IBAN (`EUR&#10;    IBAN: ES76…`), whose due date
+/// is `0000-01-01` and whose total is `1e400`: nothing implausible is stored, no extra line reaches the supplier
+/// or the accountants, and the supplier is told the total could not be read.
+#[tokio::test]
+async fn read_fields_cannot_add_lines_and_implausible_values_are_not_stored() {
+    let w = TestWorld::new().await;
+    let xml = std::fs::read("tests/fixtures/hostile/ubl-injected-currency.xml").unwrap();
+    let mail = MailBuilder::new(&w, "Factura HX-1").attach("HX-1.xml", "application/xml", xml);
+    w.send(&mail.build()).await.unwrap();
+    w.run_once().await.unwrap();
+
+    let (currency, due, total): (Option<String>, Option<chrono::NaiveDate>, Option<rust_decimal::Decimal>) =
+        sqlx::query_as("SELECT currency, due_date, total_amount FROM invoices").fetch_one(&w.pool).await.unwrap();
+    assert_eq!((currency, due, total), (None, None, None));
+
+    let reply = &w.mailbox("supplier", 1).await.unwrap()[0];
+    let confirmation = &w.mailbox("accounts", 1).await.unwrap()[0];
+    for (who, m) in [("supplier", reply), ("accountants", confirmation)] {
+        for body in [&m.text, &m.html] {
+            assert!(!body.contains("ES7600000000000000000000"), "the fake IBAN reached the {who}: {body}");
+        }
+    }
+    assert!(reply.text.contains("no hemos podido leer el importe total"), "{}", reply.text);
+    assert!(confirmation.subject.starts_with("[REVISAR]"), "{}", confirmation.subject);
+    w.drop_database().await;
+}

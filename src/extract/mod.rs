@@ -10,6 +10,7 @@ pub mod ocr;
 pub mod pdf;
 pub mod rules;
 pub mod text;
+pub mod validate;
 
 use sha2::{Digest, Sha256};
 use std::path::Path;

@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
 use crate::config::Language;
-use crate::extract::{ErrorCode, Extraction};
+use crate::extract::{validate, ErrorCode, Extraction};
 use crate::mail::headers::{self, header_text, line_text, one_line, shorten};
 use crate::mail::mime::{SkipReason, Skipped};
 
@@ -345,6 +345,20 @@ fn check_sentence(check: &crate::extract::Check, es: bool) -> String {
         ("iban_checksum", false) => "the IBAN's check digits are wrong".to_string(),
         ("xml_matches_visual", true) => "los datos del XML no coinciden con lo que muestra el PDF".to_string(),
         ("xml_matches_visual", false) => "the embedded XML does not match what the PDF shows".to_string(),
+        (validate::CHECK_TOTAL_READ, true) => {
+            "no hemos podido leer el importe total; revíselo y, si hace falta, envíe la factura de nuevo".to_string()
+        }
+        (validate::CHECK_TOTAL_READ, false) => {
+            "we could not read the total; please check it and resend the invoice if needed".to_string()
+        }
+        (validate::CHECK_TOTAL_POSITIVE, true) => {
+            "el total es negativo en una factura ordinaria; si es un abono, envíelo como factura rectificativa"
+                .to_string()
+        }
+        (validate::CHECK_TOTAL_POSITIVE, false) => {
+            "the total is negative on an ordinary invoice; if it is a credit, please send it as a credit note"
+                .to_string()
+        }
         (name, true) => format!("la comprobación {name} no se cumple"),
         (name, false) => format!("check {name} failed"),
     };
