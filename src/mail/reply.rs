@@ -183,6 +183,14 @@ pub fn reply_lines(c: &ReplyContent<'_>) -> Vec<String> {
                 "- {}: not read; we read at most {} documents per message. Please send it in another message.",
                 s.filename, c.max_attachments
             ),
+            (SkipReason::TooDeep, true) => format!(
+                "- {}: es un mensaje reenviado dentro de demasiados reenvíos y no lo hemos abierto. Envíe la factura adjunta directamente, por favor.",
+                s.filename
+            ),
+            (SkipReason::TooDeep, false) => format!(
+                "- {}: a forwarded message inside too many forwards, so we did not open it. Please attach the invoice directly.",
+                s.filename
+            ),
         });
     }
     lines.push(String::new());
