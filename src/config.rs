@@ -261,12 +261,23 @@ pub struct ReplyConfig {
     /// Used when the message's own language cannot be told.
     #[serde(default = "default_language")]
     pub default_language: Language,
+    /// Replies to one sender about mail without an invoice, at most, per hour. A robot that answers every mail
+    /// and does not say it is a robot (RFC 3834) would otherwise loop with us forever.
+    #[serde(default = "default_replies_without_invoice")]
+    pub max_replies_without_invoice_per_hour: u32,
 }
 
 impl Default for ReplyConfig {
     fn default() -> Self {
-        ReplyConfig { default_language: default_language() }
+        ReplyConfig {
+            default_language: default_language(),
+            max_replies_without_invoice_per_hour: default_replies_without_invoice(),
+        }
     }
+}
+
+fn default_replies_without_invoice() -> u32 {
+    3
 }
 
 #[derive(Debug, Clone, Deserialize)]

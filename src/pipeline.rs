@@ -923,7 +923,19 @@ impl App {
             });
         }
         let language = incoming.language.unwrap_or(self.config.reply.default_language);
+        let held = match (&incoming.no_reply, any_invoice) {
+            (None, false) => self.reply_held(tx, incoming).await?,
+            _ => None,
+        };
         match (&incoming.no_reply, &incoming.reply_to) {
+            (None, Some(_)) if held.is_some() => {
+                let note = format!("not answered: {}", held.unwrap_or_default());
+                info!(reason = note.as_str(), "not replying");
+                reason = Some(match reason {
+                    Some(r) => format!("{r}; {note}"),
+                    None => note,
+                });
+            }
             (None, Some(to)) => {
                 let content = ReplyContent {
                     language,
@@ -1003,6 +1015,27 @@ impl App {
         store::finish_message(tx, m.id, state, reason.as_deref(), Some(target)).await?;
         info!(state = state.as_str(), documents = outcomes.len(), "message handled");
         Ok(state)
+    }
+
+    /// Why a mail without an invoice gets no reply, when it gets none: it answers a mail of ours (a robot that
+    /// does not mark itself, RFC 3834, would loop with us), or its sender had their hourly share of replies.
+    async fn reply_held(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        incoming: &Incoming,
+    ) -> Result<Option<String>> {
+        if let Some(ours) = store::own_mail_among(tx, &incoming.answers).await? {
+            return Ok(Some(format!("it answers our mail {ours} and carries no invoice")));
+        }
+        let Some(to) = &incoming.reply_to else { return Ok(None) };
+        let budget = self.config.reply.max_replies_without_invoice_per_hour;
+        let sent = store::recent_replies_without_invoice(tx, to).await?;
+        Ok((sent >= i64::from(budget)).then(|| {
+            format!(
+                "{sent} replies about mail without an invoice went to {to} within the hour \
+                 (reply.max_replies_without_invoice_per_hour = {budget})"
+            )
+        }))
     }
 
     /// Compare a newly stored invoice with the supplier's history: a changed IBAN (business email compromise)

@@ -126,3 +126,41 @@ async fn read_fields_cannot_add_lines_and_implausible_values_are_not_stored() {
     assert!(confirmation.subject.starts_with("[REVISAR]"), "{}", confirmation.subject);
     w.drop_database().await;
 }
+
+/// A robot that answers every mail and does not say it is one: its answer to our reply is recorded, not answered,
+/// and however many mails without an invoice one sender sends, it gets at most three replies an hour.
+#[tokio::test]
+async fn a_robot_that_answers_us_gets_no_reply_and_a_sender_at_most_three_an_hour() {
+    let w = TestWorld::new().await;
+    let first = MailBuilder::new(&w, "Pregunta");
+    w.send(&first.build()).await.unwrap();
+    w.run_once().await.unwrap();
+    let ours = w.mailbox("supplier", 1).await.unwrap()[0].message_id.clone().expect("our reply's Message-ID");
+
+    // The robot's answer to our reply, in the thread, with nothing attached.
+    let robot = MailBuilder::new(&w, "Re: Re: Pregunta")
+        .header("In-Reply-To", &format!("<{ours}>"))
+        .header("References", &format!("{} <{ours}>", first.message_id));
+    w.send(&robot.build()).await.unwrap();
+    w.run_once().await.unwrap();
+    let reason: String = sqlx::query_scalar("SELECT reason FROM messages WHERE message_id = $1")
+        .bind(robot.message_id.trim_matches(['<', '>']))
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+    assert!(reason.contains("not answered") && reason.contains("answers our mail"), "{reason}");
+
+    for i in 0..4 {
+        w.send(&MailBuilder::new(&w, &format!("Otra pregunta {i}")).build()).await.unwrap();
+    }
+    w.run_once().await.unwrap();
+    w.mailbox("supplier", 3).await.unwrap();
+    // Whatever was sent has arrived by now (OpenSMTPD hands mail to Dovecot within milliseconds here).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let replies = w.mailbox_now("supplier").await.unwrap();
+    assert_eq!(replies.len(), 3, "{:?}", replies.iter().map(|r| &r.subject).collect::<Vec<_>>());
+    let held: i64 =
+        w.scalar_i64("SELECT count(*) FROM messages WHERE reason LIKE '%max_replies_without_invoice_per_hour%'").await;
+    assert_eq!(held, 2);
+    w.drop_database().await;
+}

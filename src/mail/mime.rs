@@ -98,6 +98,8 @@ pub struct Incoming {
     /// Where a reply goes: Reply-To, else From.
     pub reply_to: Option<String>,
     pub references: Vec<String>,
+    /// The ids of In-Reply-To and References together: what this mail says it answers.
+    pub answers: Vec<String>,
     pub language: Option<Language>,
     pub no_reply: Option<NoReply>,
     pub documents: Vec<Document>,
@@ -115,6 +117,7 @@ pub fn parse(raw: &[u8], own_address: &str, max_documents: usize) -> Incoming {
             from: None,
             reply_to: None,
             references: Vec::new(),
+            answers: Vec::new(),
             language: None,
             no_reply: Some(NoReply::NoSender),
             documents: Vec::new(),
@@ -133,6 +136,8 @@ pub fn parse(raw: &[u8], own_address: &str, max_documents: usize) -> Incoming {
     let message_id = message.message_id().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let subject = message.subject().unwrap_or("").trim().to_string();
     let mut references = text_list(message.references());
+    let mut answers = text_list(message.in_reply_to());
+    answers.extend(references.iter().cloned());
     if references.is_empty() {
         references = text_list(message.in_reply_to());
     }
@@ -158,6 +163,7 @@ pub fn parse(raw: &[u8], own_address: &str, max_documents: usize) -> Incoming {
         from,
         reply_to,
         references,
+        answers,
         language,
         no_reply,
         documents,

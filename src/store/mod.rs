@@ -841,6 +841,28 @@ pub async fn undeliverable_mail(pool: &PgPool, limit: i64) -> Result<Vec<(i64, V
     Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }
 
+/// One of the ids `ids` (without angle brackets) that is a mail we sent, if any: the mail naming it answers us.
+pub async fn own_mail_among(tx: &mut Transaction<'_, Postgres>, ids: &[String]) -> Result<Option<String>> {
+    let ids: Vec<String> = ids.iter().take(200).map(|i| format!("<{}>", clean_message_id(i))).collect();
+    Ok(sqlx::query_scalar("SELECT mail_message_id FROM outbox WHERE mail_message_id = ANY($1) LIMIT 1")
+        .bind(&ids)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+/// Replies to `address` queued within the last hour about messages that stored no invoice.
+pub async fn recent_replies_without_invoice(tx: &mut Transaction<'_, Postgres>, address: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM outbox o
+         WHERE o.kind = 'reply' AND lower($1) IN (SELECT lower(r) FROM unnest(o.recipients) r)
+           AND o.created_at > now() - interval '1 hour'
+           AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.message_ref = o.message_ref)",
+    )
+    .bind(address)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
 /// The oldest mail still waiting in the outbox, for `status`: the one every reply behind it may be waiting for.
 #[derive(Debug, Clone)]
 pub struct PendingMail {
