@@ -163,6 +163,10 @@ pub struct SandboxConfig {
     /// Wall-clock limit per document; the whole process tree is killed past it.
     #[serde(default = "default_sandbox_timeout")]
     pub timeout_secs: u64,
+    /// Wall-clock limit for all the documents of one message together; unset means three documents' worth
+    /// (3 × `timeout_secs`). Documents left when it runs out are not read, and a person looks at the message.
+    #[serde(default)]
+    pub message_budget_secs: Option<u64>,
     /// Address-space limit for the extractor and its tools (tesseract needs a few hundred MB).
     #[serde(default = "default_sandbox_memory")]
     pub memory_mb: u64,
@@ -222,6 +226,13 @@ pub struct SecurityConfig {
 impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig { sender_policy: default_policy(), allowlist: Vec::new(), authserv_id: None }
+    }
+}
+
+impl SandboxConfig {
+    /// The time all documents of one message may take together.
+    pub fn message_budget(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.message_budget_secs.unwrap_or(3 * self.timeout_secs))
     }
 }
 
@@ -404,6 +415,7 @@ fn default_sandbox() -> SandboxConfig {
     SandboxConfig {
         backend: default_backend(),
         timeout_secs: default_sandbox_timeout(),
+        message_budget_secs: None,
         memory_mb: default_sandbox_memory(),
         cpu_secs: default_sandbox_cpu(),
         concurrency: 0,

@@ -138,6 +138,9 @@ pub struct App {
     sandbox: Sandbox,
     mailer: Mailer,
     smtp_pause: Mutex<SmtpPause>,
+    /// Cancelled when the service is asked to stop: a message's remaining documents are then put back instead
+    /// of read, so the stop waits for one document, not for a whole message.
+    stopping: CancellationToken,
 }
 
 impl App {
@@ -152,7 +155,7 @@ impl App {
         sandbox.ensure_usable().await?;
         let mailer = Mailer::new(&config.smtp)?;
         let smtp_pause = Mutex::new(SmtpPause { until: None, next: Duration::from_secs(1) });
-        Ok(App { config, pool, sandbox, mailer, smtp_pause })
+        Ok(App { config, pool, sandbox, mailer, smtp_pause, stopping: CancellationToken::new() })
     }
 
     /// Documents handled at once (the slots), bounded by the cores. Each message in hand holds one database
@@ -234,11 +237,16 @@ impl App {
             self.extraction_task(&cancel, &wake).await;
             drained.cancel();
         };
+        let stopping = async {
+            cancel.cancelled().await;
+            self.stopping.cancel();
+        };
         tokio::join!(
             self.imap_task(&cancel, &drained, &wake, &mut once_ready),
             extraction,
             self.delivery_task(&drained, &wake),
             self.listen_task(&drained, &wake),
+            stopping,
         );
         info!("stopped taking mail");
         Ok(())
@@ -716,8 +724,39 @@ impl App {
             .then_some(MessageError::TooLarge { bytes: m.size_bytes, limit: self.config.limits.max_message_bytes });
 
         let mut extracted: Vec<(mime::Document, Vec<Extraction>)> = Vec::new();
+        let budget = self.config.sandbox.message_budget();
+        let started = Instant::now();
+        let mut out_of_time = false;
         if too_large.is_none() {
             for doc in &incoming.documents {
+                if self.stopping.is_cancelled() {
+                    info!(
+                        read = extracted.len(),
+                        left = incoming.documents.len() - extracted.len(),
+                        "stopping; the message is put back"
+                    );
+                    store::put_back(tx, m.id).await?;
+                    return Ok(Step::Deferred);
+                }
+                if out_of_time || started.elapsed() >= budget {
+                    out_of_time = true;
+                    let why =
+                        format!("not read: the message's documents took more than {} s together", budget.as_secs());
+                    extracted
+                        .push((doc.clone(), vec![Extraction::failed(doc.filename.as_str(), ErrorCode::Timeout, why)]));
+                    continue;
+                }
+                // A damaged image header is refused here, in microseconds, instead of holding a jail until its
+                // timeout.
+                if let Err(why) = crate::extract::precheck::check(&doc.bytes) {
+                    info!(file = doc.filename.as_str(), why = why.as_str(), "image refused before the sandbox");
+                    Metrics::global().document(ErrorCode::Unreadable.as_str());
+                    extracted.push((
+                        doc.clone(),
+                        vec![Extraction::failed(doc.filename.as_str(), ErrorCode::Unreadable, why)],
+                    ));
+                    continue;
+                }
                 let span = info_span!(
                     "attachment",
                     file = doc.filename.as_str(),
@@ -744,7 +783,8 @@ impl App {
             .filter(|(_, er)| matches!(er.code, ErrorCode::SandboxFailure | ErrorCode::Timeout))
             .map(|(e, er)| format!("{}: {} ({})", e.file, er.code.as_str(), er.message))
             .collect();
-        if !transient.is_empty() && m.attempts < MAX_ATTEMPTS {
+        // A message that used up its time budget would use it up again: a person looks instead.
+        if !transient.is_empty() && m.attempts < MAX_ATTEMPTS && !out_of_time {
             let delay = retry_delay(m.attempts);
             let why = transient.join("; ");
             warn!(
@@ -755,8 +795,17 @@ impl App {
             store::release_message(tx, m.id, &format!("attempt {} failed: {why}", m.attempts), delay).await?;
             return Ok(Step::Deferred);
         }
-        let poisoned = (!transient.is_empty())
-            .then(|| format!("extraction kept failing after {} attempts: {}", m.attempts, transient.join("; ")));
+        let poisoned = (!transient.is_empty()).then(|| {
+            if out_of_time {
+                format!(
+                    "the documents took more than the message's time budget ({} s): {}",
+                    budget.as_secs(),
+                    transient.join("; ")
+                )
+            } else {
+                format!("extraction kept failing after {} attempts: {}", m.attempts, transient.join("; "))
+            }
+        });
         let state = self.finalize(tx, m, &incoming, extracted, too_large, poisoned).await?;
         Ok(Step::Done(state))
     }

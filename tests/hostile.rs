@@ -164,3 +164,78 @@ async fn a_robot_that_answers_us_gets_no_reply_and_a_sender_at_most_three_an_hou
     assert_eq!(held, 2);
     w.drop_database().await;
 }
+
+/// A 772-byte little-endian TIFF whose one page table (IFD) names itself as the next.
+fn looping_tiff() -> Vec<u8> {
+    let mut t = b"II*\0".to_vec();
+    t.extend(8u32.to_le_bytes());
+    t.extend(2u16.to_le_bytes());
+    for (tag, value) in [(256u16, 100u32), (257, 100)] {
+        t.extend(tag.to_le_bytes());
+        t.extend(4u16.to_le_bytes());
+        t.extend(1u32.to_le_bytes());
+        t.extend(value.to_le_bytes());
+    }
+    t.extend(8u32.to_le_bytes());
+    t.resize(772, 0);
+    t
+}
+
+/// Twenty TIFFs whose page table loops, in one 15 KB mail: each is refused before the sandbox, the supplier is
+/// told the files are damaged, and the message is settled on its first attempt, not after two hours of timeouts.
+#[tokio::test]
+async fn looping_tiffs_are_refused_before_the_sandbox_with_a_reply() {
+    let w = TestWorld::with_config(|t| {
+        t["sandbox"].as_table_mut().unwrap().insert("timeout_secs".into(), 20.into());
+    })
+    .await;
+    let mut mail = MailBuilder::new(&w, "Facturas escaneadas");
+    for i in 0..20 {
+        mail = mail.attach(&format!("scan{i}.tif"), "image/tiff", looping_tiff());
+    }
+    w.send(&mail.build()).await.unwrap();
+    let started = Instant::now();
+    w.run_once().await.unwrap();
+    println!("20 looping TIFFs handled in {:.2} s", started.elapsed().as_secs_f64());
+    let (state, attempts): (String, i32) =
+        sqlx::query_as("SELECT state, attempts FROM messages").fetch_one(&w.pool).await.unwrap();
+    assert_eq!((state.as_str(), attempts), ("failed", 1));
+    let reply = &w.mailbox("supplier", 1).await.unwrap()[0];
+    assert_eq!(reply.text.matches("El archivo está dañado").count(), 20, "{}", reply.text);
+    w.drop_database().await;
+}
+
+/// SIGTERM while a message's first of four scans is read: the worker stops after that document, the message is
+/// put back unread (its interrupted attempt not counted), and nothing of it is stored or answered.
+#[tokio::test]
+async fn sigterm_stops_after_the_document_in_hand_and_puts_the_rest_back() {
+    let w = TestWorld::new().await;
+    let mut mail = MailBuilder::new(&w, "Cuatro facturas");
+    for i in 0..4 {
+        let scan = common::render_png(&common::pdf::SampleInvoice::basic(&format!("STOP-{i}")).render_pdf(), 300);
+        mail = mail.attach(&format!("scan{i}.png"), "image/png", scan);
+    }
+    w.send(&mail.build()).await.unwrap();
+    let mut worker = Worker::start(&w, "sigterm");
+    wait_for("the message to be taken", Duration::from_secs(60), async || {
+        sqlx::query_scalar::<_, i32>("SELECT attempts FROM messages").fetch_optional(&w.pool).await.ok().flatten()
+            == Some(1)
+    })
+    .await;
+    let started = Instant::now();
+    assert_eq!(worker.terminate(), Some(0), "{}", worker.log());
+    println!("stopped {:.1} s after SIGTERM", started.elapsed().as_secs_f64());
+    let (state, attempts, reason): (String, i32, Option<String>) =
+        sqlx::query_as("SELECT state, attempts, reason FROM messages").fetch_one(&w.pool).await.unwrap();
+    assert_eq!((state.as_str(), attempts), ("received", 0), "{reason:?}\n{}", worker.log());
+    assert!(reason.unwrap_or_default().contains("put back"));
+    assert_eq!(w.scalar_i64("SELECT count(*) FROM attachments").await, 0);
+    assert_eq!(w.scalar_i64("SELECT count(*) FROM outbox").await, 0);
+
+    // The next start reads it whole.
+    let worker = Worker::start(&w, "sigterm-after");
+    let replies = w.wait_for_folder("supplier", &w.tag, 1, Duration::from_secs(180)).await.unwrap();
+    assert_eq!(replies[0].text.matches("registrada").count(), 4, "{}", replies[0].text);
+    drop(worker);
+    w.drop_database().await;
+}

@@ -8,6 +8,7 @@ pub mod einvoice;
 pub mod model;
 pub mod ocr;
 pub mod pdf;
+pub mod precheck;
 pub mod rules;
 pub mod text;
 pub mod validate;

@@ -863,6 +863,20 @@ pub async fn recent_replies_without_invoice(tx: &mut Transaction<'_, Postgres>, 
     .await?)
 }
 
+/// Put a locked message back untouched (the service is stopping): due at once, and the attempt that was
+/// interrupted on purpose not counted against it.
+pub async fn put_back(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE messages SET attempts = greatest(attempts - 1, 0), next_attempt_at = now(), updated_at = now(),
+             reason = 'put back unfinished when the service stopped'
+         WHERE id = $1 AND state = 'received'",
+    )
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// The oldest mail still waiting in the outbox, for `status`: the one every reply behind it may be waiting for.
 #[derive(Debug, Clone)]
 pub struct PendingMail {
