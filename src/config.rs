@@ -5,7 +5,7 @@
 //! and bad values are rejected with an error that names the key, because a typo in `processed_mailbox` would
 //! otherwise silently leave mail in the inbox.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -455,15 +455,16 @@ impl Config {
     }
 
     pub fn from_toml_with_env(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config> {
-        let mut value: toml::Table = toml::from_str(text)?;
+        let mut value: toml::Table = toml::from_str(text).map_err(|e| toml_error(&e, text, true))?;
         for (key, val) in env {
             if let Some(path) = key.strip_prefix(ENV_PREFIX) {
                 apply_override(&mut value, path, &val)?;
             }
         }
-        // Round-trip through text so the error for an unknown key or a bad value quotes the offending line.
+        // Round-trip through text so an unknown key or a bad value is found; the error names the key, since line
+        // numbers of the merged text are not the file's.
         let merged = toml::to_string(&value)?;
-        let mut config: Config = toml::from_str(&merged)?;
+        let mut config: Config = toml::from_str(&merged).map_err(|e| toml_error(&e, &merged, false))?;
         config.resolve_secret_files()?;
         config.validate()?;
         Ok(config)
@@ -563,6 +564,67 @@ impl Config {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
         }
     }
+}
+
+/// A TOML error without the quoted line toml prints: that line may hold a password or a database URL. A syntax
+/// error in the file says its line and column; an error in the merged config (file and environment) names the
+/// key, and quotes no value of a key that may be secret.
+fn toml_error(e: &toml::de::Error, text: &str, in_file: bool) -> anyhow::Error {
+    let span = e.span();
+    let key = span.as_ref().and_then(|s| key_at(text, s.start));
+    let secret = key.as_deref().is_some_and(is_secret_key);
+    let message = e.message().trim();
+    let message = if secret { mask_quoted(message) } else { message.to_string() };
+    match (in_file, span, key) {
+        (true, Some(s), _) => {
+            let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+            let column = s.start - text[..s.start.min(text.len())].rfind('\n').map_or(0, |i| i + 1) + 1;
+            anyhow!("TOML error at line {line}, column {column}: {message}")
+        }
+        (false, _, Some(key)) => anyhow!("{key}: {message}"),
+        _ => anyhow!("{message}"),
+    }
+}
+
+/// The dotted key (`imap.port`) whose line holds byte `at` of `text`, with its `[section]`.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let at = at.min(text.len());
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_string());
+    let section = text[..line_start]
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')).map(|s| s.trim().to_string()));
+    match (section, key) {
+        (Some(s), Some(k)) => Some(format!("{s}.{k}")),
+        (None, Some(k)) => Some(k),
+        (Some(s), None) => Some(s),
+        (None, None) => None,
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
+    last.contains("password")
+        || last.contains("secret")
+        || last.contains("token")
+        || last.contains("key")
+        || last == "url"
+}
+
+/// `message` with every quoted value replaced by `"***"`.
+fn mask_quoted(message: &str) -> String {
+    let mut out = String::new();
+    let mut parts = message.split('"');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for (i, part) in parts.enumerate() {
+        out.push('"');
+        out.push_str(if i % 2 == 0 { "***" } else { part });
+    }
+    out
 }
 
 fn read_secret_file(path: &Path, key: &str) -> Result<Secret> {
@@ -725,5 +787,30 @@ mod tests {
         let c = load(text, &[("INVOICE_INTAKE__IMAP__PASSWORD", "x")]).unwrap();
         assert!(!c.notify.accountants.is_empty());
         assert_eq!(c.security.sender_policy, SenderPolicy::Authenticated, "safe by default");
+    }
+
+    #[test]
+    fn a_syntax_error_says_where_and_never_quotes_a_password_or_a_database_url() {
+        let broken_password = MINIMAL.replace("password = \"hunter2\"", "password = \"hunter2");
+        let err = format!("{:#}", load(&broken_password, &[]).unwrap_err());
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("line 6"), "{err}");
+        let broken_url = MINIMAL.replace(
+            "url = \"postgres://postgres@127.0.0.1/invoice_intake\"",
+            "url = \"postgres://app:s3cr3t@127.0.0.1/invoice_intake\" trailing",
+        );
+        let err = format!("{:#}", load(&broken_url, &[]).unwrap_err());
+        assert!(!err.contains("s3cr3t"), "{err}");
+        assert!(err.contains("line 12"), "{err}");
+    }
+
+    #[test]
+    fn an_error_after_environment_overrides_names_the_key_not_a_wrong_line() {
+        let text = MINIMAL.replace("[smtp]", "bogus_key = 1\n[smtp]");
+        let env = [("INVOICE_INTAKE__SMTP__USERNAME", "x"), ("INVOICE_INTAKE__LOG__LEVEL", "debug")];
+        let err = format!("{:#}", load(&text, &env).unwrap_err());
+        assert!(err.contains("imap.bogus_key") && !err.contains("line"), "{err}");
+        let err = format!("{:#}", load(MINIMAL, &[("INVOICE_INTAKE__IMAP__PORT", "\"abc\"")]).unwrap_err());
+        assert!(err.contains("imap.port"), "{err}");
     }
 }

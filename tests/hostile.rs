@@ -239,3 +239,27 @@ async fn sigterm_stops_after_the_document_in_hand_and_puts_the_rest_back() {
     drop(worker);
     w.drop_database().await;
 }
+
+/// `RUST_LOG=trace`, output to a pipe (as under systemd): the IMAP LOGIN line with its password is not logged,
+/// and no colour codes are written.
+#[tokio::test]
+async fn a_trace_log_carries_no_password_and_no_colour_codes() {
+    let w = TestWorld::new().await;
+    w.send(&MailBuilder::new(&w, "Hola").build()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, &w.config_toml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_invoice-intake"))
+        .args(["once", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "trace,async_imap=trace")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("TRACE") || log.contains("DEBUG"), "a trace log was written: {log}");
+    assert!(!log.contains("LOGIN \\\"") && !log.contains("\\\"secret\\\""), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a log that is not a terminal");
+    w.drop_database().await;
+}
