@@ -864,10 +864,15 @@ impl App {
         too_large: Option<MessageError>,
         poisoned: Option<String>,
     ) -> Result<MessageState> {
-        let sender = store::clean_address(incoming.from.as_deref().unwrap_or("unknown"));
-        let resent_of = match &incoming.message_id {
-            Some(id) => store::earlier_message_with_id(tx, id, m.id).await?.map(|(_, at)| at),
-            None => None,
+        // A mail without a From is nobody's: its documents are its own, never merged with other such mail.
+        let sender = match incoming.from.as_deref() {
+            Some(from) => store::clean_address(from),
+            None => format!("(no sender: message {})", m.id),
+        };
+        // A resend is the same Message-ID from the same sender; another sender reusing the id learns nothing.
+        let resent_of = match (&incoming.message_id, &incoming.from) {
+            (Some(id), Some(_)) => store::earlier_message_from(tx, id, &sender, m.id).await?.map(|(_, at)| at),
+            _ => None,
         };
         let mut outcomes: Vec<(String, Outcome)> = Vec::new();
         let mut stored: Vec<(String, Extraction, i64, Vec<String>)> = Vec::new();
@@ -1029,8 +1034,23 @@ impl App {
                     }
                 }
             }
-            (Some(why), _) => info!(reason = %why, "not replying"),
-            (None, None) => info!("no sender address; not replying"),
+            (Some(why), _) => {
+                info!(reason = %why, "not replying");
+                let note = format!("not answered: {why}");
+                reason = Some(match reason {
+                    Some(r) if r.contains(&note) => r,
+                    Some(r) => format!("{r}; {note}"),
+                    None => note,
+                });
+            }
+            (None, None) => {
+                info!("no sender address; not replying");
+                let note = "not answered: no sender address".to_string();
+                reason = Some(match reason {
+                    Some(r) => format!("{r}; {note}"),
+                    None => note,
+                });
+            }
         }
         if !self.config.notify.accountants.is_empty() {
             for (filename, e, invoice_id, alerts) in &stored {

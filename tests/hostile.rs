@@ -263,3 +263,40 @@ async fn a_trace_log_carries_no_password_and_no_colour_codes() {
     assert!(!log.contains('\u{1b}'), "colour codes in a log that is not a terminal");
     w.drop_database().await;
 }
+
+/// A Message-ID reused by another sender is not "already received" (and does not say when the first came); a mail
+/// without a From is stored as nobody's, with the reason that nobody was answered.
+#[tokio::test]
+async fn identity_is_the_sender_and_the_message_id_together() {
+    let w = TestWorld::new().await;
+    let first = MailBuilder::new(&w, "Consulta");
+    w.send(&first.build()).await.unwrap();
+    w.run_once().await.unwrap();
+    w.mailbox("supplier", 1).await.unwrap();
+
+    let other = format!("other+{}@example.test", w.tag);
+    let mut copycat = MailBuilder::new(&w, "Consulta");
+    copycat.from = format!("Otro <{other}>");
+    copycat.message_id = first.message_id.clone();
+    w.send(&copycat.build()).await.unwrap();
+    w.run_once().await.unwrap();
+    let reply = &w.wait_for_folder("other", &w.tag, 1, Duration::from_secs(30)).await.unwrap()[0];
+    assert!(!reply.text.contains("ya lo recibimos"), "{}", reply.text);
+
+    let pdf = common::pdf::SampleInvoice::basic("NOFROM-1").render_pdf();
+    let anonymous = MailBuilder::new(&w, "Sin remitente").attach("f.pdf", "application/pdf", pdf);
+    let raw = String::from_utf8(anonymous.build()).unwrap();
+    let raw: String = raw.split("\r\n").filter(|l| !l.starts_with("From:")).collect::<Vec<_>>().join("\r\n");
+    w.send(raw.as_bytes()).await.unwrap();
+    w.run_once().await.unwrap();
+    let (state, reason): (String, Option<String>) =
+        sqlx::query_as("SELECT state, reason FROM messages WHERE subject = 'Sin remitente'")
+            .fetch_one(&w.pool)
+            .await
+            .unwrap();
+    assert_eq!(state, "processed");
+    assert!(reason.as_deref().unwrap_or("").contains("not answered: no sender address"), "{reason:?}");
+    let sender: String = sqlx::query_scalar("SELECT sender FROM invoices").fetch_one(&w.pool).await.unwrap();
+    assert!(sender.starts_with("(no sender"), "{sender}");
+    w.drop_database().await;
+}

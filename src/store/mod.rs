@@ -877,6 +877,26 @@ pub async fn put_back(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<()>
     Ok(())
 }
 
+/// An earlier message with the same Message-ID from the same sender (a resend of the very same mail), if any.
+pub async fn earlier_message_from(
+    tx: &mut Transaction<'_, Postgres>,
+    message_id: &str,
+    sender: &str,
+    before: i64,
+) -> Result<Option<(i64, DateTime<Utc>)>> {
+    let row = sqlx::query(
+        "SELECT id, received_at FROM messages
+         WHERE message_id = $1 AND lower(sender) = lower($2) AND id < $3 AND state <> 'received'
+         ORDER BY id LIMIT 1",
+    )
+    .bind(clean_message_id(message_id))
+    .bind(clean_address(sender))
+    .bind(before)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
 /// The oldest mail still waiting in the outbox, for `status`: the one every reply behind it may be waiting for.
 #[derive(Debug, Clone)]
 pub struct PendingMail {
