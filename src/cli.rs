@@ -158,6 +158,18 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let pool = store::connect(cfg.database.url.expose(), 2).await?;
             let n = store::reprocess(&pool, &ids).await?;
             println!("{n} of {} messages queued again; the running service (or `once`) picks them up", ids.len());
+            if (n as usize) < ids.len() {
+                for (id, state) in store::message_states(&pool, &ids).await? {
+                    match state {
+                        None => println!("  #{id}: no such message"),
+                        Some(s) if s == "received" => println!("  #{id}: already waiting to be handled"),
+                        Some(s) if s == "processed" => {
+                            println!("  #{id}: processed; only failed, quarantined or ignored mail is reprocessed")
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
             Ok(if n as usize == ids.len() { 0 } else { 1 })
         }
         Command::SandboxRun { .. } | Command::SandboxProbe { .. } | Command::SandboxBomb { .. } => {
@@ -395,6 +407,7 @@ async fn extract(json: bool, no_embedded: bool, config: Option<&Path>, files: &[
 }
 
 async fn doctor(path: &Path) -> Result<i32> {
+    die_quietly_on_closed_stdout();
     let mut missing: Vec<String> = Vec::new();
     let mut line = |name: &str, ok: bool, detail: &str| {
         println!("{} {name:<28} {detail}", if ok { "ok  " } else { "FAIL" });
@@ -413,6 +426,18 @@ async fn doctor(path: &Path) -> Result<i32> {
             return Ok(1);
         }
     };
+    if cfg.security.sender_policy == crate::config::SenderPolicy::Any {
+        println!(
+            "warn {:<28} sender_policy = \"any\": anyone can have replies sent to any address; use \"authenticated\"",
+            "security"
+        );
+    }
+    if cfg.notify.accountants.is_empty() {
+        println!(
+            "warn {:<28} no [notify] accountants: nobody is told of stored invoices or quarantined mail",
+            "notify"
+        );
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -484,7 +509,19 @@ async fn doctor(path: &Path) -> Result<i32> {
     }
 }
 
+/// `status | head` and `doctor | head`: a reader that stops early ends us quietly, as it ends any Unix tool,
+/// instead of `println!` panicking on EPIPE. Only for these printing commands: the service itself must get
+/// EPIPE as an error on a dropped socket, never be killed by the signal.
+fn die_quietly_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread writes to stdout.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 async fn status(path: &Path) -> Result<i32> {
+    die_quietly_on_closed_stdout();
     let cfg = load(path)?;
     let pool = store::connect(cfg.database.url.expose(), 2).await?;
     println!("messages by state:");

@@ -426,8 +426,10 @@ fn default_sandbox() -> SandboxConfig {
         e2b: None,
     }
 }
+/// Only authenticated mail is answered unless the operator says otherwise: answering anyone lets a spoofer
+/// have our replies (and the invoice data in them) sent wherever they like.
 fn default_policy() -> SenderPolicy {
-    SenderPolicy::Any
+    SenderPolicy::Authenticated
 }
 fn default_language() -> Language {
     Language::Es
@@ -519,6 +521,20 @@ impl Config {
         for (i, a) in self.notify.accountants.iter().enumerate() {
             if !looks_like_address(a) {
                 bail!("notify.accountants[{i}] must be an email address, got {a:?}");
+            }
+        }
+        for (key, name) in [
+            ("imap.mailbox", &self.imap.mailbox),
+            ("imap.processed_mailbox", &self.imap.processed_mailbox),
+            ("imap.failed_mailbox", &self.imap.failed_mailbox),
+        ] {
+            if name.trim().is_empty() {
+                bail!("{key} must name a mailbox; it is empty");
+            }
+        }
+        for (key, port) in [("imap.port", self.imap.port), ("smtp.port", self.smtp.port)] {
+            if port == 0 {
+                bail!("{key} must be a port number from 1 to 65535, not 0");
             }
         }
         if self.imap.processed_mailbox == self.imap.mailbox || self.imap.failed_mailbox == self.imap.mailbox {
@@ -692,6 +708,8 @@ mod tests {
         from = "intake@example.test"
         [database]
         url = "postgres://postgres@127.0.0.1/invoice_intake"
+        [security]
+        sender_policy = "any"
     "#;
 
     fn load(text: &str, env: &[(&str, &str)]) -> Result<Config> {
@@ -812,5 +830,18 @@ mod tests {
         assert!(err.contains("imap.bogus_key") && !err.contains("line"), "{err}");
         let err = format!("{:#}", load(MINIMAL, &[("INVOICE_INTAKE__IMAP__PORT", "\"abc\"")]).unwrap_err());
         assert!(err.contains("imap.port"), "{err}");
+    }
+
+    #[test]
+    fn operator_mistakes_are_named_before_anything_runs() {
+        let no_policy = MINIMAL.replace("sender_policy = \"any\"", "");
+        let err = format!("{:#}", load(&no_policy, &[]).unwrap_err());
+        assert!(err.contains("security.authserv_id"), "authenticated is the default: {err}");
+        let err = format!("{:#}", load(MINIMAL, &[("INVOICE_INTAKE__IMAP__PROCESSED_MAILBOX", "\"\"")]).unwrap_err());
+        assert!(err.contains("imap.processed_mailbox must name a mailbox"), "{err}");
+        let err = format!("{:#}", load(MINIMAL, &[("INVOICE_INTAKE__IMAP__PORT", "0")]).unwrap_err());
+        assert!(err.contains("imap.port must be a port number"), "{err}");
+        let err = format!("{:#}", load(MINIMAL, &[("INVOICE_INTAKE__SMTP__PORT", "0")]).unwrap_err());
+        assert!(err.contains("smtp.port"), "{err}");
     }
 }

@@ -300,3 +300,36 @@ async fn identity_is_the_sender_and_the_message_id_together() {
     assert!(sender.starts_with("(no sender"), "{sender}");
     w.drop_database().await;
 }
+
+/// `status | head -1`, `reprocess` of an id that does not exist, `doctor` on a config that answers anyone: the
+/// operator gets a quiet end, the reason, and the warnings.
+#[tokio::test]
+async fn operator_commands_end_quietly_and_say_why() {
+    let w = TestWorld::new().await;
+    invoice_intake::store::migrate(&w.pool).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, &w.config_toml).unwrap();
+    let bin = env!("CARGO_BIN_EXE_invoice-intake");
+    for command in ["status", "doctor"] {
+        let mut child = Command::new(bin)
+            .args([command, "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away at once, as `head -0` would.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{command}: {stderr}");
+    }
+    let out = Command::new(bin).args(["reprocess", "--config"]).arg(&config).arg("999999").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && text.contains("#999999: no such message"), "{text}");
+    let out = Command::new(bin).args(["doctor", "--config"]).arg(&config).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("sender_policy = \"any\""), "{text}");
+    w.drop_database().await;
+}

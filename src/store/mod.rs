@@ -89,12 +89,30 @@ pub fn clean_extraction(e: Extraction) -> Extraction {
 
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
     let options = PgConnectOptions::from_str(url).context("database.url is not a valid Postgres URL")?;
-    PgPoolOptions::new()
+    let (host, port) = (options.get_host().to_string(), options.get_port());
+    match PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await
-        .context("cannot connect to Postgres")
+    {
+        Ok(pool) => Ok(pool),
+        // The pool only says it timed out; a plain connect says why (refused, no route, unknown host).
+        Err(sqlx::Error::PoolTimedOut) => {
+            let why = match tokio::time::timeout(
+                Duration::from_secs(5),
+                tokio::net::TcpStream::connect((host.as_str(), port)),
+            )
+            .await
+            {
+                Ok(Err(e)) => e.to_string().to_lowercase(),
+                Ok(Ok(_)) => format!("no answer within {} s", ACQUIRE_TIMEOUT.as_secs()),
+                Err(_) => "no answer within 5 s".into(),
+            };
+            Err(anyhow::anyhow!("cannot connect to Postgres at {host}:{port}: {why}"))
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot connect to Postgres at {host}:{port}: {e}")),
+    }
 }
 
 pub async fn migrate(pool: &PgPool) -> Result<()> {
@@ -895,6 +913,15 @@ pub async fn earlier_message_from(
     .fetch_optional(&mut **tx)
     .await?;
     Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// The state of each of `ids`, `None` for ids no message has (for `reprocess` to say why it queued nothing).
+pub async fn message_states(pool: &PgPool, ids: &[i64]) -> Result<Vec<(i64, Option<String>)>> {
+    let rows = sqlx::query("SELECT i, m.state FROM unnest($1::bigint[]) i LEFT JOIN messages m ON m.id = i")
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// The oldest mail still waiting in the outbox, for `status`: the one every reply behind it may be waiting for.
