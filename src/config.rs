@@ -192,11 +192,25 @@ pub struct SandboxConfig {
     pub e2b: Option<crate::sandbox::e2b::E2bConfig>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
     #[serde(default)]
     pub accountants: Vec<String>,
+    /// Mail quarantined for an unauthenticated sender is reported in one digest per this many minutes, not one
+    /// alert each (spam would flood the accountants).
+    #[serde(default = "default_alert_digest_minutes")]
+    pub alert_digest_minutes: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig { accountants: Vec::new(), alert_digest_minutes: default_alert_digest_minutes() }
+    }
+}
+
+fn default_alert_digest_minutes() -> u64 {
+    60
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -456,7 +456,13 @@ impl App {
     /// How long delivery may sleep: until the next mail falls due (or the SMTP pause ends), at most the poll
     /// interval, at least a second (new outbox rows wake it sooner).
     async fn until_next_delivery(&self, poll: Duration) -> Result<Duration> {
-        let mut due = match store::next_delivery(&self.pool).await? {
+        let period = Duration::from_secs(self.config.notify.alert_digest_minutes * 60);
+        let digest = store::next_alert_digest(&self.pool, period).await?;
+        let next = match (store::next_delivery(&self.pool).await?, digest) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut due = match next {
             Some(at) => (at - chrono::Utc::now()).to_std().unwrap_or_default(),
             None => poll,
         };
@@ -811,7 +817,7 @@ impl App {
     }
 
     /// A mail that fails the sender policy: no reply (backscatter, and a spoofer's Reply-To must never get the
-    /// data), nothing extracted or stored, the message quarantined, and the accountants alerted.
+    /// data), nothing extracted or stored, the message quarantined, and the accountants told in the next digest.
     async fn quarantine_untrusted(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
@@ -819,32 +825,18 @@ impl App {
         incoming: &Incoming,
         reason: &str,
     ) -> Result<()> {
+        // Reported in the next alert digest (`send_alert_digest`), not in a mail of its own.
         if !self.config.notify.accountants.is_empty() {
-            let alert = reply::QuarantineAlert {
-                language: self.config.reply.default_language,
-                sender: incoming.from.as_deref().unwrap_or("?"),
-                reply_to: incoming.reply_to.as_deref().filter(|r| Some(*r) != incoming.from.as_deref()),
-                subject: &incoming.subject,
-                message_id: incoming.message_id.as_deref(),
-                reason,
-                message_ref: m.id,
-            };
-            let (id, mail) =
-                reply::compose_quarantine_alert(&self.config.smtp.from, &self.config.notify.accountants, &alert)?;
-            store::enqueue_mail(
-                tx,
-                &store::NewOutboxMail {
-                    message_ref: m.id,
-                    kind: "alert",
-                    mail_message_id: &id,
-                    envelope_from: &self.config.smtp.from,
-                    recipients: &self.config.notify.accountants,
-                    body: &mail.formatted(),
-                },
-            )
-            .await?;
+            store::mark_alert_pending(tx, m.id).await?;
         }
-        self.quarantine(tx, m.id, &format!("sender not authenticated: {reason}")).await
+        // A Reply-To other than the From is where a spoofer wants the answer: the operator should see it.
+        let reply_to = incoming
+            .reply_to
+            .as_deref()
+            .filter(|r| Some(*r) != incoming.from.as_deref())
+            .map(|r| format!("; Reply-To: {r}"))
+            .unwrap_or_default();
+        self.quarantine(tx, m.id, &format!("sender not authenticated: {reason}{reply_to}")).await
     }
 
     /// Put message `id` aside for an operator, with the reason `status` shows; its mail goes to the failed folder.
@@ -1144,8 +1136,54 @@ impl App {
         DELIVERY_SLOTS.min(connections.saturating_sub(self.concurrency() + 1)).max(1)
     }
 
+    /// Queue the accountants' digest of quarantined mail, when some waits and none went out within the period.
+    async fn send_alert_digest(&self) -> Result<()> {
+        const MAX_PER_DIGEST: i64 = 200;
+        let period = Duration::from_secs(self.config.notify.alert_digest_minutes * 60);
+        let mut tx = self.pool.begin().await?;
+        let pending = store::take_pending_alerts(&mut tx, period, MAX_PER_DIGEST).await?;
+        if pending.is_empty() || self.config.notify.accountants.is_empty() {
+            return Ok(());
+        }
+        let alerts: Vec<reply::QuarantineAlert<'_>> = pending
+            .iter()
+            .map(|p| reply::QuarantineAlert {
+                language: self.config.reply.default_language,
+                sender: p.sender.as_deref().unwrap_or("?"),
+                reply_to: None,
+                subject: p.subject.as_deref().unwrap_or(""),
+                message_id: p.message_id.as_deref(),
+                reason: p.reason.as_deref().unwrap_or(""),
+                message_ref: p.id,
+            })
+            .collect();
+        let (id, mail) = reply::compose_alert_digest(
+            &self.config.smtp.from,
+            &self.config.notify.accountants,
+            self.config.reply.default_language,
+            &alerts,
+        )?;
+        store::enqueue_mail(
+            &mut tx,
+            &store::NewOutboxMail {
+                message_ref: pending[0].id,
+                kind: "alert",
+                mail_message_id: &id,
+                envelope_from: &self.config.smtp.from,
+                recipients: &self.config.notify.accountants,
+                body: &mail.formatted(),
+            },
+        )
+        .await?;
+        store::clear_pending_alerts(&mut tx, &pending.iter().map(|p| p.id).collect::<Vec<_>>()).await?;
+        tx.commit().await?;
+        info!(messages = pending.len(), "alert digest queued");
+        Ok(())
+    }
+
     /// Send what the outbox holds, `delivery_slots` at a time. Returns how many were sent.
     pub async fn deliver(&self) -> Result<usize> {
+        self.send_alert_digest().await?;
         let slot = || async {
             let mut sent = 0;
             while self.smtp_paused_for().is_none() {

@@ -655,6 +655,53 @@ pub fn compose_quarantine_alert(
     Ok((id, msg))
 }
 
+/// One mail to the accountants for every message quarantined (unauthenticated sender) since the last one: spam
+/// would otherwise send them an alert per mail.
+pub fn compose_alert_digest(
+    from: &str,
+    accountants: &[String],
+    language: Language,
+    alerts: &[QuarantineAlert<'_>],
+) -> anyhow::Result<(String, Message)> {
+    let es = language == Language::Es;
+    let mut lines = vec![
+        if es {
+            format!("{} mensajes a la dirección de facturas no han superado la comprobación del remitente. No se ha respondido ni registrado nada; están en cuarentena.", alerts.len())
+        } else {
+            format!("{} messages to the invoice address failed the sender check. Nothing was answered or recorded; they are quarantined.", alerts.len())
+        },
+        String::new(),
+    ];
+    for a in alerts {
+        lines.push(format!("#{} From: {}", a.message_ref, line_text(a.sender)));
+        lines.push(format!("    {}: {}", if es { "Asunto" } else { "Subject" }, line_text(a.subject)));
+        lines.push(format!("    {}: {}", if es { "Motivo" } else { "Reason" }, line_text(a.reason)));
+        if let Some(id) = a.message_id {
+            lines.push(format!("    Message-ID: {}", angle(id)));
+        }
+    }
+    lines.push(String::new());
+    lines.push(if es {
+        "Si un remitente es legítimo: invoice-intake reprocess --config … <número>".to_string()
+    } else {
+        "If a sender is genuine: invoice-intake reprocess --config … <number>".to_string()
+    });
+    let subject = match (alerts, es) {
+        ([one], true) => {
+            format!("[ALERTA] Remitente no autenticado: {}", shorten(&one_line(one.sender), SUBJECT_NAME_CHARS))
+        }
+        ([one], false) => {
+            format!("[ALERT] Unauthenticated sender: {}", shorten(&one_line(one.sender), SUBJECT_NAME_CHARS))
+        }
+        (_, true) => format!("[ALERTA] {} mensajes de remitentes no autenticados", alerts.len()),
+        (_, false) => format!("[ALERT] {} messages from unauthenticated senders", alerts.len()),
+    };
+    let first = alerts.first().map_or(0, |a| a.message_ref);
+    let id = stable_message_id("alerts", first, &lines.join("\n"), from);
+    let msg = build(from, accountants, &subject, &id, None, &lines)?;
+    Ok((id, msg))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
