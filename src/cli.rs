@@ -193,6 +193,18 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let pool = store::connect(cfg.database.url.expose(), 2).await?;
             let n = store::reprocess(&pool, &ids).await?;
             println!("{n} of {} messages queued again; the running service (or `once`) picks them up", ids.len());
+            if (n as usize) < ids.len() {
+                for (id, state) in store::message_states(&pool, &ids).await? {
+                    match state {
+                        None => println!("  #{id}: no such message"),
+                        Some(s) if s == "received" => println!("  #{id}: already waiting to be handled"),
+                        Some(s) if s == "processed" => {
+                            println!("  #{id}: processed; only failed, quarantined or ignored mail is reprocessed")
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
             Ok(if n as usize == ids.len() { 0 } else { 1 })
         }
         Command::SandboxRun { .. } | Command::SandboxProbe { .. } | Command::SandboxBomb { .. } => {
@@ -439,6 +451,7 @@ async fn extract(json: bool, no_embedded: bool, config: Option<&Path>, files: &[
 }
 
 async fn doctor(path: &Path) -> Result<i32> {
+    die_quietly_on_closed_stdout();
     let mut missing: Vec<String> = Vec::new();
     let mut line = |name: &str, ok: bool, detail: &str| {
         println!("{} {name:<28} {detail}", if ok { "ok  " } else { "FAIL" });
@@ -457,6 +470,18 @@ async fn doctor(path: &Path) -> Result<i32> {
             return Ok(1);
         }
     };
+    if cfg.security.sender_policy == crate::config::SenderPolicy::Any {
+        println!(
+            "warn {:<28} sender_policy = \"any\": anyone can have replies sent to any address; use \"authenticated\"",
+            "security"
+        );
+    }
+    if cfg.notify.accountants.is_empty() {
+        println!(
+            "warn {:<28} no [notify] accountants: nobody is told of stored invoices or quarantined mail",
+            "notify"
+        );
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -532,7 +557,19 @@ async fn doctor(path: &Path) -> Result<i32> {
     }
 }
 
+/// `status | head` and `doctor | head`: a reader that stops early ends us quietly, as it ends any Unix tool,
+/// instead of `println!` panicking on EPIPE. Only for these printing commands: the service itself must get
+/// EPIPE as an error on a dropped socket, never be killed by the signal.
+fn die_quietly_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread writes to stdout.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 async fn status(path: &Path) -> Result<i32> {
+    die_quietly_on_closed_stdout();
     let cfg = load(path)?;
     let pool = store::connect(cfg.database.url.expose(), 2).await?;
     println!("messages by state:");
@@ -544,6 +581,18 @@ async fn status(path: &Path) -> Result<i32> {
         println!("  {state:<12} {n}");
     }
     println!("outbox backlog: {}", store::pending_mail_count(&pool).await?);
+    if let Some(p) = store::oldest_pending_mail(&pool).await? {
+        println!(
+            "oldest pending mail: outbox #{} ({}) to {}, queued {}, {} attempts, next {}; last error: {}",
+            p.id,
+            p.kind,
+            p.recipients.join(", "),
+            p.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            p.attempts,
+            p.next_attempt_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            p.last_error.as_deref().map(crate::mail::headers::line_text).unwrap_or_else(|| "none".into())
+        );
+    }
     match store::last_imap_contact(&pool).await? {
         Some(t) => println!("last IMAP contact: {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
         None => println!("last IMAP contact: never"),
@@ -562,7 +611,7 @@ async fn status(path: &Path) -> Result<i32> {
                 p.id,
                 p.state,
                 p.updated_at.format("%Y-%m-%d %H:%M"),
-                p.subject.unwrap_or_default(),
+                crate::mail::headers::line_text(&p.subject.unwrap_or_default()),
                 p.sender.unwrap_or_else(|| "?".into()),
                 p.reason.unwrap_or_default()
             );
@@ -585,7 +634,11 @@ async fn status(path: &Path) -> Result<i32> {
     if !undeliverable.is_empty() {
         println!("undeliverable mail:");
         for (id, to, err) in undeliverable {
-            println!("  outbox #{id} to {}: {}", to.join(", "), err.unwrap_or_default());
+            println!(
+                "  outbox #{id} to {}: {}",
+                to.join(", "),
+                crate::mail::headers::line_text(&err.unwrap_or_default())
+            );
         }
     }
     Ok(0)

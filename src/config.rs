@@ -11,7 +11,7 @@ pub use crate::mail::settings::{AuthMethod, ImapConfig, Language, SmtpConfig, Tl
 pub use crate::sandbox::settings::{SandboxBackend, SandboxConfig};
 use crate::secret::Secret;
 pub use crate::telemetry::{LogConfig, LogFormat};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -27,11 +27,25 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
     #[serde(default)]
     pub accountants: Vec<String>,
+    /// Mail quarantined for an unauthenticated sender is reported in one digest per this many minutes, not one
+    /// alert each (spam would flood the accountants).
+    #[serde(default = "default_alert_digest_minutes")]
+    pub alert_digest_minutes: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig { accountants: Vec::new(), alert_digest_minutes: default_alert_digest_minutes() }
+    }
+}
+
+fn default_alert_digest_minutes() -> u64 {
+    60
 }
 
 /// `[security]`: who may send us invoices, read into the one `SenderPolicy` that `mail::auth` judges by.
@@ -93,6 +107,13 @@ impl Default for SecurityConfig {
     }
 }
 
+impl SandboxConfig {
+    /// The time all documents of one message may take together.
+    pub fn message_budget(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.message_budget_secs.unwrap_or(3 * self.timeout_secs))
+    }
+}
+
 impl SecurityConfig {
     pub fn policy(&self) -> SenderPolicy {
         self.sender_policy.clone()
@@ -105,12 +126,23 @@ pub struct ReplyConfig {
     /// Used when the message's own language cannot be told.
     #[serde(default = "crate::mail::settings::default_language")]
     pub default_language: Language,
+    /// Replies to one sender about mail without an invoice, at most, per hour. A robot that answers every mail
+    /// and does not say it is a robot (RFC 3834) would otherwise loop with us forever.
+    #[serde(default = "default_replies_without_invoice")]
+    pub max_replies_without_invoice_per_hour: u32,
 }
 
 impl Default for ReplyConfig {
     fn default() -> Self {
-        ReplyConfig { default_language: crate::mail::settings::default_language() }
+        ReplyConfig {
+            default_language: crate::mail::settings::default_language(),
+            max_replies_without_invoice_per_hour: default_replies_without_invoice(),
+        }
     }
+}
+
+fn default_replies_without_invoice() -> u32 {
+    3
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -164,8 +196,10 @@ pub struct Config {
 fn default_db_connections() -> u32 {
     8
 }
+/// Only authenticated mail is answered unless the operator says otherwise: answering anyone lets a spoofer
+/// have our replies (and the invoice data in them) sent wherever they like.
 fn default_policy() -> String {
-    "any".into()
+    "authenticated".into()
 }
 fn default_max_message() -> u64 {
     40 * 1024 * 1024
@@ -184,15 +218,16 @@ impl Config {
     }
 
     pub fn from_toml_with_env(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config> {
-        let mut value: toml::Table = toml::from_str(text)?;
+        let mut value: toml::Table = toml::from_str(text).map_err(|e| toml_error(&e, text, true))?;
         for (key, val) in env {
             if let Some(path) = key.strip_prefix(ENV_PREFIX) {
                 apply_override(&mut value, path, &val)?;
             }
         }
-        // Round-trip through text so the error for an unknown key or a bad value quotes the offending line.
+        // Round-trip through text so an unknown key or a bad value is found; the error names the key, since line
+        // numbers of the merged text are not the file's.
         let merged = toml::to_string(&value)?;
-        let mut config: Config = toml::from_str(&merged)?;
+        let mut config: Config = toml::from_str(&merged).map_err(|e| toml_error(&e, &merged, false))?;
         config.resolve_secret_files()?;
         config.validate()?;
         Ok(config)
@@ -249,6 +284,20 @@ impl Config {
                 bail!("notify.accountants[{i}] must be an email address, got {a:?}");
             }
         }
+        for (key, name) in [
+            ("imap.mailbox", &self.imap.mailbox),
+            ("imap.processed_mailbox", &self.imap.processed_mailbox),
+            ("imap.failed_mailbox", &self.imap.failed_mailbox),
+        ] {
+            if name.trim().is_empty() {
+                bail!("{key} must name a mailbox; it is empty");
+            }
+        }
+        for (key, port) in [("imap.port", self.imap.port), ("smtp.port", self.smtp.port)] {
+            if port == 0 {
+                bail!("{key} must be a port number from 1 to 65535, not 0");
+            }
+        }
         if self.imap.processed_mailbox == self.imap.mailbox || self.imap.failed_mailbox == self.imap.mailbox {
             bail!("imap.processed_mailbox and imap.failed_mailbox must differ from imap.mailbox");
         }
@@ -292,6 +341,67 @@ impl Config {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
         }
     }
+}
+
+/// A TOML error without the quoted line toml prints: that line may hold a password or a database URL. A syntax
+/// error in the file says its line and column; an error in the merged config (file and environment) names the
+/// key, and quotes no value of a key that may be secret.
+fn toml_error(e: &toml::de::Error, text: &str, in_file: bool) -> anyhow::Error {
+    let span = e.span();
+    let key = span.as_ref().and_then(|s| key_at(text, s.start));
+    let secret = key.as_deref().is_some_and(is_secret_key);
+    let message = e.message().trim();
+    let message = if secret { mask_quoted(message) } else { message.to_string() };
+    match (in_file, span, key) {
+        (true, Some(s), _) => {
+            let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+            let column = s.start - text[..s.start.min(text.len())].rfind('\n').map_or(0, |i| i + 1) + 1;
+            anyhow!("TOML error at line {line}, column {column}: {message}")
+        }
+        (false, _, Some(key)) => anyhow!("{key}: {message}"),
+        _ => anyhow!("{message}"),
+    }
+}
+
+/// The dotted key (`imap.port`) whose line holds byte `at` of `text`, with its `[section]`.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let at = at.min(text.len());
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_string());
+    let section = text[..line_start]
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')).map(|s| s.trim().to_string()));
+    match (section, key) {
+        (Some(s), Some(k)) => Some(format!("{s}.{k}")),
+        (None, Some(k)) => Some(k),
+        (Some(s), None) => Some(s),
+        (None, None) => None,
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
+    last.contains("password")
+        || last.contains("secret")
+        || last.contains("token")
+        || last.contains("key")
+        || last == "url"
+}
+
+/// `message` with every quoted value replaced by `"***"`.
+fn mask_quoted(message: &str) -> String {
+    let mut out = String::new();
+    let mut parts = message.split('"');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for (i, part) in parts.enumerate() {
+        out.push('"');
+        out.push_str(if i % 2 == 0 { "***" } else { part });
+    }
+    out
 }
 
 fn read_secret_file(path: &Path, key: &str) -> Result<Secret> {
@@ -359,6 +469,8 @@ mod tests {
         from = "intake@example.test"
         [database]
         url = "postgres://postgres@127.0.0.1/invoice_intake"
+        [security]
+        sender_policy = "any"
     "#;
 
     fn load(text: &str, env: &[(&str, &str)]) -> Result<Config> {
@@ -472,5 +584,43 @@ mod tests {
         let c = load(text, &[("INVOICE_INTAKE__IMAP__PASSWORD", "x")]).unwrap();
         assert!(!c.notify.accountants.is_empty());
         assert!(matches!(c.security.sender_policy, SenderPolicy::Authenticated { .. }), "safe by default");
+    }
+
+    #[test]
+    fn a_syntax_error_says_where_and_never_quotes_a_password_or_a_database_url() {
+        let broken_password = MINIMAL.replace("password = \"hunter2\"", "password = \"hunter2");
+        let err = format!("{:#}", load(&broken_password, &[]).unwrap_err());
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("line 6"), "{err}");
+        let broken_url = MINIMAL.replace(
+            "url = \"postgres://postgres@127.0.0.1/invoice_intake\"",
+            "url = \"postgres://app:s3cr3t@127.0.0.1/invoice_intake\" trailing",
+        );
+        let err = format!("{:#}", load(&broken_url, &[]).unwrap_err());
+        assert!(!err.contains("s3cr3t"), "{err}");
+        assert!(err.contains("line 12"), "{err}");
+    }
+
+    #[test]
+    fn an_error_after_environment_overrides_names_the_key_not_a_wrong_line() {
+        let text = MINIMAL.replace("[smtp]", "bogus_key = 1\n[smtp]");
+        let env = [("INVOICE_INTAKE__SMTP__USERNAME", "x"), ("INVOICE_INTAKE__LOG__LEVEL", "debug")];
+        let err = format!("{:#}", load(&text, &env).unwrap_err());
+        assert!(err.contains("imap.bogus_key") && !err.contains("line"), "{err}");
+        let err = format!("{:#}", load(MINIMAL, &[("INVOICE_INTAKE__IMAP__PORT", "\"abc\"")]).unwrap_err());
+        assert!(err.contains("imap.port"), "{err}");
+    }
+
+    #[test]
+    fn operator_mistakes_are_named_before_anything_runs() {
+        let no_policy = MINIMAL.replace("sender_policy = \"any\"", "");
+        let err = format!("{:#}", load(&no_policy, &[]).unwrap_err());
+        assert!(err.contains("security.authserv_id"), "authenticated is the default: {err}");
+        let err = format!("{:#}", load(MINIMAL, &[("INVOICE_INTAKE__IMAP__PROCESSED_MAILBOX", "\"\"")]).unwrap_err());
+        assert!(err.contains("imap.processed_mailbox must name a mailbox"), "{err}");
+        let err = format!("{:#}", load(MINIMAL, &[("INVOICE_INTAKE__IMAP__PORT", "0")]).unwrap_err());
+        assert!(err.contains("imap.port must be a port number"), "{err}");
+        let err = format!("{:#}", load(MINIMAL, &[("INVOICE_INTAKE__SMTP__PORT", "0")]).unwrap_err());
+        assert!(err.contains("smtp.port"), "{err}");
     }
 }

@@ -62,6 +62,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const OUTBOX_BASE_DELAY: Duration = Duration::from_secs(30);
 const OUTBOX_MAX_DELAY: Duration = Duration::from_secs(3600);
 const OUTBOX_MAX_ATTEMPTS: i32 = 30;
+/// A mail during whose content the server dropped the connection is tried this many times in all, then failed
+/// with the reason: a server that takes other mail but not this one will not take it later either.
+const OUTBOX_MAX_REJECTIONS: i32 = 2;
 /// While the SMTP server is unreachable, delivery pauses (1 s, doubling, at most 5 minutes) and then probes
 /// with one mail. An unreachable server is not held against any mail.
 const SMTP_MAX_PAUSE: Duration = Duration::from_secs(300);
@@ -135,6 +138,9 @@ pub struct App {
     sandbox: Sandbox,
     mailer: Mailer,
     smtp_pause: Mutex<SmtpPause>,
+    /// Cancelled when the service is asked to stop: a message's remaining documents are then put back instead
+    /// of read, so the stop waits for one document, not for a whole message.
+    stopping: CancellationToken,
 }
 
 impl App {
@@ -149,7 +155,7 @@ impl App {
         sandbox.ensure_usable().await?;
         let mailer = Mailer::new(&config.smtp)?;
         let smtp_pause = Mutex::new(SmtpPause { until: None, next: Duration::from_secs(1) });
-        Ok(App { config, pool, sandbox, mailer, smtp_pause })
+        Ok(App { config, pool, sandbox, mailer, smtp_pause, stopping: CancellationToken::new() })
     }
 
     /// Documents handled at once (the slots), bounded by the cores. Each message in hand holds one database
@@ -231,11 +237,16 @@ impl App {
             self.extraction_task(&cancel, &wake).await;
             drained.cancel();
         };
+        let stopping = async {
+            cancel.cancelled().await;
+            self.stopping.cancel();
+        };
         tokio::join!(
             self.imap_task(&cancel, &drained, &wake, &mut once_ready),
             extraction,
             self.delivery_task(&drained, &wake),
             self.listen_task(&drained, &wake),
+            stopping,
         );
         info!("stopped taking mail");
         Ok(())
@@ -445,7 +456,13 @@ impl App {
     /// How long delivery may sleep: until the next mail falls due (or the SMTP pause ends), at most the poll
     /// interval, at least a second (new outbox rows wake it sooner).
     async fn until_next_delivery(&self, poll: Duration) -> Result<Duration> {
-        let mut due = match store::next_delivery(&self.pool).await? {
+        let period = Duration::from_secs(self.config.notify.alert_digest_minutes * 60);
+        let digest = store::next_alert_digest(&self.pool, period).await?;
+        let next = match (store::next_delivery(&self.pool).await?, digest) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut due = match next {
             Some(at) => (at - chrono::Utc::now()).to_std().unwrap_or_default(),
             None => poll,
         };
@@ -715,8 +732,39 @@ impl App {
         let mut extracted: Vec<(mime::Document, Vec<Extraction>)> = Vec::new();
         // Sandbox failures that no later attempt can cure (see `ExtractError::permanent`).
         let mut permanent: Vec<String> = Vec::new();
+        let budget = self.config.sandbox.message_budget();
+        let started = Instant::now();
+        let mut out_of_time = false;
         if too_large.is_none() {
             for doc in &incoming.documents {
+                if self.stopping.is_cancelled() {
+                    info!(
+                        read = extracted.len(),
+                        left = incoming.documents.len() - extracted.len(),
+                        "stopping; the message is put back"
+                    );
+                    store::put_back(tx, m.id).await?;
+                    return Ok(Step::Deferred);
+                }
+                if out_of_time || started.elapsed() >= budget {
+                    out_of_time = true;
+                    let why =
+                        format!("not read: the message's documents took more than {} s together", budget.as_secs());
+                    extracted
+                        .push((doc.clone(), vec![Extraction::failed(doc.filename.as_str(), ErrorCode::Timeout, why)]));
+                    continue;
+                }
+                // A damaged image header is refused here, in microseconds, instead of holding a jail until its
+                // timeout.
+                if let Err(why) = crate::extract::precheck::check(&doc.bytes) {
+                    info!(file = doc.filename.as_str(), why = why.as_str(), "image refused before the sandbox");
+                    Metrics::global().document(ErrorCode::Unreadable.as_str());
+                    extracted.push((
+                        doc.clone(),
+                        vec![Extraction::failed(doc.filename.as_str(), ErrorCode::Unreadable, why)],
+                    ));
+                    continue;
+                }
                 let span = info_span!(
                     "attachment",
                     file = doc.filename.as_str(),
@@ -732,7 +780,11 @@ impl App {
                         permanent.push(format!("{}: {} ({})", r.file, e.code.as_str(), e.message));
                     }
                 }
-                extracted.push((doc.clone(), results.into_iter().map(store::clean_extraction).collect()));
+                // Results come out of the sandbox, from documents anyone can write: validated before anything
+                // stores or shows them.
+                let today = chrono::Utc::now().date_naive();
+                let results = results.into_iter().map(|e| crate::extract::validate::validate(e, today));
+                extracted.push((doc.clone(), results.map(store::clean_extraction).collect()));
             }
         }
         let transient: Vec<String> = extracted
@@ -742,7 +794,8 @@ impl App {
             .filter(|(_, er)| matches!(er.code, ErrorCode::SandboxFailure | ErrorCode::Timeout))
             .map(|(e, er)| format!("{}: {} ({})", e.file, er.code.as_str(), er.message))
             .collect();
-        if !transient.is_empty() && permanent.is_empty() && m.attempts < MAX_ATTEMPTS {
+        // A message that used up its time budget would use it up again: a person looks instead.
+        if !transient.is_empty() && permanent.is_empty() && m.attempts < MAX_ATTEMPTS && !out_of_time {
             let delay = retry_delay(m.attempts);
             let why = transient.join("; ");
             warn!(
@@ -756,15 +809,24 @@ impl App {
         let poisoned = if !permanent.is_empty() {
             Some(format!("the sandbox cannot read documents, retrying will not help: {}", permanent.join("; ")))
         } else {
-            (!transient.is_empty())
-                .then(|| format!("extraction kept failing after {} attempts: {}", m.attempts, transient.join("; ")))
+            (!transient.is_empty()).then(|| {
+                if out_of_time {
+                    format!(
+                        "the documents took more than the message's time budget ({} s): {}",
+                        budget.as_secs(),
+                        transient.join("; ")
+                    )
+                } else {
+                    format!("extraction kept failing after {} attempts: {}", m.attempts, transient.join("; "))
+                }
+            })
         };
         let state = self.finalize(tx, m, &incoming, extracted, too_large, poisoned).await?;
         Ok(Step::Done(state))
     }
 
     /// A mail that fails the sender policy: no reply (backscatter, and a spoofer's Reply-To must never get the
-    /// data), nothing extracted or stored, the message quarantined, and the accountants alerted.
+    /// data), nothing extracted or stored, the message quarantined, and the accountants told in the next digest.
     async fn quarantine_untrusted(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
@@ -772,32 +834,18 @@ impl App {
         incoming: &Incoming,
         reason: &str,
     ) -> Result<()> {
+        // Reported in the next alert digest (`send_alert_digest`), not in a mail of its own.
         if !self.config.notify.accountants.is_empty() {
-            let alert = reply::QuarantineAlert {
-                language: self.config.reply.default_language,
-                sender: incoming.from.as_deref().unwrap_or("?"),
-                reply_to: incoming.reply_to.as_deref().filter(|r| Some(*r) != incoming.from.as_deref()),
-                subject: &incoming.subject,
-                message_id: incoming.message_id.as_deref(),
-                reason,
-                message_ref: m.id,
-            };
-            let (id, mail) =
-                reply::compose_quarantine_alert(&self.config.smtp.from, &self.config.notify.accountants, &alert)?;
-            store::enqueue_mail(
-                tx,
-                &store::NewOutboxMail {
-                    message_ref: m.id,
-                    kind: "alert",
-                    mail_message_id: &id,
-                    envelope_from: &self.config.smtp.from,
-                    recipients: &self.config.notify.accountants,
-                    body: &mail.formatted(),
-                },
-            )
-            .await?;
+            store::mark_alert_pending(tx, m.id).await?;
         }
-        self.quarantine(tx, m.id, &format!("sender not authenticated: {reason}")).await
+        // A Reply-To other than the From is where a spoofer wants the answer: the operator should see it.
+        let reply_to = incoming
+            .reply_to
+            .as_deref()
+            .filter(|r| Some(*r) != incoming.from.as_deref())
+            .map(|r| format!("; Reply-To: {r}"))
+            .unwrap_or_default();
+        self.quarantine(tx, m.id, &format!("sender not authenticated: {reason}{reply_to}")).await
     }
 
     /// Put message `id` aside for an operator, with the reason `status` shows; its mail goes to the failed folder.
@@ -817,10 +865,15 @@ impl App {
         too_large: Option<MessageError>,
         poisoned: Option<String>,
     ) -> Result<MessageState> {
-        let sender = store::clean_address(incoming.from.as_deref().unwrap_or("unknown"));
-        let resent_of = match &incoming.message_id {
-            Some(id) => store::earlier_message_with_id(tx, id, m.id).await?.map(|(_, at)| at),
-            None => None,
+        // A mail without a From is nobody's: its documents are its own, never merged with other such mail.
+        let sender = match incoming.from.as_deref() {
+            Some(from) => store::clean_address(from),
+            None => format!("(no sender: message {})", m.id),
+        };
+        // A resend is the same Message-ID from the same sender; another sender reusing the id learns nothing.
+        let resent_of = match (&incoming.message_id, &incoming.from) {
+            (Some(id), Some(_)) => store::earlier_message_from(tx, id, &sender, m.id).await?.map(|(_, at)| at),
+            _ => None,
         };
         let mut outcomes: Vec<(String, Outcome)> = Vec::new();
         let mut stored: Vec<(String, Extraction, i64, Vec<String>)> = Vec::new();
@@ -925,7 +978,19 @@ impl App {
             });
         }
         let language = incoming.language.unwrap_or(self.config.reply.default_language);
+        let held = match (&incoming.no_reply, any_invoice) {
+            (None, false) => self.reply_held(tx, incoming).await?,
+            _ => None,
+        };
         match (&incoming.no_reply, &incoming.reply_to) {
+            (None, Some(_)) if held.is_some() => {
+                let note = format!("not answered: {}", held.unwrap_or_default());
+                info!(reason = note.as_str(), "not replying");
+                reason = Some(match reason {
+                    Some(r) => format!("{r}; {note}"),
+                    None => note,
+                });
+            }
             (None, Some(to)) => {
                 let content = ReplyContent {
                     language,
@@ -970,8 +1035,23 @@ impl App {
                     }
                 }
             }
-            (Some(why), _) => info!(reason = %why, "not replying"),
-            (None, None) => info!("no sender address; not replying"),
+            (Some(why), _) => {
+                info!(reason = %why, "not replying");
+                let note = format!("not answered: {why}");
+                reason = Some(match reason {
+                    Some(r) if r.contains(&note) => r,
+                    Some(r) => format!("{r}; {note}"),
+                    None => note,
+                });
+            }
+            (None, None) => {
+                info!("no sender address; not replying");
+                let note = "not answered: no sender address".to_string();
+                reason = Some(match reason {
+                    Some(r) => format!("{r}; {note}"),
+                    None => note,
+                });
+            }
         }
         if !self.config.notify.accountants.is_empty() {
             for (filename, e, invoice_id, alerts) in &stored {
@@ -1005,6 +1085,27 @@ impl App {
         store::finish_message(tx, m.id, state, reason.as_deref(), Some(target)).await?;
         info!(state = state.as_str(), documents = outcomes.len(), "message handled");
         Ok(state)
+    }
+
+    /// Why a mail without an invoice gets no reply, when it gets none: it answers a mail of ours (a robot that
+    /// does not mark itself, RFC 3834, would loop with us), or its sender had their hourly share of replies.
+    async fn reply_held(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        incoming: &Incoming,
+    ) -> Result<Option<String>> {
+        if let Some(ours) = store::own_mail_among(tx, &incoming.answers).await? {
+            return Ok(Some(format!("it answers our mail {ours} and carries no invoice")));
+        }
+        let Some(to) = &incoming.reply_to else { return Ok(None) };
+        let budget = self.config.reply.max_replies_without_invoice_per_hour;
+        let sent = store::recent_replies_without_invoice(tx, to).await?;
+        Ok((sent >= i64::from(budget)).then(|| {
+            format!(
+                "{sent} replies about mail without an invoice went to {to} within the hour \
+                 (reply.max_replies_without_invoice_per_hour = {budget})"
+            )
+        }))
     }
 
     /// Compare a newly stored invoice with the supplier's history: a changed IBAN (business email compromise)
@@ -1050,8 +1151,54 @@ impl App {
         DELIVERY_SLOTS.min(connections.saturating_sub(self.concurrency() + 1)).max(1)
     }
 
+    /// Queue the accountants' digest of quarantined mail, when some waits and none went out within the period.
+    async fn send_alert_digest(&self) -> Result<()> {
+        const MAX_PER_DIGEST: i64 = 200;
+        let period = Duration::from_secs(self.config.notify.alert_digest_minutes * 60);
+        let mut tx = self.pool.begin().await?;
+        let pending = store::take_pending_alerts(&mut tx, period, MAX_PER_DIGEST).await?;
+        if pending.is_empty() || self.config.notify.accountants.is_empty() {
+            return Ok(());
+        }
+        let alerts: Vec<reply::QuarantineAlert<'_>> = pending
+            .iter()
+            .map(|p| reply::QuarantineAlert {
+                language: self.config.reply.default_language,
+                sender: p.sender.as_deref().unwrap_or("?"),
+                reply_to: None,
+                subject: p.subject.as_deref().unwrap_or(""),
+                message_id: p.message_id.as_deref(),
+                reason: p.reason.as_deref().unwrap_or(""),
+                message_ref: p.id,
+            })
+            .collect();
+        let (id, mail) = reply::compose_alert_digest(
+            &self.config.smtp.from,
+            &self.config.notify.accountants,
+            self.config.reply.default_language,
+            &alerts,
+        )?;
+        store::enqueue_mail(
+            &mut tx,
+            &store::NewOutboxMail {
+                message_ref: pending[0].id,
+                kind: "alert",
+                mail_message_id: &id,
+                envelope_from: &self.config.smtp.from,
+                recipients: &self.config.notify.accountants,
+                body: &mail.formatted(),
+            },
+        )
+        .await?;
+        store::clear_pending_alerts(&mut tx, &pending.iter().map(|p| p.id).collect::<Vec<_>>()).await?;
+        tx.commit().await?;
+        info!(messages = pending.len(), "alert digest queued");
+        Ok(())
+    }
+
     /// Send what the outbox holds, `delivery_slots` at a time. Returns how many were sent.
     pub async fn deliver(&self) -> Result<usize> {
+        self.send_alert_digest().await?;
         let slot = || async {
             let mut sent = 0;
             while self.smtp_paused_for().is_none() {
@@ -1104,7 +1251,14 @@ impl App {
                 store::note_delivery_error(&mut *tx, mail.id, &e.to_string()).await?;
                 metrics.delivery("unreachable");
             }
-            Err(e) if e.is_transient() && mail.attempts + 1 < OUTBOX_MAX_ATTEMPTS => {
+            Err(e) if e.is_rejected() && mail.attempts + 1 < OUTBOX_MAX_REJECTIONS => {
+                self.smtp_reachable();
+                let delay = outbox_delay(mail.attempts);
+                warn!(outbox_id = mail.id, error = %e, retry_in_secs = delay.as_secs(), "the server refused this mail; will try it once more");
+                store::mark_retry(&mut *tx, mail.id, &e.to_string(), delay).await?;
+                metrics.delivery("retry");
+            }
+            Err(e) if e.is_transient() && !e.is_rejected() && mail.attempts + 1 < OUTBOX_MAX_ATTEMPTS => {
                 self.smtp_reachable();
                 let delay = outbox_delay(mail.attempts);
                 warn!(outbox_id = mail.id, error = %e, retry_in_secs = delay.as_secs(), "delivery failed; will retry");

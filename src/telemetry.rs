@@ -1,6 +1,11 @@
 //! Logging setup: `[log] format = "pretty" | "json"`, filtered by `[log] level` or `RUST_LOG`.
 //! Secrets are `secret::Secret`, whose `Debug` and `Display` print `***`, so no log line can carry one.
+//!
+//! Two more guards: async-imap traces every command it writes, `LOGIN "user" "password"` included, so its wire
+//! trace is never let through, whatever the filter asks; and colour codes are written only to a terminal (under
+//! systemd, journald would store them as text).
 
+use std::io::IsTerminal;
 use tracing_subscriber::{fmt, EnvFilter};
 
 use serde::Deserialize;
@@ -35,9 +40,14 @@ fn default_log_level() -> String {
     "info".into()
 }
 
+/// The target of async-imap's wire trace (`encode: input: … LOGIN …`).
+const IMAP_WIRE: &str = "async_imap::imap_stream";
+
 pub fn init(cfg: &LogConfig) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.level));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = filter.add_directive(format!("{IMAP_WIRE}=debug").parse().expect("a valid directive"));
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     // A second init (tests, or a command that initialises twice) is harmless.
     let _ = match cfg.format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),

@@ -720,6 +720,8 @@ async fn every_limit_hit_gives_a_clear_error_and_a_reply_that_names_it() {
     let _servers = shared().await;
     let w = TestWorld::with_config(|t| {
         set(t, "sandbox", "max_pages", 3);
+        // Four of these mails store no invoice; each must still be answered, past the hourly reply budget.
+        set(t, "reply", "max_replies_without_invoice_per_hour", 10);
     })
     .await;
     // 31 MiB of attachment is a 42 MiB message once base64-encoded: over the 40 MiB default.

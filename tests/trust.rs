@@ -66,9 +66,19 @@ async fn a_mail_without_authentication_results_is_quarantined_the_same_way() {
     w.send(&invoice_mail(&w, "Factura", Some(forged)).build()).await.unwrap();
     w.send(&invoice_mail(&w, "Factura 2", None).build()).await.unwrap();
     w.run_once().await.unwrap();
-    assert_eq!(outbox_kinds(&w).await, vec!["alert", "alert"]);
+    // One digest for both (notify.alert_digest_minutes), not an alert per mail.
+    assert_eq!(outbox_kinds(&w).await, vec!["alert"]);
     let states: Vec<String> = sqlx::query_scalar("SELECT state FROM messages").fetch_all(&w.pool).await.unwrap();
     assert_eq!(states, vec!["quarantined", "quarantined"]);
+    let digest = &w.mailbox("accounts", 1).await.unwrap()[0];
+    assert!(digest.subject.contains("2 mensajes"), "{}", digest.subject);
+    assert!(digest.text.contains("Factura 2"), "{}", digest.text);
+
+    // More spam within the period waits for the next digest.
+    w.send(&invoice_mail(&w, "Factura 3", None).build()).await.unwrap();
+    w.run_once().await.unwrap();
+    assert_eq!(outbox_kinds(&w).await, vec!["alert"]);
+    assert_eq!(w.scalar_i64("SELECT count(*) FROM messages WHERE alert_pending").await, 1);
     w.drop_database().await;
 }
 

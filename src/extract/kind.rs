@@ -47,6 +47,6 @@ fn looks_like_xml(head: &[u8]) -> bool {
     trimmed.starts_with(b"<?xml") || (trimmed.starts_with(b"<") && find(trimmed, b"xmlns").is_some())
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }

@@ -12,8 +12,10 @@ mod options;
 pub mod pdf;
 pub mod probe;
 pub mod qr;
+pub mod precheck;
 pub mod rules;
 pub mod text;
+pub mod validate;
 
 use sha2::{Digest, Sha256};
 use std::path::Path;

@@ -69,6 +69,23 @@ pub struct ImapSession {
     fast_poll: Option<Duration>,
 }
 
+/// An IMAP error as the operator reads it: a NO or BAD answer is the server's own sentence, not async-imap's
+/// debug print of its response (`no response: outcome: Outcome { code: None, information: Some("…") }`).
+pub fn plain(e: &async_imap::error::Error) -> String {
+    use async_imap::error::Error;
+    let (kind, text) = match e {
+        Error::No(t) => ("NO", t),
+        Error::Bad(t) => ("BAD", t),
+        other => return other.to_string(),
+    };
+    let said = text
+        .split_once("information: Some(\"")
+        .and_then(|(_, rest)| rest.rsplit_once("\")"))
+        .map(|(info, _)| info.replace("\\\"", "\""))
+        .unwrap_or_else(|| text.clone());
+    format!("the server answered {kind}: {said}")
+}
+
 async fn timed<T>(what: &str, limit: Duration, fut: impl std::future::Future<Output = T>) -> Result<T> {
     tokio::time::timeout(limit, fut).await.map_err(|_| anyhow!("IMAP {what} timed out after {}s", limit.as_secs()))
 }
@@ -130,11 +147,12 @@ impl ImapSession {
             let tokens = cfg.oauth2.clone().context("imap.auth = \"xoauth2\" needs [imap.oauth2]")?;
             let token = crate::mail::oauth2::TokenSource::new(tokens)?.access_token().await?;
             let auth = XOAuth2 { response: crate::mail::oauth2::xoauth2_response(&cfg.username, token.expose()) };
-            let session =
-                match timed("AUTHENTICATE XOAUTH2", COMMAND_TIMEOUT, client.authenticate("XOAUTH2", auth)).await? {
-                    Ok(s) => s,
-                    Err((e, _)) => return Err(anyhow!("IMAP XOAUTH2 login as {} refused: {e}", cfg.username)),
-                };
+            let session = match timed("AUTHENTICATE XOAUTH2", COMMAND_TIMEOUT, client.authenticate("XOAUTH2", auth))
+                .await?
+            {
+                Ok(s) => s,
+                Err((e, _)) => return Err(anyhow!("IMAP XOAUTH2 login as {} refused: {}", cfg.username, plain(&e))),
+            };
             return Ok(ImapSession::finish_login(session).await?.with_fast_poll(cfg));
         }
         let password = cfg.password.as_ref().map(|p| p.expose().to_string()).unwrap_or_default();
@@ -145,7 +163,7 @@ impl ImapSession {
                 let auth = PlainAuth { user: cfg.username.clone(), password };
                 match timed("AUTHENTICATE", COMMAND_TIMEOUT, client.authenticate("PLAIN", auth)).await? {
                     Ok(s) => s,
-                    Err((_, _)) => return Err(anyhow!("IMAP login as {} refused: {e}", cfg.username)),
+                    Err((_, _)) => return Err(anyhow!("IMAP login as {} refused: {}", cfg.username, plain(&e))),
                 }
             }
         };
@@ -174,7 +192,7 @@ impl ImapSession {
     pub async fn select(&mut self, mailbox: &str) -> Result<Selected> {
         let mb = timed("SELECT", COMMAND_TIMEOUT, self.session.select(mailbox))
             .await?
-            .with_context(|| format!("cannot select mailbox {mailbox:?}"))?;
+            .map_err(|e| anyhow!("cannot select mailbox {mailbox:?}: {}", plain(&e)))?;
         let uidvalidity = mb.uid_validity.ok_or_else(|| anyhow!("server sent no UIDVALIDITY for {mailbox}"))?;
         Ok(Selected { uidvalidity, uidnext: mb.uid_next })
     }

@@ -9,12 +9,14 @@ use mail_parser::{HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType
 
 use super::settings::Language;
 use super::tnef;
+use crate::extract::kind::find;
 pub use crate::extract::kind::{sniff, DocumentKind};
 
 /// Images smaller than this that sit inline are signatures and logos, not scans of invoices.
 const LOGO_MAX_BYTES: usize = 16 * 1024;
-/// Forwarded-within-forwarded mail deeper than this is not followed (a cheap guard against nesting bombs).
-const MAX_NESTING: usize = 8;
+/// Forwarded-within-forwarded mail deeper than this is not followed (a cheap guard against nesting bombs); the
+/// supplier is told it was not opened. Mail clients forward a thread a handful of times; 32 is far beyond that.
+const MAX_NESTING: usize = 32;
 
 /// One document to hand to the extractor.
 #[derive(Debug, Clone)]
@@ -37,6 +39,8 @@ pub enum SkipReason {
     UnsupportedType,
     /// Beyond `limits.max_attachments`.
     TooMany,
+    /// A forwarded message nested deeper than `MAX_NESTING`: not opened.
+    TooDeep,
 }
 
 /// Why we must not answer a message automatically (RFC 3834 section 2, and plain sense about bounces).
@@ -75,6 +79,8 @@ pub struct Incoming {
     /// Where a reply goes: Reply-To, else From.
     pub reply_to: Option<String>,
     pub references: Vec<String>,
+    /// The ids of In-Reply-To and References together: what this mail says it answers.
+    pub answers: Vec<String>,
     pub language: Option<Language>,
     pub no_reply: Option<NoReply>,
     pub documents: Vec<Document>,
@@ -84,13 +90,15 @@ pub struct Incoming {
 }
 
 pub fn parse(raw: &[u8], own_address: &str, max_documents: usize) -> Incoming {
-    let Some(message) = MessageParser::default().parse(raw) else {
+    let raw = close_open_boundaries(raw);
+    let Some(message) = MessageParser::default().parse(raw.as_ref()) else {
         return Incoming {
             message_id: None,
             subject: String::new(),
             from: None,
             reply_to: None,
             references: Vec::new(),
+            answers: Vec::new(),
             language: None,
             no_reply: Some(NoReply::NoSender),
             documents: Vec::new(),
@@ -109,6 +117,8 @@ pub fn parse(raw: &[u8], own_address: &str, max_documents: usize) -> Incoming {
     let message_id = message.message_id().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let subject = message.subject().unwrap_or("").trim().to_string();
     let mut references = text_list(message.references());
+    let mut answers = text_list(message.in_reply_to());
+    answers.extend(references.iter().cloned());
     if references.is_empty() {
         references = text_list(message.in_reply_to());
     }
@@ -134,6 +144,7 @@ pub fn parse(raw: &[u8], own_address: &str, max_documents: usize) -> Incoming {
         from,
         reply_to,
         references,
+        answers,
         language,
         no_reply,
         documents,
@@ -152,10 +163,22 @@ impl Collector {
         for (index, part) in message.parts.iter().enumerate() {
             match &part.body {
                 PartType::Multipart(_) => {}
-                PartType::Message(inner) => {
-                    if depth < MAX_NESTING {
-                        let cids = referenced_cids(inner);
-                        self.walk(inner, &cids, depth + 1);
+                PartType::Message(inner) => self.forwarded(inner, depth),
+                // mail-parser stops opening encoded forwards after a few levels and hands them over as bytes.
+                PartType::Binary(bytes) | PartType::InlineBinary(bytes)
+                    if part.is_content_type("message", "rfc822") || part.is_content_type("message", "global") =>
+                {
+                    let bytes = forgiving_body(part, &message.raw_message).unwrap_or_else(|| bytes.to_vec());
+                    let repaired = close_open_boundaries(&bytes);
+                    match MessageParser::default().parse(repaired.as_ref()) {
+                        Some(inner) => self.forwarded(&inner, depth),
+                        None => self.skipped.push(Skipped {
+                            filename: part
+                                .attachment_name()
+                                .map(sanitize_filename)
+                                .unwrap_or_else(|| "forwarded.eml".into()),
+                            reason: SkipReason::UnsupportedType,
+                        }),
                     }
                 }
                 PartType::Text(text) | PartType::Html(text) => {
@@ -164,19 +187,37 @@ impl Collector {
                         continue;
                     }
                     let name = part.attachment_name().map(str::to_string);
+                    // A non-text part shows up as text when the parser could not decode its base64.
+                    let undecoded = part.content_type().is_some_and(|c| !c.ctype().eq_ignore_ascii_case("text"));
                     let declared_xml = part.is_content_type("text", "xml")
                         || part.is_content_type("application", "xml")
                         || name.as_deref().is_some_and(|n| n.to_lowercase().ends_with(".xml"));
-                    if declared_xml {
-                        self.consider(part, name, text.as_bytes(), html_cids, index);
+                    if declared_xml || undecoded {
+                        let decoded = forgiving_body(part, &message.raw_message);
+                        self.consider(part, name, decoded.as_deref().unwrap_or(text.as_bytes()), html_cids, index);
                     }
                 }
                 PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
                     let name = part.attachment_name().map(str::to_string);
-                    self.consider(part, name, bytes, html_cids, index);
+                    let decoded = forgiving_body(part, &message.raw_message);
+                    self.consider(part, name, decoded.as_deref().unwrap_or(bytes), html_cids, index);
                 }
             }
         }
+    }
+
+    /// A forwarded message inside the one at `depth`: opened, unless it is nested too deep.
+    fn forwarded(&mut self, inner: &mail_parser::Message<'_>, depth: usize) {
+        if depth + 1 >= MAX_NESTING {
+            let subject = inner.subject().map(crate::mail::headers::line_text).filter(|s| !s.is_empty());
+            self.skipped.push(Skipped {
+                filename: subject.map(|s| format!("\"{s}\"")).unwrap_or_else(|| "forwarded message".into()),
+                reason: SkipReason::TooDeep,
+            });
+            return;
+        }
+        let cids = referenced_cids(inner);
+        self.walk(inner, &cids, depth + 1);
     }
 
     fn consider(
@@ -196,7 +237,7 @@ impl Collector {
             match tnef::attachments(bytes) {
                 Ok(inner) => {
                     for a in inner {
-                        self.classify(Some(a.filename), "application/octet-stream", &a.data, false);
+                        self.classify(Some(a.filename), "application/octet-stream", &a.data, false, false);
                     }
                 }
                 Err(_) => self.skipped.push(Skipped {
@@ -210,15 +251,19 @@ impl Collector {
         let referenced = cid.as_ref().is_some_and(|c| html_cids.contains(c));
         let inline = part.content_disposition().is_some_and(|d| d.is_inline()) || part.content_disposition().is_none();
         let decoration = referenced || (inline && name.is_none() && index > 0);
+        // A small image the sender attached as a file is a small scan, not a logo: logos sit inline.
+        let attached = part.content_disposition().is_some_and(|d| d.is_attachment());
         let name = name.or_else(|| default_name(&ctype, self.documents.len() + self.skipped.len() + 1));
-        self.classify(name, &ctype, bytes, decoration);
+        self.classify(name, &ctype, bytes, decoration, !attached);
     }
 
-    fn classify(&mut self, name: Option<String>, ctype: &str, bytes: &[u8], decoration: bool) {
+    /// `small_is_logo`: whether a small image may be taken for a logo (it sits inline in the body).
+    fn classify(&mut self, name: Option<String>, ctype: &str, bytes: &[u8], decoration: bool, small_is_logo: bool) {
         let filename = sanitize_filename(name.as_deref().unwrap_or("attachment"));
         let kind = sniff(bytes).or_else(|| by_declared_type(ctype, &filename, bytes));
+        let logo_sized = small_is_logo && bytes.len() < LOGO_MAX_BYTES;
         match kind {
-            Some(k @ (DocumentKind::Png | DocumentKind::Jpeg)) if decoration || bytes.len() < LOGO_MAX_BYTES => {
+            Some(k @ (DocumentKind::Png | DocumentKind::Jpeg)) if decoration || logo_sized => {
                 // A logo or an image the HTML body shows: not a document the supplier sent us to read.
                 let _ = k;
             }
@@ -228,6 +273,80 @@ impl Collector {
             None => self.skipped.push(Skipped { filename, reason: SkipReason::UnsupportedType }),
         }
     }
+}
+
+/// Mailers that cut a message short, or forget it, leave out the closing delimiter of a multipart (`--b--`,
+/// RFC 2046 5.1.1), and the MIME parser then drops the last part: with one PDF, the invoice. Every boundary the
+/// message declares and uses but never closes is closed at the end, innermost first.
+fn close_open_boundaries(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let mut open: Vec<Vec<u8>> = Vec::new();
+    let lower = raw.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(at) = find(&lower[from..], b"boundary=") {
+        let start = from + at + b"boundary=".len();
+        from = start;
+        let rest = &raw[start..];
+        let value: &[u8] = if let Some(quoted) = rest.strip_prefix(b"\"") {
+            &quoted[..quoted.iter().position(|&b| b == b'"' || b == b'\n').unwrap_or(quoted.len())]
+        } else {
+            &rest[..rest.iter().position(|&b| b == b';' || b.is_ascii_whitespace()).unwrap_or(rest.len())]
+        };
+        // RFC 2046 5.1.1: 1 to 70 characters.
+        if value.is_empty() || value.len() > 70 || open.iter().any(|b| b == value) {
+            continue;
+        }
+        let delimiter = [b"\n--".as_slice(), value].concat();
+        let close = [b"\n--".as_slice(), value, b"--"].concat();
+        if find(raw, &delimiter).is_some() && find(raw, &close).is_none() {
+            open.push(value.to_vec());
+        }
+    }
+    if open.is_empty() {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let mut fixed = raw.to_vec();
+    for b in open.iter().rev() {
+        fixed.extend_from_slice(b"\r\n--");
+        fixed.extend_from_slice(b);
+        fixed.extend_from_slice(b"--\r\n");
+    }
+    std::borrow::Cow::Owned(fixed)
+}
+
+/// A base64 part decoded as RFC 2045 6.8 says: characters outside the alphabet are ignored, and `=` ends the
+/// data. The MIME parser refuses such a part whole, and the supplier would be told the PDF is damaged. `None`
+/// for parts in other encodings.
+fn forgiving_body(part: &MessagePart<'_>, raw: &[u8]) -> Option<Vec<u8>> {
+    let encoding = part.content_transfer_encoding()?;
+    if !encoding.trim().eq_ignore_ascii_case("base64") {
+        return None;
+    }
+    let body = raw.get(part.offset_body as usize..part.offset_end as usize)?;
+    Some(base64_lenient(body))
+}
+
+fn base64_lenient(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &c in text {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
 }
 
 fn by_declared_type(ctype: &str, filename: &str, bytes: &[u8]) -> Option<DocumentKind> {
@@ -528,5 +647,101 @@ mod tests {
     fn garbage_is_kept_as_malformed_or_parsed_without_documents() {
         let m = parse(b"\x00\x01\x02 not a mail at all", OWN, 20);
         assert!(m.documents.is_empty());
+    }
+
+    const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
+
+    fn b64(bytes: &[u8]) -> String {
+        use base64::Engine;
+        let s = base64::engine::general_purpose::STANDARD.encode(bytes);
+        s.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join("\n")
+    }
+
+    fn headers(subject: &str, ctype: &str) -> String {
+        format!("From: billing@supplier.test\nTo: {OWN}\nSubject: {subject}\nMessage-ID: <{subject}@supplier.test>\nContent-Type: {ctype}")
+    }
+
+    #[test]
+    fn a_missing_closing_boundary_keeps_the_last_part() {
+        let raw = mail(
+            &headers("unclosed", "multipart/mixed; boundary=\"b\""),
+            &format!(
+                "--b\nContent-Type: text/plain\n\nAdjunto factura.\n--b\nContent-Type: application/pdf; name=\"f.pdf\"\nContent-Disposition: attachment; filename=\"f.pdf\"\nContent-Transfer-Encoding: base64\n\n{}\n",
+                b64(PDF)
+            ),
+        );
+        let m = parse(&raw, OWN, 20);
+        assert_eq!(m.documents.len(), 1, "{:?}", m.skipped);
+        assert_eq!(m.documents[0].bytes, PDF);
+    }
+
+    #[test]
+    fn base64_with_characters_outside_its_alphabet_still_decodes() {
+        // RFC 2045 6.8: characters outside the alphabet are ignored.
+        let dirty: String = b64(PDF)
+            .chars()
+            .enumerate()
+            .map(|(i, c)| if i % 10 == 5 { format!("{c}!*") } else { c.to_string() })
+            .collect();
+        let raw = mail(
+            &headers("dirty", "multipart/mixed; boundary=\"b\""),
+            &format!(
+                "--b\nContent-Type: text/plain\n\nAdjunto factura.\n--b\nContent-Type: application/pdf; name=\"f.pdf\"\nContent-Disposition: attachment; filename=\"f.pdf\"\nContent-Transfer-Encoding: base64\n\n{dirty}\n--b--\n"
+            ),
+        );
+        let m = parse(&raw, OWN, 20);
+        assert_eq!(m.documents.len(), 1, "{:?}", m.skipped);
+        assert_eq!(m.documents[0].bytes, PDF);
+    }
+
+    #[test]
+    fn a_small_jpeg_attached_as_a_file_is_a_document_not_a_logo() {
+        let mut jpeg = b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00".to_vec();
+        jpeg.resize(9000, 0x11);
+        let raw = mail(
+            &headers("jpeg", "multipart/mixed; boundary=\"b\""),
+            &format!(
+                "--b\nContent-Type: text/html\n\n<p>Adjunto factura</p><img src=\"cid:logo@x\">\n--b\nContent-Type: image/png\nContent-ID: <logo@x>\nContent-Disposition: inline\nContent-Transfer-Encoding: base64\n\n{}\n--b\nContent-Type: image/jpeg; name=\"factura.jpg\"\nContent-Disposition: attachment; filename=\"factura.jpg\"\nContent-Transfer-Encoding: base64\n\n{}\n--b--\n",
+                b64(b"\x89PNG\r\n\x1a\nlogo"),
+                b64(&jpeg)
+            ),
+        );
+        let m = parse(&raw, OWN, 20);
+        assert_eq!(m.documents.iter().map(|d| d.filename.as_str()).collect::<Vec<_>>(), ["factura.jpg"]);
+        assert_eq!(m.documents[0].kind, DocumentKind::Jpeg);
+    }
+
+    /// `levels` forwards, each wrapping the last, around a mail with a PDF.
+    fn forwarded(levels: usize, encode_every: usize) -> Vec<u8> {
+        let mut inner = format!(
+            "{}\nMIME-Version: 1.0\n\n--b\nContent-Type: text/plain\n\nfactura\n--b\nContent-Type: application/pdf; name=\"f.pdf\"\nContent-Disposition: attachment; filename=\"f.pdf\"\nContent-Transfer-Encoding: base64\n\n{}\n--b--\n",
+            headers("origin", "multipart/mixed; boundary=\"b\""),
+            b64(PDF)
+        );
+        for level in 0..levels {
+            let boundary = format!("f{level}");
+            let (cte, body) = if encode_every > 0 && level % encode_every == 0 {
+                ("Content-Transfer-Encoding: base64\n", b64(inner.as_bytes()))
+            } else {
+                ("", inner.clone())
+            };
+            inner = format!(
+                "{}\nMIME-Version: 1.0\n\n--{boundary}\nContent-Type: text/plain\n\nreenviado\n--{boundary}\nContent-Type: message/rfc822\n{cte}\n{body}\n--{boundary}--\n",
+                headers(&format!("fwd{level}"), &format!("multipart/mixed; boundary=\"{boundary}\""))
+            );
+        }
+        inner.replace("\r\n", "\n").replace('\n', "\r\n").into_bytes()
+    }
+
+    #[test]
+    fn forwards_nested_beyond_eight_levels_are_opened_and_too_deep_ones_are_named() {
+        for encode_every in [0, 2] {
+            let m = parse(&forwarded(12, encode_every), OWN, 20);
+            assert_eq!(m.documents.len(), 1, "encoded every {encode_every}: {:?}", m.skipped);
+            assert_eq!(m.documents[0].bytes, PDF);
+        }
+        let m = parse(&forwarded(MAX_NESTING + 3, 0), OWN, 20);
+        assert!(m.documents.is_empty());
+        assert_eq!(m.skipped.iter().map(|s| s.reason).collect::<Vec<_>>(), [SkipReason::TooDeep]);
     }
 }

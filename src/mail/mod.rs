@@ -1,6 +1,7 @@
 //! Everything that speaks IMAP, SMTP or MIME lives here, and nothing else does.
 
 pub mod auth;
+pub mod headers;
 pub mod imap;
 pub mod mime;
 pub mod oauth2;

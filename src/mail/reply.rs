@@ -2,7 +2,8 @@
 //! went wrong; and to the accountants, a confirmation per stored invoice.
 //!
 //! Everything here is pure: outcomes in, `lettre::Message` out. Values from the document or the mail are never put
-//! in a header unescaped (lettre encodes headers) and are HTML-escaped in the HTML part.
+//! in a header unescaped (lettre encodes headers), are bounded and kept on one line (`headers`), and are
+//! HTML-escaped in the HTML part.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
@@ -12,7 +13,8 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
 use super::settings::Language;
-use crate::extract::{ErrorCode, Extraction};
+use crate::extract::{validate, ErrorCode, Extraction};
+use crate::mail::headers::{self, header_text, line_text, one_line, shorten};
 use crate::mail::mime::{SkipReason, Skipped};
 
 /// RFC 3834 section 5: our replies say they are automatic, so well-behaved responders do not answer them.
@@ -30,6 +32,10 @@ impl Header for AutoSubmitted {
         HeaderValue::new(Self::name(), self.0.clone())
     }
 }
+
+/// The most characters of a supplier's name (or a sender) and of an invoice number in a subject we write.
+const SUBJECT_NAME_CHARS: usize = 80;
+const SUBJECT_NUMBER_CHARS: usize = 40;
 
 /// What happened to one document of a message.
 #[derive(Debug, Clone)]
@@ -176,6 +182,14 @@ pub fn reply_lines(c: &ReplyContent<'_>) -> Vec<String> {
             (SkipReason::TooMany, false) => format!(
                 "- {}: not read; we read at most {} documents per message. Please send it in another message.",
                 s.filename, c.max_attachments
+            ),
+            (SkipReason::TooDeep, true) => format!(
+                "- {}: es un mensaje reenviado dentro de demasiados reenvíos y no lo hemos abierto. Envíe la factura adjunta directamente, por favor.",
+                s.filename
+            ),
+            (SkipReason::TooDeep, false) => format!(
+                "- {}: a forwarded message inside too many forwards, so we did not open it. Please attach the invoice directly.",
+                s.filename
             ),
         });
     }
@@ -353,6 +367,20 @@ fn check_sentence(check: &crate::extract::Check, es: bool) -> String {
         ("xml_matches_visual", false) => "the embedded XML does not match what the PDF shows".to_string(),
         ("qr_matches_visual", true) => "el código QR no coincide con lo que imprime la factura".to_string(),
         ("qr_matches_visual", false) => "the QR code does not match what the invoice prints".to_string(),
+        (validate::CHECK_TOTAL_READ, true) => {
+            "no hemos podido leer el importe total; revíselo y, si hace falta, envíe la factura de nuevo".to_string()
+        }
+        (validate::CHECK_TOTAL_READ, false) => {
+            "we could not read the total; please check it and resend the invoice if needed".to_string()
+        }
+        (validate::CHECK_TOTAL_POSITIVE, true) => {
+            "el total es negativo en una factura ordinaria; si es un abono, envíelo como factura rectificativa"
+                .to_string()
+        }
+        (validate::CHECK_TOTAL_POSITIVE, false) => {
+            "the total is negative on an ordinary invoice; if it is a credit, please send it as a credit note"
+                .to_string()
+        }
         (name, true) => format!("la comprobación {name} no se cumple"),
         (name, false) => format!("check {name} failed"),
     };
@@ -425,7 +453,7 @@ fn build(
 ) -> anyhow::Result<Message> {
     let mut b = Message::builder()
         .from(from.parse::<Mailbox>()?)
-        .subject(subject.replace(['\r', '\n'], " "))
+        .subject(header_text(subject))
         .message_id(Some(message_id.to_string()))
         .header(AutoSubmitted("auto-replied".into()))
         .date_now();
@@ -433,25 +461,30 @@ fn build(
         b = b.to(t.parse::<Mailbox>()?);
     }
     if let Some(th) = thread {
-        if let Some(id) = th.message_id {
-            let id = angle(id);
+        if let Some(id) = th.message_id.and_then(headers::message_id) {
             b = b.in_reply_to(id.clone());
-            let mut refs: Vec<String> = th.references.iter().map(|r| angle(r)).collect();
-            refs.push(id);
-            b = b.references(refs.join(" "));
+            b = b.references(headers::references(th.references, &id).join(" "));
         }
     }
+    // Each line stays one line, however a value inside it was written.
+    let lines: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let indent = if l.starts_with("    ") { "    " } else { "" };
+            format!("{indent}{}", shorten(&one_line(l), headers::MAX_LINE_CHARS))
+        })
+        .collect();
     let text = lines.join("\n") + "\n";
     Ok(b.multipart(
         MultiPart::alternative()
             .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
-            .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(to_html(lines))),
+            .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(to_html(&lines))),
     )?)
 }
 
+/// A Message-ID as a line of a mail's body shows it.
 fn angle(id: &str) -> String {
-    let id = id.trim().trim_matches(['<', '>']);
-    format!("<{id}>")
+    headers::message_id(id).unwrap_or_else(|| line_text(id))
 }
 
 /// The supplier's reply, with its stable Message-ID.
@@ -529,8 +562,8 @@ pub fn confirmation_lines(c: &Confirmation<'_>) -> Vec<String> {
         c.filename,
         e.sha256.as_deref().unwrap_or("")
     ));
-    lines.push(format!("{}: {}", if es { "Remitente" } else { "Sender" }, c.sender));
-    lines.push(format!("{}: {}", if es { "Asunto" } else { "Subject" }, c.subject));
+    lines.push(format!("{}: {}", if es { "Remitente" } else { "Sender" }, line_text(c.sender)));
+    lines.push(format!("{}: {}", if es { "Asunto" } else { "Subject" }, line_text(c.subject)));
     if let Some(id) = c.message_id {
         lines.push(format!("Message-ID: {}", angle(id)));
     }
@@ -553,7 +586,9 @@ pub fn compose_confirmation(
     let e = c.extraction;
     let who =
         e.supplier.as_ref().and_then(|s| s.name.clone().or(s.tax_id.clone())).unwrap_or_else(|| c.sender.to_string());
-    let number = e.display_number().unwrap_or_else(|| "?".into());
+    // Bounded one by one, so a long name cannot push the number and the total out of the subject.
+    let who = shorten(&one_line(&who), SUBJECT_NAME_CHARS);
+    let number = shorten(&one_line(&e.display_number().unwrap_or_else(|| "?".into())), SUBJECT_NUMBER_CHARS);
     let total = e
         .total_amount
         .map(|t| format!(" — {} {}", money(t, es), e.currency.clone().unwrap_or_default()))
@@ -607,13 +642,13 @@ pub fn compose_quarantine_alert(
             "A message to the invoice address failed the sender check. Nothing was answered or recorded; it is quarantined.".to_string()
         },
         String::new(),
-        format!("{}: {}", if es { "Motivo" } else { "Reason" }, a.reason),
-        format!("From: {}", a.sender),
+        format!("{}: {}", if es { "Motivo" } else { "Reason" }, line_text(a.reason)),
+        format!("From: {}", line_text(a.sender)),
     ];
     if let Some(r) = a.reply_to {
-        lines.push(format!("Reply-To: {r}"));
+        lines.push(format!("Reply-To: {}", line_text(r)));
     }
-    lines.push(format!("{}: {}", if es { "Asunto" } else { "Subject" }, a.subject));
+    lines.push(format!("{}: {}", if es { "Asunto" } else { "Subject" }, line_text(a.subject)));
     if let Some(id) = a.message_id {
         lines.push(format!("Message-ID: {}", angle(id)));
     }
@@ -623,12 +658,60 @@ pub fn compose_quarantine_alert(
     } else {
         format!("If the sender is genuine: invoice-intake reprocess --config … {}", a.message_ref)
     });
+    let sender = shorten(&one_line(a.sender), SUBJECT_NAME_CHARS);
     let subject = if es {
-        format!("[ALERTA] Remitente no autenticado: {}", a.sender)
+        format!("[ALERTA] Remitente no autenticado: {sender}")
     } else {
-        format!("[ALERT] Unauthenticated sender: {}", a.sender)
+        format!("[ALERT] Unauthenticated sender: {sender}")
     };
     let id = stable_message_id("alert", a.message_ref, &lines.join("\n"), from);
+    let msg = build(from, accountants, &subject, &id, None, &lines)?;
+    Ok((id, msg))
+}
+
+/// One mail to the accountants for every message quarantined (unauthenticated sender) since the last one: spam
+/// would otherwise send them an alert per mail.
+pub fn compose_alert_digest(
+    from: &str,
+    accountants: &[String],
+    language: Language,
+    alerts: &[QuarantineAlert<'_>],
+) -> anyhow::Result<(String, Message)> {
+    let es = language == Language::Es;
+    let mut lines = vec![
+        if es {
+            format!("{} mensajes a la dirección de facturas no han superado la comprobación del remitente. No se ha respondido ni registrado nada; están en cuarentena.", alerts.len())
+        } else {
+            format!("{} messages to the invoice address failed the sender check. Nothing was answered or recorded; they are quarantined.", alerts.len())
+        },
+        String::new(),
+    ];
+    for a in alerts {
+        lines.push(format!("#{} From: {}", a.message_ref, line_text(a.sender)));
+        lines.push(format!("    {}: {}", if es { "Asunto" } else { "Subject" }, line_text(a.subject)));
+        lines.push(format!("    {}: {}", if es { "Motivo" } else { "Reason" }, line_text(a.reason)));
+        if let Some(id) = a.message_id {
+            lines.push(format!("    Message-ID: {}", angle(id)));
+        }
+    }
+    lines.push(String::new());
+    lines.push(if es {
+        "Si un remitente es legítimo: invoice-intake reprocess --config … <número>".to_string()
+    } else {
+        "If a sender is genuine: invoice-intake reprocess --config … <number>".to_string()
+    });
+    let subject = match (alerts, es) {
+        ([one], true) => {
+            format!("[ALERTA] Remitente no autenticado: {}", shorten(&one_line(one.sender), SUBJECT_NAME_CHARS))
+        }
+        ([one], false) => {
+            format!("[ALERT] Unauthenticated sender: {}", shorten(&one_line(one.sender), SUBJECT_NAME_CHARS))
+        }
+        (_, true) => format!("[ALERTA] {} mensajes de remitentes no autenticados", alerts.len()),
+        (_, false) => format!("[ALERT] {} messages from unauthenticated senders", alerts.len()),
+    };
+    let first = alerts.first().map_or(0, |a| a.message_ref);
+    let id = stable_message_id("alerts", first, &lines.join("\n"), from);
     let msg = build(from, accountants, &subject, &id, None, &lines)?;
     Ok((id, msg))
 }
@@ -774,5 +857,106 @@ mod tests {
         assert!(body.contains("Message-ID: <m1@supplier.test>"), "{body}");
         assert!(body.contains("Remitente: billing@supplier.test"), "{body}");
         assert_eq!(e.status, Status::Ok);
+    }
+
+    /// Every line of `raw` within RFC 5322's 998 octets, the header lines within 78 where they can be folded, and
+    /// the message readable again.
+    fn assert_bounded(raw: &[u8]) {
+        let text = String::from_utf8_lossy(raw);
+        let (head, _) = text.split_once("\r\n\r\n").expect("a header and a body");
+        for line in text.split("\r\n") {
+            assert!(line.len() <= 998, "a line of {} octets: {}…", line.len(), &line[..80]);
+        }
+        for line in head.split("\r\n") {
+            assert!(line.len() <= 78, "a header line of {} octets: {line}", line.len());
+        }
+        assert!(mail_parser::MessageParser::default().parse(raw).is_some());
+    }
+
+    #[test]
+    fn a_huge_subject_and_thread_give_short_folded_header_lines() {
+        let subject = "Factura =?utf-8?q?n=C2=BA?= ".repeat(100_000);
+        let refs: Vec<String> = (0..10_000).map(|i| format!("<ref{i}@supplier.test>")).collect();
+        let long_id = format!("{}@supplier.test", "x".repeat(6000));
+        for message_id in [Some("m1@supplier.test"), Some(long_id.as_str())] {
+            let thread = Thread {
+                from: "intake@example.test",
+                to: "a@b.test",
+                subject: &subject,
+                message_id,
+                references: &refs,
+            };
+            let (_, msg) = compose_reply(&thread, &content(&[], Language::Es), 1).unwrap();
+            let raw = msg.formatted();
+            assert_bounded(&raw);
+            let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+            assert!(parsed.subject().unwrap().ends_with('…'), "{:?}", parsed.subject());
+            if message_id == Some("m1@supplier.test") {
+                let refs = String::from_utf8_lossy(&raw);
+                assert!(refs.contains("<ref0@supplier.test>") && refs.contains("<ref9999@supplier.test>"));
+                assert!(!refs.contains("<ref5000@supplier.test>"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_huge_supplier_name_keeps_the_confirmation_short_and_its_number_visible() {
+        let mut e = invoice();
+        e.supplier.as_mut().unwrap().name = Some("N".repeat(6 * 1024 * 1024));
+        let subject = "ñ".repeat(50_000);
+        let c = Confirmation {
+            language: Language::Es,
+            extraction: &e,
+            filename: "factura.pdf",
+            sender: "billing@supplier.test",
+            subject: &subject,
+            message_id: Some("m1@supplier.test"),
+            message_ref: 3,
+            invoice_ref: 9,
+            alerts: &[],
+        };
+        let (_, msg) = compose_confirmation("intake@example.test", &["accounts@example.test".to_string()], &c).unwrap();
+        let raw = msg.formatted();
+        assert!(raw.len() < 20_000, "{} bytes", raw.len());
+        assert_bounded(&raw);
+        let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        assert!(parsed.subject().unwrap().contains("nº 2025-0042"), "{:?}", parsed.subject());
+    }
+
+    #[test]
+    fn encoded_line_breaks_and_controls_in_a_subject_add_no_lines_to_the_accountants_mails() {
+        let subject = "Factura\r\nIBAN: ES00 0000 0000\n\u{1b}[2J\u{7}\0fin";
+        let e = invoice();
+        let c = Confirmation {
+            language: Language::Es,
+            extraction: &e,
+            filename: "f.pdf\nIBAN: ES11",
+            sender: "billing@supplier.test",
+            subject,
+            message_id: Some("m1@supplier.test"),
+            message_ref: 3,
+            invoice_ref: 9,
+            alerts: &[],
+        };
+        let (_, confirmation) = compose_confirmation("i@example.test", &["a@example.test".to_string()], &c).unwrap();
+        let alert = QuarantineAlert {
+            language: Language::Es,
+            sender: "x@evil.test",
+            reply_to: Some("y@evil.test\r\nIBAN: ES22"),
+            subject,
+            message_id: None,
+            reason: "spf fail",
+            message_ref: 4,
+        };
+        let (_, alert) = compose_quarantine_alert("i@example.test", &["a@example.test".to_string()], &alert).unwrap();
+        for msg in [confirmation, alert] {
+            let raw = msg.formatted();
+            let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+            for body in [parsed.body_text(0).unwrap().to_string(), parsed.body_html(0).unwrap().to_string()] {
+                assert!(!body.lines().any(|l| l.trim_start().starts_with("IBAN: ES")), "{body}");
+                assert!(!body.chars().any(|c| matches!(c, '\u{1b}' | '\u{7}' | '\0')), "{body:?}");
+                assert!(body.contains("Factura IBAN: ES00 0000 0000 [2J fin"), "{body}");
+            }
+        }
     }
 }

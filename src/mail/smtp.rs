@@ -36,12 +36,22 @@ pub enum SendError {
     /// 5xx or an address the server will never take: an operator must look.
     #[error("permanent SMTP failure: {0}")]
     Permanent(String),
+    /// The server took MAIL, RCPT and DATA but dropped the connection while taking this mail's content (OpenSMTPD
+    /// answers `500 Line too long` and closes while we still write): the server is there, and this mail is what it
+    /// refuses. Counted against the mail, never a reason to pause delivery for the others.
+    #[error("the SMTP server dropped the connection while taking this mail: {0}")]
+    Rejected(String),
 }
 
 impl SendError {
-    /// Worth trying again later (4xx answers, and an unreachable server).
+    /// Worth trying again later (4xx answers, an unreachable server, a dropped connection during the content).
     pub fn is_transient(&self) -> bool {
-        matches!(self, SendError::Transient(_) | SendError::Unreachable(_))
+        matches!(self, SendError::Transient(_) | SendError::Unreachable(_) | SendError::Rejected(_))
+    }
+
+    /// The connection dropped while this very mail's content was sent.
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, SendError::Rejected(_))
     }
 
     /// The server, not the mail, is the problem.
@@ -193,9 +203,8 @@ impl Mailer {
 
     /// Send on `kept`; keep it for the next mail when all went well, close it otherwise.
     async fn send_on(&self, mut kept: Kept, envelope: &Envelope, body: &[u8]) -> Result<(), SendError> {
-        let res = match tokio::time::timeout(SMTP_TIMEOUT, kept.conn.send(envelope, body)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(classify(&e)),
+        let res = match tokio::time::timeout(SMTP_TIMEOUT, transaction(&mut kept.conn, envelope, body)).await {
+            Ok(r) => r,
             Err(_) => Err(SendError::Unreachable(format!("no answer within {}s", SMTP_TIMEOUT.as_secs()))),
         };
         kept.sent += 1;
@@ -214,6 +223,43 @@ impl Mailer {
         let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, self.open()).await.context("SMTP timed out")??;
         let _ = conn.quit().await;
         Ok(true)
+    }
+}
+
+/// One mail transaction (RFC 5321 3.3), as lettre's `AsyncSmtpConnection::send` runs it, but with its phases
+/// told apart: a connection lost before DATA is the server's trouble, one lost while the content is written is
+/// this mail's (see `SendError::Rejected`).
+async fn transaction(conn: &mut AsyncSmtpConnection, envelope: &Envelope, body: &[u8]) -> Result<(), SendError> {
+    use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+    use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+    let mut options = Vec::new();
+    let non_ascii =
+        envelope.from().into_iter().chain(envelope.to()).any(|a: &Address| !AsRef::<str>::as_ref(a).is_ascii());
+    if non_ascii {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err(SendError::Permanent("non-ASCII addresses and the server lacks SMTPUTF8".into()));
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !body.is_ascii() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            return Err(SendError::Permanent("8-bit content and the server lacks 8BITMIME".into()));
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    conn.command(Mail::new(envelope.from().cloned(), options)).await.map_err(|e| classify(&e))?;
+    for to in envelope.to() {
+        conn.command(Rcpt::new(to.clone(), vec![])).await.map_err(|e| classify(&e))?;
+    }
+    conn.command(Data).await.map_err(|e| classify(&e))?;
+    conn.message(body).await.map(|_| ()).map_err(|e| classify_content(&e))
+}
+
+/// Sort a failure while the content was sent: the server's answer as usual, no answer at all as this mail's.
+fn classify_content(e: &lettre::transport::smtp::Error) -> SendError {
+    match classify(e) {
+        SendError::Unreachable(text) if e.status().is_none() => SendError::Rejected(text),
+        other => other,
     }
 }
 

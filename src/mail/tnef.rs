@@ -3,7 +3,8 @@
 //! A TNEF stream is a signature, a key, then attributes: level (1 byte), id (4), length (4), data, checksum (2).
 //! Each attachment starts with `attAttachRendData`; its name is in `attAttachTitle` (8.3 or long name) or, in
 //! newer Outlook, in the MAPI property `PR_ATTACH_LONG_FILENAME` inside `attAttachment`; its bytes are in
-//! `attAttachData`. No crate on crates.io reads this maintained and safely, and the format is small and frozen, so
+//! `attAttachData`, or (Outlook's "attach by value" of an OLE or message object) in the MAPI property
+//! `PR_ATTACH_DATA_OBJ` inside `attAttachment`, where an embedded message is itself a TNEF stream. No crate on crates.io reads this maintained and safely, and the format is small and frozen, so
 //! we read it here with every length checked against the buffer.
 
 use thiserror::Error;
@@ -16,6 +17,13 @@ const ATT_ATTACH_DATA: u32 = 0x0006_800F;
 const ATT_ATTACHMENT: u32 = 0x0006_9005;
 /// PR_ATTACH_LONG_FILENAME (0x3707) as PT_STRING8 (0x001E) or PT_UNICODE (0x001F).
 const PR_ATTACH_LONG_FILENAME: u16 = 0x3707;
+/// PR_ATTACH_DATA_BIN / PR_ATTACH_DATA_OBJ (0x3701) as PT_BINARY (0x0102) or PT_OBJECT (0x000D); an object's
+/// value starts with the 16-byte interface id ([MS-OXTNEF] 2.1.3.4.1).
+const PR_ATTACH_DATA: u16 = 0x3701;
+const PT_OBJECT: u16 = 0x000D;
+const IID_LEN: usize = 16;
+/// Messages embedded in messages are opened this deep.
+const MAX_EMBEDDED: usize = 4;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum TnefError {
@@ -32,7 +40,12 @@ pub struct TnefAttachment {
 }
 
 pub fn attachments(buf: &[u8]) -> Result<Vec<TnefAttachment>, TnefError> {
+    attachments_at(buf, 0)
+}
+
+fn attachments_at(buf: &[u8], depth: usize) -> Result<Vec<TnefAttachment>, TnefError> {
     let mut r = Reader { buf, pos: 0 };
+    let mut embedded = Vec::new();
     if r.u32()? != SIGNATURE {
         return Err(TnefError::NotTnef);
     }
@@ -61,13 +74,21 @@ pub fn attachments(buf: &[u8]) -> Result<Vec<TnefAttachment>, TnefError> {
             }
             ATT_ATTACHMENT => {
                 if let Some(a) = out.last_mut() {
-                    a.1 = long_filename(data);
+                    let props = attachment_props(data);
+                    a.1 = props.long_filename;
+                    match props.data {
+                        Some(d) if d.starts_with(&SIGNATURE.to_le_bytes()) && depth < MAX_EMBEDDED => {
+                            embedded.extend(attachments_at(&d, depth + 1).unwrap_or_default());
+                        }
+                        Some(d) if a.2.is_empty() => a.2 = d,
+                        _ => {}
+                    }
                 }
             }
             _ => {}
         }
     }
-    Ok(out
+    let mut files: Vec<TnefAttachment> = out
         .into_iter()
         .filter(|(_, _, data)| !data.is_empty())
         .enumerate()
@@ -75,7 +96,9 @@ pub fn attachments(buf: &[u8]) -> Result<Vec<TnefAttachment>, TnefError> {
             filename: long.or(short).filter(|n| !n.is_empty()).unwrap_or_else(|| format!("winmail-{}", i + 1)),
             data,
         })
-        .collect())
+        .collect();
+    files.extend(embedded);
+    Ok(files)
 }
 
 struct Reader<'a> {
@@ -108,9 +131,22 @@ fn cstring(data: &[u8]) -> String {
     String::from_utf8_lossy(&data[..end]).trim().to_string()
 }
 
-/// Find PR_ATTACH_LONG_FILENAME in an attAttachment MAPI property list ([MS-OXTNEF] 2.1.3.4). Only simple
-/// property types are walked; on anything unexpected we stop and fall back to the short title.
-fn long_filename(data: &[u8]) -> Option<String> {
+/// What an attAttachment property list says about its file.
+#[derive(Default)]
+struct AttachmentProps {
+    long_filename: Option<String>,
+    data: Option<Vec<u8>>,
+}
+
+/// PR_ATTACH_LONG_FILENAME and PR_ATTACH_DATA_BIN/OBJ from an attAttachment MAPI property list ([MS-OXTNEF]
+/// 2.1.3.4). Only simple property types are walked; on anything unexpected we stop with what was found.
+fn attachment_props(data: &[u8]) -> AttachmentProps {
+    let mut props = AttachmentProps::default();
+    walk_props(data, &mut props);
+    props
+}
+
+fn walk_props(data: &[u8], props: &mut AttachmentProps) -> Option<()> {
     let mut r = Reader { buf: data, pos: 0 };
     let count = r.u32().ok()?;
     for _ in 0..count.min(10_000) {
@@ -138,11 +174,15 @@ fn long_filename(data: &[u8]) -> Option<String> {
                     let bytes = r.take(len).ok()?;
                     let padded = (4 - len % 4) % 4;
                     r.take(padded).ok()?;
-                    if pid == PR_ATTACH_LONG_FILENAME {
-                        return Some(match ptype {
+                    if pid == PR_ATTACH_LONG_FILENAME && props.long_filename.is_none() {
+                        props.long_filename = Some(match ptype {
                             0x001F => utf16(bytes),
                             _ => cstring(bytes),
                         });
+                    } else if pid == PR_ATTACH_DATA && ptype == PT_OBJECT {
+                        props.data = bytes.get(IID_LEN..).map(<[u8]>::to_vec);
+                    } else if pid == PR_ATTACH_DATA && ptype == 0x0102 {
+                        props.data = Some(bytes.to_vec());
                     }
                 }
             }
@@ -210,6 +250,61 @@ mod tests {
             attr(LVL_ATTACHMENT, ATT_ATTACHMENT, &props),
         ]);
         assert_eq!(attachments(&s).unwrap()[0].filename, "Factura 2025-001.pdf");
+    }
+
+    /// A property list with one value of `ptype`/`pid`, as attAttachment holds it.
+    fn prop(ptype: u16, pid: u16, value: &[u8]) -> Vec<u8> {
+        let mut p = ptype.to_le_bytes().to_vec();
+        p.extend(pid.to_le_bytes());
+        p.extend(1u32.to_le_bytes());
+        p.extend((value.len() as u32).to_le_bytes());
+        p.extend(value);
+        p.extend(vec![0; (4 - value.len() % 4) % 4]);
+        p
+    }
+
+    fn props(list: &[Vec<u8>]) -> Vec<u8> {
+        let mut v = (list.len() as u32).to_le_bytes().to_vec();
+        list.iter().for_each(|p| v.extend(p));
+        v
+    }
+
+    #[test]
+    fn an_attachment_stored_as_a_mapi_object_is_opened() {
+        let pdf = b"%PDF-1.4 the invoice".to_vec();
+        let iid = [0x0Bu8; IID_LEN];
+        let name: Vec<u8> = "Factura.pdf\0".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+        let by_object = stream(&[
+            attr(LVL_ATTACHMENT, ATT_ATTACH_REND_DATA, &[0; 14]),
+            attr(
+                LVL_ATTACHMENT,
+                ATT_ATTACHMENT,
+                &props(&[
+                    prop(0x001F, PR_ATTACH_LONG_FILENAME, &name),
+                    prop(PT_OBJECT, PR_ATTACH_DATA, &[iid.as_slice(), &pdf].concat()),
+                ]),
+            ),
+        ]);
+        assert_eq!(
+            attachments(&by_object).unwrap(),
+            vec![TnefAttachment { filename: "Factura.pdf".into(), data: pdf.clone() }]
+        );
+
+        // An embedded message (IID_IMessage) is a TNEF stream of its own, with the invoice inside.
+        let inner = stream(&[
+            attr(LVL_ATTACHMENT, ATT_ATTACH_REND_DATA, &[0; 14]),
+            attr(LVL_ATTACHMENT, ATT_ATTACH_TITLE, b"inner.pdf\0"),
+            attr(LVL_ATTACHMENT, ATT_ATTACH_DATA, &pdf),
+        ]);
+        let by_message = stream(&[
+            attr(LVL_ATTACHMENT, ATT_ATTACH_REND_DATA, &[0; 14]),
+            attr(
+                LVL_ATTACHMENT,
+                ATT_ATTACHMENT,
+                &props(&[prop(PT_OBJECT, PR_ATTACH_DATA, &[iid.as_slice(), &inner].concat())]),
+            ),
+        ]);
+        assert_eq!(attachments(&by_message).unwrap(), vec![TnefAttachment { filename: "inner.pdf".into(), data: pdf }]);
     }
 
     #[test]

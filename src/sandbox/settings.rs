@@ -22,6 +22,10 @@ pub struct SandboxConfig {
     /// Wall-clock limit per document; the whole process tree is killed past it.
     #[serde(default = "default_sandbox_timeout")]
     pub timeout_secs: u64,
+    /// Wall-clock limit for all the documents of one message together; unset means three documents' worth
+    /// (3 × `timeout_secs`). Documents left when it runs out are not read, and a person looks at the message.
+    #[serde(default)]
+    pub message_budget_secs: Option<u64>,
     /// Address-space limit for the extractor and its tools (tesseract needs a few hundred MB).
     #[serde(default = "default_sandbox_memory")]
     pub memory_mb: u64,
@@ -81,6 +85,7 @@ impl Default for SandboxConfig {
         SandboxConfig {
             backend: default_backend(),
             timeout_secs: default_sandbox_timeout(),
+            message_budget_secs: None,
             memory_mb: default_sandbox_memory(),
             cpu_secs: default_sandbox_cpu(),
             concurrency: 0,

@@ -89,12 +89,30 @@ pub fn clean_extraction(e: Extraction) -> Extraction {
 
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
     let options = PgConnectOptions::from_str(url).context("database.url is not a valid Postgres URL")?;
-    PgPoolOptions::new()
+    let (host, port) = (options.get_host().to_string(), options.get_port());
+    match PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await
-        .context("cannot connect to Postgres")
+    {
+        Ok(pool) => Ok(pool),
+        // The pool only says it timed out; a plain connect says why (refused, no route, unknown host).
+        Err(sqlx::Error::PoolTimedOut) => {
+            let why = match tokio::time::timeout(
+                Duration::from_secs(5),
+                tokio::net::TcpStream::connect((host.as_str(), port)),
+            )
+            .await
+            {
+                Ok(Err(e)) => e.to_string().to_lowercase(),
+                Ok(Ok(_)) => format!("no answer within {} s", ACQUIRE_TIMEOUT.as_secs()),
+                Err(_) => "no answer within 5 s".into(),
+            };
+            Err(anyhow::anyhow!("cannot connect to Postgres at {host}:{port}: {why}"))
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot connect to Postgres at {host}:{port}: {e}")),
+    }
 }
 
 pub async fn migrate(pool: &PgPool) -> Result<()> {
@@ -839,6 +857,170 @@ pub async fn undeliverable_mail(pool: &PgPool, limit: i64) -> Result<Vec<(i64, V
             .fetch_all(pool)
             .await?;
     Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
+/// One of the ids `ids` (without angle brackets) that is a mail we sent, if any: the mail naming it answers us.
+pub async fn own_mail_among(tx: &mut Transaction<'_, Postgres>, ids: &[String]) -> Result<Option<String>> {
+    let ids: Vec<String> = ids.iter().take(200).map(|i| format!("<{}>", clean_message_id(i))).collect();
+    Ok(sqlx::query_scalar("SELECT mail_message_id FROM outbox WHERE mail_message_id = ANY($1) LIMIT 1")
+        .bind(&ids)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+/// Replies to `address` queued within the last hour about messages that stored no invoice.
+pub async fn recent_replies_without_invoice(tx: &mut Transaction<'_, Postgres>, address: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM outbox o
+         WHERE o.kind = 'reply' AND lower($1) IN (SELECT lower(r) FROM unnest(o.recipients) r)
+           AND o.created_at > now() - interval '1 hour'
+           AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.message_ref = o.message_ref)",
+    )
+    .bind(address)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Put a locked message back untouched (the service is stopping): due at once, and the attempt that was
+/// interrupted on purpose not counted against it.
+pub async fn put_back(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE messages SET attempts = greatest(attempts - 1, 0), next_attempt_at = now(), updated_at = now(),
+             reason = 'put back unfinished when the service stopped'
+         WHERE id = $1 AND state = 'received'",
+    )
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// An earlier message with the same Message-ID from the same sender (a resend of the very same mail), if any.
+pub async fn earlier_message_from(
+    tx: &mut Transaction<'_, Postgres>,
+    message_id: &str,
+    sender: &str,
+    before: i64,
+) -> Result<Option<(i64, DateTime<Utc>)>> {
+    let row = sqlx::query(
+        "SELECT id, received_at FROM messages
+         WHERE message_id = $1 AND lower(sender) = lower($2) AND id < $3 AND state <> 'received'
+         ORDER BY id LIMIT 1",
+    )
+    .bind(clean_message_id(message_id))
+    .bind(clean_address(sender))
+    .bind(before)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// The state of each of `ids`, `None` for ids no message has (for `reprocess` to say why it queued nothing).
+pub async fn message_states(pool: &PgPool, ids: &[i64]) -> Result<Vec<(i64, Option<String>)>> {
+    let rows = sqlx::query("SELECT i, m.state FROM unnest($1::bigint[]) i LEFT JOIN messages m ON m.id = i")
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Note that quarantined message `id` waits for the next alert digest.
+pub async fn mark_alert_pending(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<()> {
+    sqlx::query("UPDATE messages SET alert_pending = true WHERE id = $1").bind(id).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// A quarantined message as the alert digest lists it.
+#[derive(Debug, Clone)]
+pub struct PendingAlert {
+    pub id: i64,
+    pub sender: Option<String>,
+    pub subject: Option<String>,
+    pub message_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Messages waiting for an alert digest, locked for this transaction (another process skips them), when no
+/// digest went out within `period`; empty otherwise.
+pub async fn take_pending_alerts(
+    tx: &mut Transaction<'_, Postgres>,
+    period: Duration,
+    limit: i64,
+) -> Result<Vec<PendingAlert>> {
+    let recent: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM outbox WHERE kind = 'alert' AND created_at > now() - make_interval(secs => $1))",
+    )
+    .bind(period.as_secs_f64())
+    .fetch_one(&mut **tx)
+    .await?;
+    if recent {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "SELECT id, sender, subject, message_id, reason FROM messages WHERE alert_pending
+         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| PendingAlert {
+            id: r.get(0),
+            sender: r.get(1),
+            subject: r.get(2),
+            message_id: r.get(3),
+            reason: r.get(4),
+        })
+        .collect())
+}
+
+pub async fn clear_pending_alerts(tx: &mut Transaction<'_, Postgres>, ids: &[i64]) -> Result<()> {
+    sqlx::query("UPDATE messages SET alert_pending = false WHERE id = ANY($1)").bind(ids).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// When the next alert digest may go out, if messages wait for one.
+pub async fn next_alert_digest(pool: &PgPool, period: Duration) -> Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar(
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM messages WHERE alert_pending)
+                     THEN coalesce((SELECT max(created_at) FROM outbox WHERE kind = 'alert') + make_interval(secs => $1),
+                                   now())
+                END",
+    )
+    .bind(period.as_secs_f64())
+    .fetch_one(pool)
+    .await?)
+}
+
+/// The oldest mail still waiting in the outbox, for `status`: the one every reply behind it may be waiting for.
+#[derive(Debug, Clone)]
+pub struct PendingMail {
+    pub id: i64,
+    pub kind: String,
+    pub recipients: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+pub async fn oldest_pending_mail(pool: &PgPool) -> Result<Option<PendingMail>> {
+    let row = sqlx::query(
+        "SELECT id, kind, recipients, created_at, attempts, next_attempt_at, last_error FROM outbox
+         WHERE state = 'pending' ORDER BY id LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| PendingMail {
+        id: r.get(0),
+        kind: r.get(1),
+        recipients: r.get(2),
+        created_at: r.get(3),
+        attempts: r.get(4),
+        next_attempt_at: r.get(5),
+        last_error: r.get(6),
+    }))
 }
 
 pub async fn last_imap_contact(pool: &PgPool) -> Result<Option<DateTime<Utc>>> {

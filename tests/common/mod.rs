@@ -150,6 +150,8 @@ impl TestWorld {
             tax_ids = ["{buyer}"]
             [reply]
             default_language = "es"
+            [security]
+            sender_policy = "any"
             "#,
             host = servers.host,
             imap_port = servers.imap_port,
