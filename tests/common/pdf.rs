@@ -18,6 +18,9 @@
 
 #![allow(dead_code)]
 
+#[path = "ttf.rs"]
+pub mod ttf;
+
 use chrono::{Datelike, NaiveDate};
 use rust_decimal::prelude::*;
 use rust_decimal::Decimal;
@@ -46,85 +49,36 @@ pub enum Layout {
     Table,
 }
 
-/// The standard PDF fonts the generator uses (regular and bold of each).
+/// The fonts the generator uses (regular and bold of each), embedded in every PDF (`ttf.rs`): Liberation Sans,
+/// Serif and Mono stand in for Helvetica, Times and Courier with the same metrics; `Receipt` is DejaVu Sans Mono,
+/// a till printer's face that also has `₹`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Font {
     Helvetica,
     Times,
     Courier,
+    Receipt,
 }
 
 impl Font {
-    fn names(self) -> (&'static str, &'static str) {
+    fn faces(self) -> (ttf::FaceId, ttf::FaceId) {
+        use ttf::FaceId::*;
         match self {
-            Font::Helvetica => ("Helvetica", "Helvetica-Bold"),
-            Font::Times => ("Times-Roman", "Times-Bold"),
-            Font::Courier => ("Courier", "Courier-Bold"),
+            Font::Helvetica => (Sans, SansBold),
+            Font::Times => (Serif, SerifBold),
+            Font::Courier => (Mono, MonoBold),
+            Font::Receipt => (ReceiptMono, ReceiptMonoBold),
         }
     }
 
-    /// Advance width of a char in 1/1000 em (exact for digits and the punctuation of amounts, an average for
-    /// letters), so amounts can be right-aligned.
+    fn face(self, bold: bool) -> &'static ttf::Face {
+        let (regular, heavy) = self.faces();
+        ttf::face(if bold { heavy } else { regular })
+    }
+
+    /// Advance width of a char in 1/1000 em, from the embedded font's metrics.
     fn width(self, bold: bool, c: char) -> f32 {
-        if self == Font::Courier {
-            return 600.0;
-        }
-        let times = self == Font::Times;
-        match c {
-            '0'..='9' | '€' => {
-                if times {
-                    500.0
-                } else {
-                    556.0
-                }
-            }
-            '.' | ',' | ' ' => {
-                if times {
-                    250.0
-                } else {
-                    278.0
-                }
-            }
-            '-' => 333.0,
-            '%' => {
-                if times {
-                    833.0
-                } else {
-                    889.0
-                }
-            }
-            'E' => {
-                if times && !bold {
-                    611.0
-                } else {
-                    667.0
-                }
-            }
-            'U' => 722.0,
-            'R' => {
-                if times && !bold {
-                    667.0
-                } else {
-                    722.0
-                }
-            }
-            c if c.is_uppercase() => {
-                if times {
-                    680.0
-                } else {
-                    700.0
-                }
-            }
-            _ => {
-                if times {
-                    470.0
-                } else if bold {
-                    580.0
-                } else {
-                    540.0
-                }
-            }
-        }
+        self.face(bold).width(c)
     }
 
     pub fn text_width(self, bold: bool, size: f32, s: &str) -> f32 {
@@ -1244,7 +1198,7 @@ impl Page {
 fn escape(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
-        let b = winansi(c);
+        let b = ttf::encode(c);
         match b {
             b'(' | b')' | b'\\' => {
                 out.push('\\');
@@ -1257,21 +1211,6 @@ fn escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// WinAnsiEncoding: Latin-1 for 0xA0–0xFF, plus the euro sign, dashes, bullet and curly quotes.
-fn winansi(c: char) -> u8 {
-    match c {
-        '€' => 0x80,
-        '’' => 0x92,
-        '“' => 0x93,
-        '”' => 0x94,
-        '•' => 0x95,
-        '–' => 0x96,
-        '—' => 0x97,
-        c if (c as u32) < 0x100 => c as u8,
-        _ => b'?',
-    }
 }
 
 /// A grey image drawn under (or over) a page: `data` is one byte per pixel, `width` × `height`.
@@ -1287,12 +1226,20 @@ fn pdf(pages: &[Page], font: Font, image: Option<&Overlay>) -> Vec<u8> {
     pdf_with_jpegs(pages, font, image, &[])
 }
 
+/// A4 in points.
+pub const A4: [f32; 2] = [595.0, 842.0];
+
+/// Pages of `media` size (width, height in points) as a text-layer PDF.
+pub fn pdf_sized(pages: &[Page], font: Font, media: [f32; 2]) -> Vec<u8> {
+    write_pdf(pages, font, None, &[], None, media)
+}
+
 fn pdf_with_attachment(pages: &[Page], font: Font, attachment: Option<(&str, &[u8])>) -> Vec<u8> {
-    write_pdf(pages, font, None, &[], attachment)
+    write_pdf(pages, font, None, &[], attachment, A4)
 }
 
 fn pdf_with_jpegs(pages: &[Page], font: Font, image: Option<&Overlay>, jpegs: &[Jpeg]) -> Vec<u8> {
-    write_pdf(pages, font, image, jpegs, None)
+    write_pdf(pages, font, image, jpegs, None, A4)
 }
 
 fn write_pdf(
@@ -1301,8 +1248,9 @@ fn write_pdf(
     image: Option<&Overlay>,
     jpegs: &[Jpeg],
     attachment: Option<(&str, &[u8])>,
+    media: [f32; 2],
 ) -> Vec<u8> {
-    let (regular, bold) = font.names();
+    let [mw, mh] = media;
     // Objects: 1 catalog, 2 pages, 3 F1, 4 F2, 5 grain image (or null), then per page: page, contents; then
     // the JPEG pages.
     let mut objects: Vec<Vec<u8>> = Vec::new();
@@ -1311,11 +1259,9 @@ fn write_pdf(
     let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", first_page + 2 * i)).collect();
     objects.push(b"<< /Type /Catalog /Pages 2 0 R >>".to_vec());
     objects.push(format!("<< /Type /Pages /Kids [{}] /Count {n} >>", kids.join(" ")).into_bytes());
-    objects.push(
-        format!("<< /Type /Font /Subtype /Type1 /BaseFont /{regular} /Encoding /WinAnsiEncoding >>").into_bytes(),
-    );
-    objects
-        .push(format!("<< /Type /Font /Subtype /Type1 /BaseFont /{bold} /Encoding /WinAnsiEncoding >>").into_bytes());
+    // The two font dictionaries; their descriptors and programs go at the end.
+    objects.push(Vec::new());
+    objects.push(Vec::new());
     match image {
         Some(img) => {
             let mut o = format!(
@@ -1339,7 +1285,7 @@ fn write_pdf(
             if image.is_some() || !jpegs.is_empty() { format!(" /XObject <<{im}{xobjects} >>") } else { String::new() };
         objects.push(
             format!(
-                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 3 0 R /F2 4 0 R >>{xo} >> /Contents {} 0 R >>",
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {mw} {mh}] /Resources << /Font << /F1 3 0 R /F2 4 0 R >>{xo} >> /Contents {} 0 R >>",
                 first_page + 2 * i + 1
             )
             .into_bytes(),
@@ -1384,6 +1330,13 @@ fn write_pdf(
         )
         .into_bytes();
     }
+    for (k, bold) in [(2, false), (3, true)] {
+        let face = font.face(bold);
+        let descriptor = objects.len() + 1;
+        objects[k] = face.font_object(descriptor);
+        objects.push(face.descriptor_object(descriptor + 1));
+        objects.push(face.program_object());
+    }
     let mut out: Vec<u8> = b"%PDF-1.4\n%\xE2\xE3\xCF\xD3\n".to_vec();
     let mut offsets = Vec::new();
     for (i, o) in objects.iter().enumerate() {
@@ -1405,7 +1358,7 @@ fn write_pdf(
 
 /// Content streams are ASCII already (non-ASCII is octal-escaped); this keeps any stray char one byte wide.
 fn encode_latin1(s: &str) -> Vec<u8> {
-    s.chars().map(winansi).collect()
+    s.chars().map(ttf::encode).collect()
 }
 
 /// How a scan is degraded.
@@ -1453,51 +1406,56 @@ impl SampleInvoice {
     /// A degraded scan of the invoice: one PNG or JPEG for a one-page invoice, an image-only PDF of JPEG pages
     /// (as a scanner's "scan to PDF" makes) for a longer one. Needs poppler's `pdftoppm`.
     pub fn render_scan(&self, opts: &ScanOptions) -> std::io::Result<Vec<u8>> {
-        let pages = self.render_pages();
-        let mut r = Rng::new(opts.seed);
-        let grain = grain(&mut r, opts.noise);
-        let degraded: Vec<Page> = pages.iter().map(|p| degrade(p, opts, &mut r)).collect();
-        let sheet = pdf(&degraded, self.font, grain.as_ref());
-        let dir = tempfile::tempdir()?;
-        let input = dir.path().join("sheet.pdf");
-        std::fs::write(&input, sheet)?;
-        let mut cmd = std::process::Command::new("pdftoppm");
-        cmd.args(["-r", &opts.dpi.to_string(), "-gray"]);
-        let jpeg = opts.jpeg.or(if pages.len() > 1 { Some(70) } else { None });
-        match jpeg {
-            Some(q) => cmd.args(["-jpeg", "-jpegopt", &format!("quality={q}")]),
-            None => cmd.arg("-png"),
-        };
-        let status = cmd.arg(&input).arg(dir.path().join("page")).status()?;
-        if !status.success() {
-            return Err(std::io::Error::other("pdftoppm failed"));
-        }
-        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path())?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("page")))
-            .collect();
-        files.sort();
-        if opts.turn != 0 {
-            for f in &files {
-                turn_image(f, opts.turn)?;
-            }
-        }
-        if pages.len() == 1 {
-            return std::fs::read(&files[0]);
-        }
-        // Scan to PDF: each page a full-page JPEG, nothing else.
-        let mut jpegs = Vec::new();
-        let mut content = Vec::new();
-        for (k, f) in files.iter().enumerate() {
-            let data = std::fs::read(f)?;
-            jpegs.push(Jpeg::new(data).ok_or_else(|| std::io::Error::other("not a JPEG"))?);
-            let mut p = Page::default();
-            let _ = writeln!(p.ops, "q 595 0 0 842 0 0 cm /Pg{k} Do Q");
-            content.push(p);
-        }
-        Ok(pdf_with_jpegs(&content, self.font, None, &jpegs))
+        scan_pages(&self.render_pages(), self.font, A4, opts)
     }
+}
+
+/// A degraded scan of `pages` (of `media` size): one PNG or JPEG for one page, an image-only PDF of JPEG pages
+/// for more. Needs poppler's `pdftoppm`.
+pub fn scan_pages(pages: &[Page], font: Font, media: [f32; 2], opts: &ScanOptions) -> std::io::Result<Vec<u8>> {
+    let mut r = Rng::new(opts.seed);
+    let grain = grain(&mut r, opts.noise);
+    let degraded: Vec<Page> = pages.iter().map(|p| degrade(p, opts, &mut r, media)).collect();
+    let sheet = write_pdf(&degraded, font, grain.as_ref(), &[], None, media);
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("sheet.pdf");
+    std::fs::write(&input, sheet)?;
+    let mut cmd = std::process::Command::new("pdftoppm");
+    cmd.args(["-r", &opts.dpi.to_string(), "-gray"]);
+    let jpeg = opts.jpeg.or(if pages.len() > 1 { Some(70) } else { None });
+    match jpeg {
+        Some(q) => cmd.args(["-jpeg", "-jpegopt", &format!("quality={q}")]),
+        None => cmd.arg("-png"),
+    };
+    let status = cmd.arg(&input).arg(dir.path().join("page")).status()?;
+    if !status.success() {
+        return Err(std::io::Error::other("pdftoppm failed"));
+    }
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path())?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("page")))
+        .collect();
+    files.sort();
+    if opts.turn != 0 {
+        for f in &files {
+            turn_image(f, opts.turn)?;
+        }
+    }
+    if pages.len() == 1 {
+        return std::fs::read(&files[0]);
+    }
+    // Scan to PDF: each page a full-page JPEG, nothing else.
+    let mut jpegs = Vec::new();
+    let mut content = Vec::new();
+    for (k, f) in files.iter().enumerate() {
+        let data = std::fs::read(f)?;
+        jpegs.push(Jpeg::new(data).ok_or_else(|| std::io::Error::other("not a JPEG"))?);
+        let mut p = Page::default();
+        let _ = writeln!(p.ops, "q {} 0 0 {} 0 0 cm /Pg{k} Do Q", media[0], media[1]);
+        content.push(p);
+    }
+    Ok(write_pdf(&content, font, None, &jpegs, None, media))
 }
 
 /// Turn a rendered page `degrees` clockwise, in place, keeping its format.
@@ -1525,14 +1483,15 @@ fn grain(r: &mut Rng, noise: u8) -> Option<Overlay> {
 
 /// The page as a scanner sees it: rotated about its centre, on grainy paper, with dark specks and a few
 /// light scratches through the text.
-fn degrade(page: &Page, opts: &ScanOptions, r: &mut Rng) -> Page {
+fn degrade(page: &Page, opts: &ScanOptions, r: &mut Rng, media: [f32; 2]) -> Page {
+    let [mw, mh] = media;
     let mut ops = String::new();
     if opts.noise > 0 {
-        ops.push_str("q 595 0 0 842 0 0 cm /Im1 Do Q\n");
+        let _ = writeln!(ops, "q {mw} 0 0 {mh} 0 0 cm /Im1 Do Q");
     }
     let a = -opts.angle.to_radians();
     let (s, c) = a.sin_cos();
-    let (cx, cy) = (297.5, 421.0);
+    let (cx, cy) = (mw / 2.0, mh / 2.0);
     let (tx, ty) = (cx - c * cx + s * cy, cy - s * cx - c * cy);
     let _ = writeln!(ops, "q {c:.6} {s:.6} {:.6} {c:.6} {tx:.3} {ty:.3} cm", -s);
     // Toner is never quite black.
@@ -1543,12 +1502,12 @@ fn degrade(page: &Page, opts: &ScanOptions, r: &mut Rng) -> Page {
     // Specks: dark dots anywhere, and light scratches.
     let specks = 60 * u64::from(opts.noise);
     for _ in 0..specks {
-        let (x, y) = (r.float(20.0, 575.0), r.float(20.0, 822.0));
+        let (x, y) = (r.float(20.0, mw - 20.0), r.float(20.0, mh - 20.0));
         let size = r.float(0.3, 1.2);
         let _ = writeln!(ops, "q 0.2 g {x:.1} {y:.1} {size:.2} {size:.2} re f Q");
     }
     for _ in 0..specks / 3 {
-        let (x, y) = (r.float(40.0, 555.0), r.float(40.0, 800.0));
+        let (x, y) = (r.float(40.0, mw - 40.0), r.float(40.0, mh - 42.0));
         let (w, h) = (r.float(0.4, 3.0), r.float(0.3, 0.8));
         let _ = writeln!(ops, "q 1 g {x:.1} {y:.1} {w:.2} {h:.2} re f Q");
     }
