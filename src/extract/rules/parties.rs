@@ -557,7 +557,11 @@ pub fn read_parties(layout: &Layout, own: &Own) -> Parties {
             let before = &line.text[..m.start];
             let col = line.segment_at(m.start).map_or(line.col(m.start), |s| s.start);
             let labelled = tax_id_labelled(before) || labelled_above(layout, i, line.col(m.start));
-            let hint = if customer_labelled(before) { Some(Role::Customer) } else { block_of(i, col) };
+            let hint = if customer_labelled(before) {
+                Some(Role::Customer)
+            } else {
+                block_of(i, col).or_else(|| in_window(layout, &out.customer, i, col).then_some(Role::Customer))
+            };
             let id = match m.id {
                 Ok(id) => id,
                 Err(TaxIdError::Checksum) => {
@@ -612,6 +616,18 @@ pub fn read_parties(layout: &Layout, own: &Own) -> Parties {
     apply_own(&mut out, own);
     supplier_iban(layout, &mut out);
     out
+}
+
+/// Is a tax ID at `line`/`col` part of the customer's address block (the addressee window): within six lines
+/// under the customer's name and starting in its column? The window's tax ID is never the supplier's.
+fn in_window(layout: &Layout, customer: &PartyFound, line: usize, col: usize) -> bool {
+    let Some(name) = &customer.name else { return false };
+    let Some(name_col) =
+        layout.lines[name.line].segments.iter().find(|s| s.text.trim() == name.value.trim()).map(|s| s.start)
+    else {
+        return false;
+    };
+    line > name.line && line <= name.line + 6 && col + 4 >= name_col && col <= name_col + 4
 }
 
 /// A tax ID seen on the page, with where it was and what its surroundings say.
@@ -917,6 +933,15 @@ mod tests {
             " Contoso, Ltd.                                  Project Statement\n                 Date: 8/20/2020\n",
         );
         assert_eq!(name(&p.supplier), Some("Contoso, Ltd."));
+    }
+
+    #[test]
+    fn the_tax_id_in_the_addressee_window_is_never_the_suppliers() {
+        let p = read(
+            "Harbour Print Ltd · 47 Victoria Road · M1 2HF Manchester\n\n                                        Kunde\n                                        Greenfield Dental GmbH\n                                        Hauptstr. 5\n                                        10115 Berlin\n                                        USt-IdNr. DE136695976\n\nRechnung Nr. 5\n\n\n\n\n\n\n\nHarbour Print Ltd   VAT GB 980 7806 84\n",
+        );
+        assert_eq!(tax(&p.customer).as_deref(), Some("DE136695976"));
+        assert_ne!(tax(&p.supplier).as_deref(), Some("DE136695976"));
     }
 
     #[test]
