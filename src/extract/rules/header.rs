@@ -149,8 +149,8 @@ pub fn read_header(layout: &Layout, hint: Option<Locale>) -> Header {
             for (hit, strength) in bare_number_labels(line) {
                 let to = hits.iter().find(|h| h.start >= hit.end).map_or(line.text.len(), |h| h.start);
                 if let Some((value, at, below)) = number_near(layout, i, &hit, to) {
-                    // Under a bare `Nº` only a value that cannot be an item's position number (`1`, `2`).
-                    if below && value.chars().count() < 3 {
+                    // After a bare `Nº` only a value that cannot be an item's position or a page number (`1`, `2`).
+                    if value.chars().count() < 3 {
                         continue;
                     }
                     let factor = if below { 0.9 } else { 1.0 };
@@ -443,6 +443,7 @@ mod tests {
             "Tel. No. 0044 20 1234\n",
             "Kunden-Nr. 10023\n",
             "Nº pedido 4567\n",
+            "Nº 1\n",
             "Nr.   Artikel      Menge\n1      Schrauben    10\n",
         ] {
             let h = read_header(&Layout::new(text), Some(Locale::De));
