@@ -1,4 +1,4 @@
--- Crash safety and retries (issue 5).
+-- Crash safety and retries.
 
 -- A message whose extraction failed transiently waits until this time before it is tried again (bounded
 -- backoff); `received` messages are taken in `id` order among those that are due.

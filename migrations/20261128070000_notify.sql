@@ -1,4 +1,4 @@
--- Wake-ups between worker processes (issue 8): every process LISTENs, so new mail, new outbox rows and settled
+-- Wake-ups between worker processes: every process LISTENs, so new mail, new outbox rows and settled
 -- messages reach whichever process can act on them at commit time, not at its next poll. pg_notify folds
 -- identical notifications of one transaction into one.
 CREATE FUNCTION invoice_intake_notify() RETURNS trigger LANGUAGE plpgsql AS $$

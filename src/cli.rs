@@ -16,6 +16,9 @@ use crate::store;
 /// How long a stopping service may spend finishing the message in hand before it exits anyway. The sandbox
 /// timeout bounds one document; this bounds the whole drain (systemd's TimeoutStopSec is set above it).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(150);
+/// Where the config file is named when `--config` is not given, and the path used when neither is.
+const CONFIG_ENV: &str = "INVOICE_INTAKE_CONFIG";
+const DEFAULT_CONFIG: &str = "/etc/invoice-intake/config.toml";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,57 +35,71 @@ pub struct Cli {
 pub enum Command {
     /// Watch the mailbox until SIGTERM or SIGINT (the service).
     Run {
-        #[arg(long, short)]
+        /// The config file; else $INVOICE_INTAKE_CONFIG, else /etc/invoice-intake/config.toml.
+        #[arg(long, short, env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Process everything waiting in the mailbox, deliver the replies, and exit.
     Once {
-        #[arg(long, short)]
+        /// The config file; else $INVOICE_INTAKE_CONFIG, else /etc/invoice-intake/config.toml.
+        #[arg(long, short, env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Read invoice files with the sandboxed extractor; no servers needed.
     Extract {
-        /// Print one JSON object per result per line (shared/invoice.schema.json).
+        /// Print one JSON object per result per line (schema/invoice.schema.json).
         #[arg(long)]
         json: bool,
         /// Ignore XML embedded in PDFs and read what the page shows.
         #[arg(long)]
         no_embedded: bool,
-        /// Take [sandbox] and [company] from this config file.
-        #[arg(long, short)]
+        /// Take [sandbox] and [company] from this config file (else $INVOICE_INTAKE_CONFIG; without either, the
+        /// defaults).
+        #[arg(long, short, env = CONFIG_ENV)]
         config: Option<PathBuf>,
+        /// The documents to read: PDF, PNG, JPEG, TIFF or e-invoice XML. The exit code is 1 when any of them fails.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Score the extractor on every file of DIR that has X.expected.json beside it (shared/EVALUATION.md).
+    /// Score the extractor on every file of DIR that has X.expected.json beside it (docs/evaluation.md).
     Eval {
+        /// The folder of labelled documents (searched recursively).
         dir: PathBuf,
+        /// Print the report as one JSON object instead of tables.
         #[arg(long)]
         json: bool,
+        /// Ignore XML embedded in PDFs and score what the pages show.
         #[arg(long)]
         no_embedded: bool,
-        #[arg(long, short)]
+        /// Take [sandbox] and [company] from this config file (else $INVOICE_INTAKE_CONFIG; without either, the
+        /// defaults).
+        #[arg(long, short, env = CONFIG_ENV)]
         config: Option<PathBuf>,
     },
     /// Apply the database migrations.
     Migrate {
-        #[arg(long, short)]
+        /// The config file; else $INVOICE_INTAKE_CONFIG, else /etc/invoice-intake/config.toml.
+        #[arg(long, short, env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Check the config, IMAP, SMTP, Postgres and the sandbox's tools; exit non-zero listing what is missing.
     Doctor {
-        #[arg(long, short)]
+        /// The config file; else $INVOICE_INTAKE_CONFIG, else /etc/invoice-intake/config.toml.
+        #[arg(long, short, env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Counts per state, failed and quarantined messages with their reasons, outbox backlog, last IMAP contact.
     Status {
-        #[arg(long, short)]
+        /// The config file; else $INVOICE_INTAKE_CONFIG, else /etc/invoice-intake/config.toml.
+        #[arg(long, short, env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Send failed or quarantined messages through the pipeline again.
     Reprocess {
-        #[arg(long, short)]
+        /// The config file; else $INVOICE_INTAKE_CONFIG, else /etc/invoice-intake/config.toml.
+        #[arg(long, short, env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Message ids, as `status` lists them.
         #[arg(required = true)]
         ids: Vec<i64>,
     },
@@ -105,14 +122,27 @@ pub enum Command {
         /// Host paths that must not be readable from the jail (the config file, the Postgres socket).
         #[arg(long = "secret")]
         secrets: Vec<String>,
+        /// The OCR languages each OCR check is run in (`sandbox.ocr_languages`).
+        #[arg(long = "lang", default_values_t = crate::sandbox::settings::default_ocr_languages())]
+        langs: Vec<String>,
+        /// Only the tools, not the local jail's escape tests (which do not apply in an E2B sandbox or an image
+        /// build).
+        #[arg(long)]
+        tools_only: bool,
+        /// Also check that the network is closed (E2B sandboxes are created without internet access).
+        #[arg(long)]
+        offline: bool,
+        /// `-` to also check that a document arrives on stdin.
         input: Option<PathBuf>,
     },
     /// Internal: misbehave on purpose inside the jail (fork, memory, loop), to prove the jail stops it.
     #[command(hide = true)]
     SandboxBomb {
+        /// What to try: fork, memory, loop, ...
         kind: String,
         #[command(flatten)]
         jail: JailArgs,
+        /// Unused; accepted so the jail can start it like the extractor.
         input: Option<PathBuf>,
     },
 }
@@ -120,14 +150,19 @@ pub enum Command {
 /// What the worker tells the extractor besides the document (see `sandbox::ExtractOptions::to_args`).
 #[derive(Debug, clap::Args)]
 pub struct JailArgs {
+    /// Ignore XML embedded in PDFs.
     #[arg(long)]
     no_embedded: bool,
+    /// Pages read at most.
     #[arg(long, default_value_t = 50)]
     max_pages: u32,
+    /// Images larger than this many pixels are refused before decoding.
     #[arg(long, default_value_t = 100_000_000)]
     max_pixels: u64,
+    /// A name of our own company, never reported as the supplier.
     #[arg(long = "own-name")]
     own_names: Vec<String>,
+    /// A tax ID of our own company, never reported as the supplier's.
     #[arg(long = "own-tax-id")]
     own_tax_ids: Vec<String>,
 }
@@ -213,19 +248,25 @@ pub fn run_in_jail(command: Command) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::SandboxProbe { secrets, input, .. } => {
-            // Before anything of ours is written: a jail's /tmp must start empty.
-            let mut checks = vec![crate::sandbox::selftest::fresh_tmp()];
+        Command::SandboxProbe { secrets, langs, tools_only, offline, input, .. } => {
+            let mut checks = Vec::new();
+            if !tools_only {
+                // Before anything of ours is written: a jail's /tmp must start empty.
+                checks.push(crate::sandbox::selftest::fresh_tmp());
+            }
+            let dir = tempfile::Builder::new().prefix("probe-").tempdir().context("no private /tmp")?;
             if input.as_deref() == Some(Path::new(crate::sandbox::STDIN_INPUT)) {
-                let dir = tempfile::tempdir().context("no private /tmp in the jail")?;
                 checks.push(crate::sandbox::selftest::document_arrives(dir.path()));
             }
+            checks.extend(crate::extract::probe::tools(&langs, dir.path()));
+            if offline {
+                checks.extend(crate::sandbox::selftest::no_network());
+            }
+            if !tools_only {
+                checks.extend(crate::sandbox::selftest::escape_attempts(&secrets));
+            }
             let mut out = std::io::stdout().lock();
-            for p in checks
-                .into_iter()
-                .chain(crate::extract::probe())
-                .chain(crate::sandbox::selftest::escape_attempts(&secrets))
-            {
+            for p in checks {
                 writeln!(out, "{p}")?;
             }
             Ok(0)
@@ -382,8 +423,10 @@ async fn extract(json: bool, no_embedded: bool, config: Option<&Path>, files: &[
         })
         .buffered(concurrency);
     let mut stdout = std::io::stdout().lock();
+    let mut failed = false;
     while let Some((_, out)) = results.next().await {
         for r in out {
+            failed |= !r.is_ok();
             if json {
                 writeln!(stdout, "{}", serde_json::to_string(&r)?)?;
             } else {
@@ -391,7 +434,8 @@ async fn extract(json: bool, no_embedded: bool, config: Option<&Path>, files: &[
             }
         }
     }
-    Ok(0)
+    // Every file still gets its line; the exit code tells a script that at least one of them failed.
+    Ok(i32::from(failed))
 }
 
 async fn doctor(path: &Path) -> Result<i32> {
@@ -467,7 +511,11 @@ async fn doctor(path: &Path) -> Result<i32> {
                 "/var/run/postgresql/.s.PGSQL.5432".to_string(),
             ];
             for p in sb.probe(&secrets).await {
-                line(&p.name, p.ok, &p.detail);
+                if p.applies {
+                    line(&p.name, p.ok, &p.detail);
+                } else {
+                    println!("n/a  {:<28} {}", p.name, p.detail);
+                }
             }
         }
         Err(e) => line("sandbox", false, &format!("{e:#}")),
@@ -541,4 +589,42 @@ async fn status(path: &Path) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_of(args: &[&str]) -> PathBuf {
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Status { config } => config,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_config_comes_from_the_flag_else_the_environment_else_etc() {
+        // The only test that touches this variable, so setting it cannot race with another.
+        std::env::remove_var(CONFIG_ENV);
+        assert_eq!(config_of(&["invoice-intake", "status"]), Path::new("/etc/invoice-intake/config.toml"));
+        std::env::set_var(CONFIG_ENV, "/srv/intake.toml");
+        assert_eq!(config_of(&["invoice-intake", "status"]), Path::new("/srv/intake.toml"));
+        assert_eq!(config_of(&["invoice-intake", "status", "-c", "my.toml"]), Path::new("my.toml"));
+        std::env::remove_var(CONFIG_ENV);
+    }
+
+    #[test]
+    fn every_flag_and_argument_has_help_text() {
+        use clap::CommandFactory;
+        let mut missing = Vec::new();
+        let cli = Cli::command();
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                if arg.get_help().is_none() && !matches!(arg.get_id().as_str(), "help" | "version") {
+                    missing.push(format!("{} {}", sub.get_name(), arg.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "flags without help: {missing:?}");
+    }
 }

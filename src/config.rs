@@ -5,134 +5,17 @@
 //! and bad values are rejected with an error that names the key, because a typo in `processed_mailbox` would
 //! otherwise silently leave mail in the inbox.
 
+pub use crate::extract::CompanyConfig;
+pub use crate::mail::auth::SenderPolicy;
+pub use crate::mail::settings::{AuthMethod, ImapConfig, Language, SmtpConfig, Tls};
+pub use crate::sandbox::settings::{SandboxBackend, SandboxConfig};
+use crate::secret::Secret;
+pub use crate::telemetry::{LogConfig, LogFormat};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub const ENV_PREFIX: &str = "INVOICE_INTAKE__";
-
-/// A string that never prints: `Debug` and `Display` show `***`, so a config dump or a log line cannot leak it.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Tls {
-    /// TLS from the first byte (IMAPS 993, SMTPS 465).
-    Implicit,
-    /// Plain connection upgraded with STARTTLS (IMAP 143, submission 587).
-    Starttls,
-    /// No encryption; only accepted towards loopback hosts or with `allow_insecure = true`.
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMethod {
-    /// LOGIN / AUTHENTICATE PLAIN (IMAP), AUTH PLAIN / LOGIN (SMTP).
-    #[default]
-    Password,
-    /// SASL XOAUTH2 with an OAuth2 access token (Gmail, Microsoft 365): see the `oauth2` section.
-    Xoauth2,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImapConfig {
-    pub host: String,
-    #[serde(default = "default_imap_port")]
-    pub port: u16,
-    #[serde(default = "default_tls")]
-    pub tls: Tls,
-    /// Plaintext to a non-loopback host. Off by default: a password over the open network is never a default.
-    #[serde(default)]
-    pub allow_insecure: bool,
-    /// PEM file with extra CA certificates (a private CA); the system roots are always trusted too.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    pub username: String,
-    #[serde(default)]
-    pub auth: AuthMethod,
-    #[serde(default)]
-    pub password: Option<Secret>,
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
-    /// Where XOAUTH2 tokens come from, when `auth = "xoauth2"`.
-    #[serde(default)]
-    pub oauth2: Option<crate::mail::oauth2::OAuth2Config>,
-    #[serde(default = "default_mailbox")]
-    pub mailbox: String,
-    #[serde(default = "default_processed")]
-    pub processed_mailbox: String,
-    #[serde(default = "default_failed")]
-    pub failed_mailbox: String,
-    /// Fallback when the server lacks IDLE, and the longest a missed IDLE notification can delay a message.
-    #[serde(default = "default_poll")]
-    pub poll_interval_secs: u64,
-    /// Use IDLE when the server offers it (RFC 2177).
-    #[serde(default = "yes")]
-    pub idle: bool,
-    /// Instead of IDLE, poll with NOOP every this many milliseconds: for replies within 100 ms from servers that
-    /// delay IDLE notifications (Dovecot holds them 500 ms to batch changes). Off (0) by default.
-    #[serde(default)]
-    pub fast_poll_ms: Option<u64>,
-    /// Messages fetched per round, so a large backlog is taken in bounded bites.
-    #[serde(default = "default_fetch_batch")]
-    pub fetch_batch: u32,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SmtpConfig {
-    pub host: String,
-    #[serde(default = "default_smtp_port")]
-    pub port: u16,
-    #[serde(default = "default_tls")]
-    pub tls: Tls,
-    #[serde(default)]
-    pub allow_insecure: bool,
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// The address replies come from; also how we recognise our own mail and never answer it.
-    pub from: String,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub auth: AuthMethod,
-    #[serde(default)]
-    pub password: Option<Secret>,
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
-    /// Where XOAUTH2 tokens come from, when `auth = "xoauth2"` (usually the same as imap.oauth2).
-    #[serde(default)]
-    pub oauth2: Option<crate::mail::oauth2::OAuth2Config>,
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -144,50 +27,6 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SandboxBackend {
-    /// bubblewrap on this machine (the default).
-    Local,
-    /// No jail at all; only for machines without user namespaces, and loudly warned about.
-    None,
-    /// A fresh e2b.dev cloud sandbox per document (`[sandbox.e2b]`).
-    E2b,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SandboxConfig {
-    #[serde(default = "default_backend")]
-    pub backend: SandboxBackend,
-    /// Wall-clock limit per document; the whole process tree is killed past it.
-    #[serde(default = "default_sandbox_timeout")]
-    pub timeout_secs: u64,
-    /// Address-space limit for the extractor and its tools (tesseract needs a few hundred MB).
-    #[serde(default = "default_sandbox_memory")]
-    pub memory_mb: u64,
-    #[serde(default = "default_sandbox_cpu")]
-    pub cpu_secs: u64,
-    /// Documents extracted at once; 0 means one per core.
-    #[serde(default)]
-    pub concurrency: usize,
-    /// Jails started ahead of time, each waiting for the one document it will read; unset means one per
-    /// extraction slot, 0 starts each jail only when its document arrives.
-    #[serde(default)]
-    pub standby: Option<usize>,
-    #[serde(default = "default_max_pages")]
-    pub max_pages: u32,
-    /// Decompression-bomb guard: images larger than this many pixels are refused before decoding.
-    #[serde(default = "default_max_pixels")]
-    pub max_image_pixels: u64,
-    /// The extractor binary run inside the jail; defaults to this very executable.
-    #[serde(default)]
-    pub extractor: Option<PathBuf>,
-    /// Settings of the E2B backend; required when `backend = "e2b"`.
-    #[serde(default)]
-    pub e2b: Option<crate::sandbox::e2b::E2bConfig>,
-}
-
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
@@ -195,77 +34,82 @@ pub struct NotifyConfig {
     pub accountants: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SenderPolicy {
-    /// Answer every sender (tests and demos).
-    Any,
-    /// Answer only the addresses and domains in `allowlist`.
-    Allowlist,
-    /// Answer only mail our own MTA authenticated (DMARC pass, or aligned DKIM pass), read from the topmost
-    /// Authentication-Results header stamped with `authserv_id` (RFC 8601, RFC 7489).
-    Authenticated,
+/// `[security]`: who may send us invoices, read into the one `SenderPolicy` that `mail::auth` judges by.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "SecuritySection")]
+pub struct SecurityConfig {
+    pub sender_policy: SenderPolicy,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `[security]` as written: `sender_policy` names the policy, and the keys beside it give its details.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SecurityConfig {
+struct SecuritySection {
+    /// "any" (tests and demos), "allowlist" (the addresses and domains in `allowlist`) or "authenticated"
+    /// (DMARC pass, or aligned DKIM pass, in the topmost Authentication-Results header stamped with
+    /// `authserv_id`; RFC 8601, RFC 7489).
     #[serde(default = "default_policy")]
-    pub sender_policy: SenderPolicy,
+    sender_policy: String,
     #[serde(default)]
-    pub allowlist: Vec<String>,
+    allowlist: Vec<String>,
     /// The authserv-id our receiving MTA writes in Authentication-Results (e.g. "mx.example.com").
     #[serde(default)]
-    pub authserv_id: Option<String>,
+    authserv_id: Option<String>,
+}
+
+impl TryFrom<SecuritySection> for SecurityConfig {
+    type Error = String;
+    fn try_from(s: SecuritySection) -> Result<Self, String> {
+        let sender_policy = match s.sender_policy.as_str() {
+            "any" => SenderPolicy::Any,
+            "allowlist" if s.allowlist.is_empty() => {
+                return Err(
+                    "security.allowlist must list addresses or domains when sender_policy = \"allowlist\"".into()
+                )
+            }
+            "allowlist" => SenderPolicy::Allowlist(s.allowlist),
+            "authenticated" => match s.authserv_id.filter(|id| !id.trim().is_empty()) {
+                Some(authserv_id) => SenderPolicy::Authenticated { authserv_id },
+                None => {
+                    return Err(
+                        "security.authserv_id must name the receiving MTA when sender_policy = \"authenticated\""
+                            .into(),
+                    )
+                }
+            },
+            other => {
+                return Err(format!(
+                "security.sender_policy: unknown value {other:?}, expected \"any\", \"allowlist\" or \"authenticated\""
+            ))
+            }
+        };
+        Ok(SecurityConfig { sender_policy })
+    }
 }
 
 impl Default for SecurityConfig {
     fn default() -> Self {
-        SecurityConfig { sender_policy: default_policy(), allowlist: Vec::new(), authserv_id: None }
+        SecurityConfig { sender_policy: SenderPolicy::Any }
     }
 }
 
 impl SecurityConfig {
-    pub fn policy(&self) -> crate::mail::auth::SenderPolicy {
-        use crate::mail::auth::SenderPolicy as P;
-        match self.sender_policy {
-            SenderPolicy::Any => P::Any,
-            SenderPolicy::Allowlist => P::Allowlist(self.allowlist.clone()),
-            SenderPolicy::Authenticated => {
-                P::Authenticated { authserv_id: self.authserv_id.clone().unwrap_or_default() }
-            }
-        }
+    pub fn policy(&self) -> SenderPolicy {
+        self.sender_policy.clone()
     }
-}
-
-/// Our own company, so that it is never reported as the supplier of an invoice addressed to us.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CompanyConfig {
-    #[serde(default)]
-    pub names: Vec<String>,
-    #[serde(default)]
-    pub tax_ids: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    Es,
-    En,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyConfig {
     /// Used when the message's own language cannot be told.
-    #[serde(default = "default_language")]
+    #[serde(default = "crate::mail::settings::default_language")]
     pub default_language: Language,
 }
 
 impl Default for ReplyConfig {
     fn default() -> Self {
-        ReplyConfig { default_language: default_language() }
+        ReplyConfig { default_language: crate::mail::settings::default_language() }
     }
 }
 
@@ -293,36 +137,13 @@ pub struct MetricsConfig {
     pub listen: Option<std::net::SocketAddr>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Pretty,
-    Json,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogConfig {
-    #[serde(default = "default_log_format")]
-    pub format: LogFormat,
-    /// A tracing `EnvFilter` directive; `RUST_LOG` wins when set.
-    #[serde(default = "default_log_level")]
-    pub level: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig { format: default_log_format(), level: default_log_level() }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub imap: ImapConfig,
     pub smtp: SmtpConfig,
     pub database: DatabaseConfig,
-    #[serde(default = "default_sandbox")]
+    #[serde(default)]
     pub sandbox: SandboxConfig,
     #[serde(default)]
     pub notify: NotifyConfig,
@@ -340,86 +161,17 @@ pub struct Config {
     pub metrics: MetricsConfig,
 }
 
-fn default_imap_port() -> u16 {
-    993
-}
-fn default_smtp_port() -> u16 {
-    465
-}
-fn default_tls() -> Tls {
-    Tls::Implicit
-}
-fn default_mailbox() -> String {
-    "INBOX".into()
-}
-fn default_processed() -> String {
-    "Processed".into()
-}
-fn default_failed() -> String {
-    "Failed".into()
-}
-fn default_poll() -> u64 {
-    60
-}
-fn default_fetch_batch() -> u32 {
-    50
-}
-fn yes() -> bool {
-    true
-}
 fn default_db_connections() -> u32 {
     8
 }
-fn default_backend() -> SandboxBackend {
-    SandboxBackend::Local
-}
-fn default_sandbox_timeout() -> u64 {
-    120
-}
-fn default_sandbox_memory() -> u64 {
-    2048
-}
-fn default_sandbox_cpu() -> u64 {
-    120
-}
-fn default_max_pages() -> u32 {
-    50
-}
-fn default_max_pixels() -> u64 {
-    // An A4 page at 600 dpi is about 35 Mpx; anything past 100 Mpx is a bomb, not a scan.
-    100_000_000
-}
-fn default_sandbox() -> SandboxConfig {
-    SandboxConfig {
-        backend: default_backend(),
-        timeout_secs: default_sandbox_timeout(),
-        memory_mb: default_sandbox_memory(),
-        cpu_secs: default_sandbox_cpu(),
-        concurrency: 0,
-        standby: None,
-        max_pages: default_max_pages(),
-        max_image_pixels: default_max_pixels(),
-        extractor: None,
-        e2b: None,
-    }
-}
-fn default_policy() -> SenderPolicy {
-    SenderPolicy::Any
-}
-fn default_language() -> Language {
-    Language::Es
+fn default_policy() -> String {
+    "any".into()
 }
 fn default_max_message() -> u64 {
     40 * 1024 * 1024
 }
 fn default_max_attachments() -> usize {
     20
-}
-fn default_log_format() -> LogFormat {
-    LogFormat::Pretty
-}
-fn default_log_level() -> String {
-    "info".into()
 }
 
 impl Config {
@@ -512,17 +264,17 @@ impl Config {
         if self.sandbox.timeout_secs == 0 || self.sandbox.memory_mb < 64 {
             bail!("sandbox.timeout_secs must be > 0 and sandbox.memory_mb at least 64");
         }
+        if let Some(l) = self
+            .sandbox
+            .ocr_languages
+            .iter()
+            .find(|l| l.is_empty() || !l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+        {
+            bail!("sandbox.ocr_languages: {l:?} is not a tesseract language code (eng, spa, deu, chi_sim, ...)");
+        }
         if self.sandbox.backend == SandboxBackend::E2b {
             let e2b = self.sandbox.e2b.as_ref().context("sandbox.backend = \"e2b\" needs a [sandbox.e2b] section")?;
             e2b.validate()?;
-        }
-        if self.security.sender_policy == SenderPolicy::Authenticated
-            && self.security.authserv_id.as_deref().is_none_or(|s| s.trim().is_empty())
-        {
-            bail!("security.authserv_id must name the receiving MTA when sender_policy = \"authenticated\"");
-        }
-        if self.security.sender_policy == SenderPolicy::Allowlist && self.security.allowlist.is_empty() {
-            bail!("security.allowlist must list addresses or domains when sender_policy = \"allowlist\"");
         }
         if !self.database.url.expose().starts_with("postgres://")
             && !self.database.url.expose().starts_with("postgresql://")
@@ -689,6 +441,24 @@ mod tests {
     }
 
     #[test]
+    fn the_sender_policy_is_read_with_its_details_and_checked() {
+        let with = |section: &str| load(&format!("{MINIMAL}\n[security]\n{section}\n"), &[]);
+        let c = with("sender_policy = \"allowlist\"\nallowlist = [\"example.com\"]").unwrap();
+        assert_eq!(c.security.sender_policy, SenderPolicy::Allowlist(vec!["example.com".into()]));
+        let c = with("sender_policy = \"authenticated\"\nauthserv_id = \"mx.example.com\"").unwrap();
+        assert_eq!(c.security.sender_policy, SenderPolicy::Authenticated { authserv_id: "mx.example.com".into() });
+        for (section, named) in [
+            ("sender_policy = \"allowlist\"", "security.allowlist"),
+            ("sender_policy = \"authenticated\"", "security.authserv_id"),
+            ("sender_policy = \"everyone\"", "security.sender_policy"),
+        ] {
+            let err = format!("{:#}", with(section).unwrap_err());
+            assert!(err.contains(named), "{section}: {err}");
+        }
+        assert_eq!(load(MINIMAL, &[]).unwrap().security.sender_policy, SenderPolicy::Any);
+    }
+
+    #[test]
     fn secrets_never_print() {
         let c = load(MINIMAL, &[]).unwrap();
         let dump = format!("{c:?}");
@@ -701,6 +471,6 @@ mod tests {
         let text = include_str!("../config/example.toml");
         let c = load(text, &[("INVOICE_INTAKE__IMAP__PASSWORD", "x")]).unwrap();
         assert!(!c.notify.accountants.is_empty());
-        assert_eq!(c.security.sender_policy, SenderPolicy::Authenticated, "safe by default");
+        assert!(matches!(c.security.sender_policy, SenderPolicy::Authenticated { .. }), "safe by default");
     }
 }

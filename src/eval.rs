@@ -1,12 +1,12 @@
 //! `invoice-intake eval DIR`: run the extractor on every document that has `X.expected.json` beside it and
-//! score it by the rules of `shared/EVALUATION.md`. An operator labels a few of their own suppliers' invoices
+//! score it by the rules of `docs/evaluation.md`. An operator labels a few of their own suppliers' invoices
 //! and measures; we use it on the corpus.
 
 use anyhow::{Context, Result};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Instant;
@@ -15,7 +15,7 @@ use unicode_normalization::UnicodeNormalization;
 use crate::extract::Extraction;
 use crate::sandbox::Sandbox;
 
-/// The scored fields, in the order of EVALUATION.md.
+/// The scored fields, in the order of docs/evaluation.md.
 pub const FIELDS: &[&str] = &[
     "invoice_number",
     "issue_date",
@@ -103,7 +103,9 @@ pub fn norm_name(s: &str) -> String {
     folded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The ratio python-Levenshtein computes: 1 − indel distance / (len a + len b).
+/// The ratio python-Levenshtein computes: 1 − indel distance / (len a + len b). Written here because `strsim`
+/// has Levenshtein, Jaro and Dice but not this indel ratio, and the scores must stay comparable with the
+/// scoring rules' reference implementation.
 pub fn levenshtein_ratio(a: &str, b: &str) -> f64 {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
@@ -239,13 +241,14 @@ pub async fn evaluate(sandbox: &Sandbox, dir: &Path, progress: bool) -> Result<R
             (path, results)
         })
         .buffer_unordered(concurrency);
-    let mut done = 0;
+    let bar = if progress { indicatif::ProgressBar::new(docs.len() as u64) } else { indicatif::ProgressBar::hidden() };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("[{pos}/{len}] {elapsed} {wide_msg}")
+            .expect("a valid progress template"),
+    );
     while let Some((path, results)) = stream.next().await {
-        done += 1;
-        if progress {
-            eprint!("\r[{done}/{}] {}", docs.len(), truncate(&path.display().to_string(), 70));
-            let _ = std::io::stderr().flush();
-        }
+        bar.inc(1);
+        bar.set_message(path.display().to_string());
         let expected: Value =
             serde_json::from_str(&std::fs::read_to_string(format!("{}.expected.json", path.display()))?)?;
         let first = results
@@ -275,23 +278,12 @@ pub async fn evaluate(sandbox: &Sandbox, dir: &Path, progress: bool) -> Result<R
             }
         }
     }
-    if progress {
-        eprintln!();
-    }
+    bar.finish_and_clear();
     report.failures.sort();
     report.wrong.sort();
     report.seconds = started.elapsed().as_secs_f64();
     report.documents_per_second = if report.seconds > 0.0 { report.documents as f64 / report.seconds } else { 0.0 };
     Ok(report)
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    let count = s.chars().count();
-    if count <= n {
-        s.to_string()
-    } else {
-        format!("…{}", s.chars().skip(count - n).collect::<String>())
-    }
 }
 
 pub async fn run(sandbox: &Sandbox, dir: &Path, json: bool) -> Result<i32> {

@@ -5,6 +5,8 @@
 //! (`sandbox`, running `extract`) → invoice rows and an outbox of replies (`store`) → SMTP (`mail::smtp`), and the
 //! message is moved to its final IMAP folder. `pipeline` drives the arrows; `main.rs` only parses the command line.
 
+#[cfg(test)]
+mod architecture;
 pub mod cli;
 pub mod config;
 pub mod eval;
@@ -14,5 +16,6 @@ pub mod mail;
 pub mod metrics;
 pub mod pipeline;
 pub mod sandbox;
+pub mod secret;
 pub mod store;
 pub mod telemetry;

@@ -713,6 +713,8 @@ impl App {
             .then_some(MessageError::TooLarge { bytes: m.size_bytes, limit: self.config.limits.max_message_bytes });
 
         let mut extracted: Vec<(mime::Document, Vec<Extraction>)> = Vec::new();
+        // Sandbox failures that no later attempt can cure (see `ExtractError::permanent`).
+        let mut permanent: Vec<String> = Vec::new();
         if too_large.is_none() {
             for doc in &incoming.documents {
                 let span = info_span!(
@@ -726,6 +728,9 @@ impl App {
                 Metrics::global().sandbox_seconds.observe(started.elapsed().as_secs_f64());
                 for r in &results {
                     Metrics::global().document(r.error.as_ref().map_or("ok", |e| e.code.as_str()));
+                    if let Some(e) = r.error.as_ref().filter(|e| e.permanent) {
+                        permanent.push(format!("{}: {} ({})", r.file, e.code.as_str(), e.message));
+                    }
                 }
                 extracted.push((doc.clone(), results.into_iter().map(store::clean_extraction).collect()));
             }
@@ -737,7 +742,7 @@ impl App {
             .filter(|(_, er)| matches!(er.code, ErrorCode::SandboxFailure | ErrorCode::Timeout))
             .map(|(e, er)| format!("{}: {} ({})", e.file, er.code.as_str(), er.message))
             .collect();
-        if !transient.is_empty() && m.attempts < MAX_ATTEMPTS {
+        if !transient.is_empty() && permanent.is_empty() && m.attempts < MAX_ATTEMPTS {
             let delay = retry_delay(m.attempts);
             let why = transient.join("; ");
             warn!(
@@ -748,8 +753,12 @@ impl App {
             store::release_message(tx, m.id, &format!("attempt {} failed: {why}", m.attempts), delay).await?;
             return Ok(Step::Deferred);
         }
-        let poisoned = (!transient.is_empty())
-            .then(|| format!("extraction kept failing after {} attempts: {}", m.attempts, transient.join("; ")));
+        let poisoned = if !permanent.is_empty() {
+            Some(format!("the sandbox cannot read documents, retrying will not help: {}", permanent.join("; ")))
+        } else {
+            (!transient.is_empty())
+                .then(|| format!("extraction kept failing after {} attempts: {}", m.attempts, transient.join("; ")))
+        };
         let state = self.finalize(tx, m, &incoming, extracted, too_large, poisoned).await?;
         Ok(Step::Done(state))
     }

@@ -253,16 +253,118 @@ async fn a_missing_template_is_a_permanent_error_naming_the_template() {
     assert!(err.to_string().contains(UNKNOWN_TEMPLATE), "{err}");
 }
 
+/// envd runs every command through a shell wrapper, so a template without the extractor is a run that exits
+/// 127, with an end event carrying `error`, not a refused RPC.
 #[tokio::test]
-async fn a_template_without_the_extractor_is_a_permanent_error() {
+async fn a_template_without_the_extractor_exits_127_and_is_a_permanent_error_naming_the_path() {
     let e2b = server().await;
     let mut cfg = e2b.config(KEY);
     cfg.extractor_path = "/usr/bin/invoice-intake".into();
     let client = E2bSandbox::new(&cfg).unwrap();
 
     let err = client.try_extract("a.xml", b"<x/>", &options()).await.unwrap_err();
-    assert!(matches!(&err, E2bError::Rpc { message, .. } if message.contains("no such file")), "{err:?}");
+    let end = e2b.with(|r| r.end_events.last().cloned()).unwrap();
+    assert!(end.contains(r#""exitCode":127"#) && end.contains(r#""error":"exit status 127""#), "{end}");
+    assert!(
+        matches!(&err, E2bError::Extractor(m) if m.contains("no /usr/bin/invoice-intake") && m.contains("exit 127")),
+        "{err:?}"
+    );
     assert!(!err.is_transient());
+    assert_eq!(e2b.deleted(), e2b.created());
+}
+
+/// A run that did not exit 0 ends with an event carrying Go's `cmd.Wait()` error, as envd's does: a non-zero
+/// exit, or a kill.
+#[tokio::test]
+async fn an_end_event_carrying_an_error_is_the_extractors_failure_with_that_error() {
+    let e2b = server().await;
+    let client = E2bSandbox::new(&e2b.config(KEY)).unwrap();
+
+    let err = client.try_extract("killed.pdf", b"%PDF-1.4", &options()).await.unwrap_err();
+    let end = e2b.with(|r| r.end_events.last().cloned()).unwrap();
+    assert!(end.contains(r#""error":"signal: killed""#), "{end}");
+    assert!(matches!(&err, E2bError::Extractor(m) if m.contains("killed (out of memory or time)")), "{err:?}");
+    assert!(!err.is_transient());
+
+    let err = client.try_extract("crash.pdf", b"%PDF-1.4", &options()).await.unwrap_err();
+    let end = e2b.with(|r| r.end_events.last().cloned()).unwrap();
+    assert!(end.contains(r#""error":"exit status 101""#), "{end}");
+    assert!(matches!(&err, E2bError::Extractor(m) if m.contains("code 101 (exit status 101)")), "{err:?}");
+    assert_eq!(e2b.deleted(), e2b.created());
+}
+
+/// E2B refuses (HTTP 400) a sandbox lifetime past the plan's; the config check stops such a `timeout_secs` before
+/// it is ever sent, and a plan limit set higher than the real one gets a permanent error that names the key.
+#[tokio::test]
+async fn a_lifetime_past_the_plans_limit_is_refused_by_config_and_by_e2b() {
+    let e2b = server().await;
+    let mut cfg = e2b.config(KEY);
+    cfg.timeout_secs = 3541;
+    let err = E2bSandbox::new(&cfg).unwrap_err();
+    assert!(matches!(err, E2bError::Config(_)), "{err:?}");
+    assert!(err.to_string().contains("sandbox.e2b.timeout_secs = 3541"), "{err}");
+    assert!(e2b.with(|r| r.create_attempts) == 0);
+
+    // Configured as a 2-hour plan, the account has a 1-hour one.
+    cfg.max_sandbox_lifetime_secs = 7200;
+    let client = E2bSandbox::new(&cfg).unwrap();
+    let err = client.try_extract("a.xml", b"<x/>", &options()).await.unwrap_err();
+    assert!(matches!(err, E2bError::Http { status: 400, .. }), "{err:?}");
+    assert!(!err.is_transient());
+    let text = err.to_string();
+    assert!(text.contains("Timeout cannot be greater than 1 hours") && text.contains("3601 s lifetime"), "{text}");
+    assert!(text.contains("max_sandbox_lifetime_secs"), "{text}");
+    assert!(e2b.created().is_empty());
+}
+
+/// A 429 without `Retry-After` still waits (a second, the default) and tries again; when it persists, the error
+/// is transient and says no delay was given.
+#[tokio::test]
+async fn a_rate_limit_without_retry_after_waits_the_default_and_retries() {
+    let e2b = server().await;
+    e2b.rate_limit_next(1, "");
+    let client = E2bSandbox::new(&e2b.config(KEY)).unwrap();
+    let (name, bytes) = e2b_support::corpus_invoice();
+
+    let t0 = Instant::now();
+    let results = client.try_extract(&name, &bytes, &options()).await.unwrap();
+    assert_eq!(results[0].invoice_number.as_deref(), Some("12115118"));
+    assert!(t0.elapsed() >= Duration::from_millis(950), "waited {:?}", t0.elapsed());
+    assert_eq!(e2b.with(|r| r.create_attempts), 2);
+
+    e2b.rate_limit_next(100, "");
+    let mut cfg = e2b.config(KEY);
+    cfg.timeout_secs = 3;
+    let client = E2bSandbox::new(&cfg).unwrap();
+    let err = client.try_extract("a.xml", b"<x/>", &options()).await.unwrap_err();
+    assert!(matches!(err, E2bError::RateLimited { retry_after: None, .. }), "{err:?}");
+    assert!(err.is_transient());
+    assert_eq!(e2b.created().len(), 1);
+    assert_eq!(e2b.deleted(), e2b.created());
+}
+
+/// E2B's edge in front of envd answers 429 or 409 (no `Retry-After`): waited out like the API's 429, and
+/// transient when it persists.
+#[tokio::test]
+async fn the_edges_409_and_429_on_envd_are_waited_out_and_transient() {
+    let e2b = server().await;
+    let client = E2bSandbox::new(&e2b.config(KEY)).unwrap();
+    let (name, bytes) = e2b_support::corpus_invoice();
+
+    // The upload meets a 429, then the process start a 409: both retried after a second.
+    e2b.edge_refuse_next(1, 429);
+    let t0 = Instant::now();
+    let results = client.try_extract(&name, &bytes, &options()).await.unwrap();
+    assert_eq!(results[0].invoice_number.as_deref(), Some("12115118"));
+    assert!(t0.elapsed() >= Duration::from_millis(950), "waited {:?}", t0.elapsed());
+    e2b.edge_refuse_next(1, 409);
+    client.try_extract(&name, &bytes, &options()).await.unwrap();
+    assert_eq!(e2b.with(|r| r.edge_refusals), 2);
+
+    e2b.edge_refuse_next(1000, 409);
+    let err = client.try_extract(&name, &bytes, &options()).await.unwrap_err();
+    assert!(matches!(err, E2bError::Edge { status: 409, retry_after: None, .. }), "{err:?}");
+    assert!(err.is_transient());
     assert_eq!(e2b.deleted(), e2b.created());
 }
 
@@ -322,25 +424,28 @@ async fn sandbox_creations_are_spaced_by_the_rate_limit() {
     assert_eq!(e2b.deleted().len(), 4);
 }
 
+fn langs() -> Vec<String> {
+    vec!["eng".into(), "spa".into()]
+}
+
+/// Everything `doctor` checks on E2B, in a complete template: all pass, the escape tests are marked not
+/// applicable, and the sandbox is deleted and gone.
 #[tokio::test]
 async fn the_probe_checks_the_template_at_run_time_and_deletes_its_sandbox() {
     let e2b = server().await;
     let client = E2bSandbox::new(&e2b.config(KEY)).unwrap();
 
-    let probes = client.probe().await;
-    let find = |name: &str| probes.iter().find(|p| p.0 == name).unwrap_or_else(|| panic!("no {name} in {probes:#?}"));
+    let probes = client.probe(&langs()).await;
+    let find =
+        |name: &str| probes.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no {name} in {probes:#?}"));
 
+    let failed: Vec<_> = probes.iter().filter(|p| !p.ok).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
     let start = find("e2b sandbox start");
-    assert!(start.1, "{start:?}");
-    assert!(
-        start.2.contains(TEMPLATE_ID) && start.2.contains(" ms "),
-        "latency and the resolved template ID: {start:?}"
-    );
-    assert!(find("e2b extractor version").1, "{probes:#?}");
-    assert!(find("e2b sample document").1, "{probes:#?}");
-    assert!(find("e2b sandbox delete").1, "{probes:#?}");
-    // The extractor's own checks, run inside the sandbox.
+    assert!(start.detail.contains(TEMPLATE_ID) && start.detail.contains(" ms "), "latency and template: {start:?}");
+    // Every tool read its sample inside the sandbox, in each language asked for.
     for tool in [
+        "e2b extractor version",
         "pdftotext",
         "pdftoppm",
         "pdfinfo",
@@ -348,10 +453,47 @@ async fn the_probe_checks_the_template_at_run_time_and_deletes_its_sandbox() {
         "tesseract",
         "tesseract language eng",
         "tesseract language spa",
+        "scanned PDF in spa",
+        "no internet: tcp 1.1.1.1:443",
+        "e2b sample document",
     ] {
-        find(tool);
+        assert!(find(tool).applies, "{tool}");
     }
+    assert!(find("tesseract language spa").detail.contains("FACTURA 4711"), "{probes:#?}");
+    assert!(!find("jail escape tests").applies);
+    assert!(probes.iter().all(|p| !p.name.starts_with("cannot read") && !p.name.contains("fresh /tmp")));
+    assert!(find("e2b sandbox delete").detail.contains("404"), "{probes:#?}");
+    let probe_run = e2b.with(|r| r.commands.iter().find(|c| c.args[0] == "sandbox-probe").cloned()).unwrap();
+    assert!(probe_run.args.contains(&"--lang=spa".to_string()), "{:?}", probe_run.args);
     assert_eq!(e2b.created().len(), 1);
+    assert_eq!(e2b.deleted(), e2b.created());
+}
+
+/// A template whose poppler cannot load its library, or that lacks the Spanish pack: the tools start, cannot
+/// read, and the probe fails naming them.
+#[tokio::test]
+async fn the_probe_names_the_tool_a_broken_template_cannot_run() {
+    let e2b = server().await;
+    let (_libs, lib_path) = e2b_support::broken_poppler();
+    e2b.template_env("LD_LIBRARY_PATH", &lib_path);
+    let client = E2bSandbox::new(&e2b.config(KEY)).unwrap();
+    let probes = client.probe(&langs()).await;
+    let failed: Vec<&str> = probes.iter().filter(|p| !p.ok).map(|p| p.name.as_str()).collect();
+    for tool in ["pdfinfo", "pdftotext", "pdfdetach", "pdftoppm", "scanned PDF in eng"] {
+        assert!(failed.contains(&tool), "{tool} not failed: {probes:#?}");
+    }
+    assert!(!failed.contains(&"tesseract language spa"), "{probes:#?}");
+    let pdftotext = probes.iter().find(|p| p.name == "pdftotext").unwrap();
+    assert!(pdftotext.detail.contains("starts but cannot read"), "{pdftotext:?}");
+    assert_eq!(e2b.deleted(), e2b.created());
+
+    let e2b = server().await;
+    let (_tessdata, tessdata) = e2b_support::tessdata_without("spa");
+    e2b.template_env("TESSDATA_PREFIX", &tessdata);
+    let client = E2bSandbox::new(&e2b.config(KEY)).unwrap();
+    let probes = client.probe(&langs()).await;
+    let failed: Vec<&str> = probes.iter().filter(|p| !p.ok).map(|p| p.name.as_str()).collect();
+    assert_eq!(failed, ["tesseract language spa", "scanned PDF in spa"], "{probes:#?}");
     assert_eq!(e2b.deleted(), e2b.created());
 }
 
@@ -359,8 +501,8 @@ async fn the_probe_checks_the_template_at_run_time_and_deletes_its_sandbox() {
 async fn the_probe_reports_a_rejected_key_without_starting_anything() {
     let e2b = server().await;
     let client = E2bSandbox::new(&e2b.config("e2b_badbadbad")).unwrap();
-    let probes = client.probe().await;
+    let probes = client.probe(&langs()).await;
     assert_eq!(probes.len(), 1, "{probes:?}");
-    assert!(!probes[0].1 && probes[0].2.contains("E2B API key rejected"), "{probes:?}");
+    assert!(!probes[0].ok && probes[0].detail.contains("E2B API key rejected"), "{probes:?}");
     assert!(e2b.created().is_empty());
 }

@@ -1,12 +1,12 @@
 //! The generated Spanish set through the real binary and the real jail, scored by `invoice-intake eval --json`
-//! as an operator would score their own suppliers' invoices (shared/EVALUATION.md).
+//! as an operator would score their own suppliers' invoices (docs/evaluation.md).
 //!
 //! The layout families (`mod layout_families`, at the end) are the yardstick for documents this project did
 //! not design: eleven conventions in seven languages, with floors at what the extractor reads today.
 //!
-//! The floors of the Spanish sets are the acceptance figures, which the full generated sets clear with room
-//! to spare (100% / 0% on text PDFs, about 92% / 0.2% on scans, see the closing note). The sets here are
-//! small so CI stays fast: twelve text PDFs cover every layout, font and feature of the generator once; six scans
+//! The floors of the Spanish sets are the accuracy targets, which the full generated sets clear with room to
+//! spare (100% / 0% on text PDFs, about 92% / 0.2% on scans, see docs/extraction.md). The sets here are small
+//! so CI stays fast: twelve text PDFs cover every layout, font and feature of the generator once; six scans
 //! cover PNG, JPEG and a multi-page image-only PDF.
 
 #[path = "common/families/mod.rs"]

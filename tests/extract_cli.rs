@@ -9,16 +9,41 @@ use std::process::Command;
 fn extract(args: &[&str]) -> Vec<Value> {
     let out =
         Command::new(env!("CARGO_BIN_EXE_invoice-intake")).arg("extract").args(args).output().expect("run extract");
-    assert!(out.status.success(), "extract failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout)
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
+        .collect();
+    // Exit 0 when every result is ok, 1 when any failed: what a script running `extract` branches on.
+    let any_failed = lines.iter().any(|l| l["status"] != "ok");
+    assert_eq!(out.status.code(), Some(i32::from(any_failed)), "{}", String::from_utf8_lossy(&out.stderr));
+    lines
+}
+
+#[test]
+fn extract_exits_non_zero_when_any_file_fails_and_still_reads_the_others() {
+    let good = common::corpus("einvoice/en16931-cen/ubl/examples/ubl-tc434-example1.xml");
+    let run = |files: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_invoice-intake"))
+            .args(["extract", "--json"])
+            .args(files)
+            .env_remove("INVOICE_INTAKE_CONFIG")
+            .output()
+            .expect("run extract")
+    };
+    let ok = run(&[good.to_str().unwrap()]);
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let mixed = run(&[good.to_str().unwrap(), "/nonexistent/invoice.pdf"]);
+    assert_eq!(mixed.status.code(), Some(1));
+    let lines: Vec<Value> =
+        String::from_utf8(mixed.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "both files are answered: {lines:?}");
+    assert!(lines.iter().any(|l| l["status"] == "ok") && lines.iter().any(|l| l["error"]["code"] == "unreadable"));
 }
 
 fn schema() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(common::corpus("../invoice.schema.json")).expect("shared/invoice.schema.json");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/invoice.schema.json"))
+        .expect("schema/invoice.schema.json");
     jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("the schema compiles")
 }
 

@@ -878,7 +878,7 @@ async fn a_new_uidvalidity_rescans_without_answering_twice() {
     w.drop_database().await;
 }
 
-/// The whole shared corpus through the whole pipeline: every mail of `corpus/email/` as it is, every TNEF blob
+/// The whole corpus through the whole pipeline: every mail of `corpus/email/` as it is, every TNEF blob
 /// as a winmail.dat, every e-invoice of `corpus/einvoice/` as the attachment of a mail. Nothing panics, and every
 /// message ends answered, ignored (mail we must not answer) or quarantined, with a reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,6 +36,8 @@ async fn from_inside_the_jail_the_network_our_secrets_and_the_disk_are_out_of_re
         "the document arrives on stdin",
         "private /tmp is writable",
         "tesseract language spa",
+        "scanned PDF in spa",
+        "pdftotext",
     ] {
         assert!(names.contains(&expected), "missing check {expected}: {names:?}");
     }

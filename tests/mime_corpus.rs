@@ -1,5 +1,6 @@
-//! Every message of the shared email corpus (RFC, legacy, malformed, bounces, TNEF, partial messages) goes
-//! through the MIME layer: no panic, and a result for each.
+//! Every message of the email corpus (RFC, legacy, malformed, bounces, TNEF, partial messages) goes through the
+//! MIME layer: no panic, and a result for each. `tests/corpus/email` always; `$INVOICE_INTAKE_EXTRA_CORPUS/email`
+//! too when that variable names an extra corpus.
 
 mod common;
 
@@ -8,6 +9,7 @@ use invoice_intake::mail::mime;
 fn messages() -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![common::corpus("email")];
+    stack.extend(common::extra_corpus("email"));
     while let Some(dir) = stack.pop() {
         for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
             let p = e.unwrap().path();

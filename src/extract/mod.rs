@@ -5,18 +5,21 @@
 //! The rules that read fields (`rules`, `text`, `einvoice`) are pure functions of text or XML.
 
 pub mod einvoice;
+pub mod kind;
 pub mod model;
 pub mod ocr;
+mod options;
 pub mod pdf;
+pub mod probe;
 pub mod rules;
 pub mod text;
 
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
-use crate::mail::mime::{sniff, DocumentKind};
-use crate::sandbox::ExtractOptions;
+pub use kind::{sniff, DocumentKind};
 pub use model::{Check, DocumentType, ErrorCode, Extraction, Party, Source, Status};
+pub use options::{CompanyConfig, ExtractOptions};
 
 /// Below this many letters and digits a PDF's text layer is a scan's stray metadata, not its content.
 const MIN_TEXT_CHARS: usize = 40;
@@ -308,34 +311,4 @@ fn cross_check(xml: &mut Extraction, text: &str, read_page: impl FnOnce() -> Ext
         ));
     }
     xml.push_check(Check::new("xml_matches_visual", ok, detail));
-}
-
-/// `doctor`'s view from inside the jail: each tool and language pack the extractor needs.
-pub fn probe() -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    for (tool, arg) in
-        [("pdfinfo", "-v"), ("pdftotext", "-v"), ("pdftoppm", "-v"), ("pdfdetach", "-v"), ("tesseract", "--version")]
-    {
-        let res = std::process::Command::new(tool).arg(arg).output();
-        let (ok, detail) = match res {
-            Ok(o) => {
-                let s = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
-                (true, s.lines().next().unwrap_or("").trim().to_string())
-            }
-            Err(_) => (false, format!("{tool} is missing: install poppler-utils and tesseract-ocr")),
-        };
-        out.push(serde_json::json!({"name": tool, "ok": ok, "detail": detail}));
-    }
-    let langs = ocr::languages();
-    for lang in ["eng", "spa"] {
-        let ok = langs.iter().any(|l| l == lang);
-        out.push(serde_json::json!({
-            "name": format!("tesseract language {lang}"),
-            "ok": ok,
-            "detail": if ok { "installed".to_string() } else { format!("install tesseract-ocr-{lang}") },
-        }));
-    }
-    let tmp_ok = tempfile::tempfile().is_ok();
-    out.push(serde_json::json!({"name": "private /tmp", "ok": tmp_ok, "detail": if tmp_ok { "writable" } else { "not writable" }}));
-    out
 }

@@ -1,6 +1,6 @@
 //! The extraction result: one document in, one of these out.
 //!
-//! The shape is the contract in `shared/invoice.schema.json`; `extract --json` prints it, the worker stores it
+//! The shape is the contract in `schema/invoice.schema.json`; `extract --json` prints it, the worker stores it
 //! in `invoices.result`, and `eval` compares it with `X.expected.json`. Amounts are `Decimal` and serialise as
 //! strings so no float ever touches money.
 
@@ -73,6 +73,10 @@ pub struct ExtractError {
     pub code: ErrorCode,
     /// One sentence in English for logs and operators; replies use their own localised wording per code.
     pub message: String,
+    /// The sandbox itself cannot read any document until an operator acts (a rejected E2B key, a missing
+    /// template), so trying again later cannot help. Never part of the result JSON.
+    #[serde(skip)]
+    pub permanent: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -134,7 +138,7 @@ impl Check {
     }
 }
 
-/// One document's extraction result (`shared/invoice.schema.json`).
+/// One document's extraction result (`schema/invoice.schema.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Extraction {
     pub file: String,
@@ -214,7 +218,7 @@ impl Extraction {
     pub fn failed(file: impl Into<String>, code: ErrorCode, message: impl Into<String>) -> Self {
         let mut e = Extraction::empty(file);
         e.status = Status::Error;
-        e.error = Some(ExtractError { code, message: message.into() });
+        e.error = Some(ExtractError { code, message: message.into(), permanent: false });
         e
     }
 

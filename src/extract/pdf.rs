@@ -291,7 +291,7 @@ mod tests {
 
     const FACTUR_X: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/corpus/einvoice/akretion-factur-x/tests/fixtures/pdf/invoice_EN16931.pdf"
+        "/tests/corpus/einvoice/akretion-factur-x/tests/fixtures/pdf/invoice_EN16931.pdf"
     );
 
     #[test]

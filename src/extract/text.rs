@@ -497,7 +497,7 @@ mod tests {
             .join(" ")
     }
 
-    /// Compare one field the way `EVALUATION.md` scores it; `None` when the expected file does not have it.
+    /// Compare one field the way `docs/evaluation.md` scores it; `None` when the expected file does not have it.
     fn compare(field: &str, want: &Value, got: &Value) -> Option<Result<(), String>> {
         if want.is_null() {
             return None;
@@ -512,7 +512,7 @@ mod tests {
                 let (la, lb) = (a.chars().count(), b.chars().count());
                 a == b
                     || (a.contains(&b) || b.contains(&a)) && la.min(lb) * 10 >= la.max(lb) * 6
-                    || 1.0 - levenshtein(&a, &b) as f64 / la.max(lb).max(1) as f64 >= 0.85
+                    || strsim::normalized_levenshtein(&a, &b) >= 0.85
             }
             ("invoice_number" | "supplier.tax_id" | "customer.tax_id", Value::String(g)) => {
                 let (a, b) = (norm_id(want.as_str()?), norm_id(g));
@@ -525,19 +525,6 @@ mod tests {
             (_, g) => g == want,
         };
         Some(if ok { Ok(()) } else { Err(format!("{field}: want {want}, got {got}")) })
-    }
-
-    fn levenshtein(a: &str, b: &str) -> usize {
-        let b: Vec<char> = b.chars().collect();
-        let mut prev: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut cur = vec![i + 1];
-            for (j, cb) in b.iter().enumerate() {
-                cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-            }
-            prev = cur;
-        }
-        prev[b.len()]
     }
 
     fn get<'a>(v: &'a Value, path: &str) -> &'a Value {

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ImapConfig, Tls};
+use super::settings::{AuthMethod, ImapConfig, Tls};
 
 /// A TCP connect to a mail server answers within seconds or not at all.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -126,7 +126,7 @@ impl ImapSession {
                 bail!("IMAP server {addr} closed the connection before greeting");
             }
         }
-        if cfg.auth == crate::config::AuthMethod::Xoauth2 {
+        if cfg.auth == AuthMethod::Xoauth2 {
             let tokens = cfg.oauth2.clone().context("imap.auth = \"xoauth2\" needs [imap.oauth2]")?;
             let token = crate::mail::oauth2::TokenSource::new(tokens)?.access_token().await?;
             let auth = XOAuth2 { response: crate::mail::oauth2::xoauth2_response(&cfg.username, token.expose()) };

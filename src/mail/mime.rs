@@ -7,34 +7,14 @@
 
 use mail_parser::{HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
 
+use super::settings::Language;
 use super::tnef;
-use crate::config::Language;
+pub use crate::extract::kind::{sniff, DocumentKind};
 
 /// Images smaller than this that sit inline are signatures and logos, not scans of invoices.
 const LOGO_MAX_BYTES: usize = 16 * 1024;
 /// Forwarded-within-forwarded mail deeper than this is not followed (a cheap guard against nesting bombs).
 const MAX_NESTING: usize = 8;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DocumentKind {
-    Pdf,
-    Png,
-    Jpeg,
-    Tiff,
-    Xml,
-}
-
-impl DocumentKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DocumentKind::Pdf => "application/pdf",
-            DocumentKind::Png => "image/png",
-            DocumentKind::Jpeg => "image/jpeg",
-            DocumentKind::Tiff => "image/tiff",
-            DocumentKind::Xml => "application/xml",
-        }
-    }
-}
 
 /// One document to hand to the extractor.
 #[derive(Debug, Clone)]
@@ -250,25 +230,6 @@ impl Collector {
     }
 }
 
-/// Decide by content, the one thing a mailer cannot mislabel.
-pub fn sniff(bytes: &[u8]) -> Option<DocumentKind> {
-    let head = &bytes[..bytes.len().min(1024)];
-    if head.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some(DocumentKind::Png)
-    } else if head.starts_with(b"\xFF\xD8\xFF") {
-        Some(DocumentKind::Jpeg)
-    } else if head.starts_with(b"II*\0") || head.starts_with(b"MM\0*") {
-        Some(DocumentKind::Tiff)
-    } else if find(head, b"%PDF-").is_some() {
-        // PDF readers accept the header anywhere in the first 1024 bytes, and so do we.
-        Some(DocumentKind::Pdf)
-    } else if looks_like_xml(head) {
-        Some(DocumentKind::Xml)
-    } else {
-        None
-    }
-}
-
 fn by_declared_type(ctype: &str, filename: &str, bytes: &[u8]) -> Option<DocumentKind> {
     let ext = filename.rsplit_once('.').map(|(_, e)| e.to_lowercase()).unwrap_or_default();
     // A file that claims to be a PDF but is not one still goes to the extractor, which answers precisely
@@ -291,22 +252,12 @@ fn by_declared_type(ctype: &str, filename: &str, bytes: &[u8]) -> Option<Documen
     None
 }
 
-fn looks_like_xml(head: &[u8]) -> bool {
-    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
-    let trimmed = head.iter().position(|b| !b.is_ascii_whitespace()).map(|i| &head[i..]).unwrap_or(&[]);
-    trimmed.starts_with(b"<?xml") || (trimmed.starts_with(b"<") && find(trimmed, b"xmlns").is_some())
-}
-
 fn is_signature_or_vcard(ctype: &str, filename: &str) -> bool {
     matches!(ctype, "application/pgp-signature" | "application/pkcs7-signature" | "application/x-pkcs7-signature")
         || ctype.starts_with("text/vcard")
         || ctype.starts_with("text/x-vcard")
         || filename.ends_with(".p7s")
         || filename.ends_with(".asc")
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Keep the name readable but harmless: no path separators, no control characters, bounded length.

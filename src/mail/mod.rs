@@ -5,5 +5,6 @@ pub mod imap;
 pub mod mime;
 pub mod oauth2;
 pub mod reply;
+pub mod settings;
 pub mod smtp;
 pub mod tnef;

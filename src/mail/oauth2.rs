@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Token endpoints answer within seconds; a hung one must not hold the mail loop.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);

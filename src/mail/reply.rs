@@ -11,7 +11,7 @@ use lettre::Message;
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
-use crate::config::Language;
+use super::settings::Language;
 use crate::extract::{ErrorCode, Extraction};
 use crate::mail::mime::{SkipReason, Skipped};
 

@@ -9,7 +9,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::Address;
 use std::time::{Duration, Instant};
 
-use crate::config::{AuthMethod, SmtpConfig, Tls};
+use super::settings::{AuthMethod, SmtpConfig, Tls};
 
 /// Connecting and saying hello answer within this, or the server is treated as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);

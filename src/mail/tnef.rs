@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn the_corpus_winmail_files_do_not_panic_and_give_files() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/email/mimekit/tnef");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/email/mimekit/tnef");
         let Ok(entries) = std::fs::read_dir(dir) else { panic!("corpus missing at {dir}") };
         let mut files_found = 0;
         for e in entries.flatten() {

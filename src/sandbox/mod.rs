@@ -7,11 +7,15 @@
 //! on stdout, the same line `extract --json` prints.
 //!
 //! Backends: `local` (bubblewrap, the default) and `none` (the same process without a jail, for machines with no
-//! user namespaces; it is loudly warned about). `e2b` runs the same extractor in an E2B cloud sandbox (see `e2b.rs`).
+//! user namespaces; it is loudly warned about). `e2b` runs the same extractor in an E2B cloud sandbox (see `e2b/`).
 
+mod doctor;
 pub mod e2b;
 pub mod local;
 pub mod selftest;
+pub mod settings;
+
+pub use doctor::{probe_lines, Probe};
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -20,8 +24,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-use crate::config::{CompanyConfig, SandboxBackend, SandboxConfig};
+pub use crate::extract::{CompanyConfig, ExtractOptions};
 use crate::extract::{ErrorCode, Extraction};
+pub use settings::{SandboxBackend, SandboxConfig};
 
 /// Results are small; anything past this is a misbehaving extractor, not an invoice.
 const MAX_STDOUT: u64 = 16 * 1024 * 1024;
@@ -31,44 +36,29 @@ pub const STDIN_INPUT: &str = "-";
 /// The longest first line `receive_document` reads: a file name, JSON-quoted.
 const MAX_NAME_LINE: u64 = 16 * 1024;
 
-/// Options the extractor needs besides the document.
-#[derive(Debug, Clone, Default)]
-pub struct ExtractOptions {
-    pub no_embedded: bool,
-    pub max_pages: u32,
-    pub max_image_pixels: u64,
-    pub own_names: Vec<String>,
-    pub own_tax_ids: Vec<String>,
-}
-
-impl ExtractOptions {
-    /// The command-line arguments of `invoice-intake sandbox-run` that carry these options.
-    pub fn to_args(&self) -> Vec<String> {
-        // `--flag=value` in one argument, so a value that starts with '-' (a supplier's file name, say) is never
-        // taken for a flag.
-        let mut args =
-            vec![format!("--max-pages={}", self.max_pages), format!("--max-pixels={}", self.max_image_pixels)];
-        if self.no_embedded {
-            args.push("--no-embedded".into());
-        }
-        args.extend(self.own_names.iter().map(|n| format!("--own-name={n}")));
-        args.extend(self.own_tax_ids.iter().map(|t| format!("--own-tax-id={t}")));
-        args
-    }
+/// Where the extractor runs. Each backend is a seam with its own implementation, chosen once from the config.
+#[derive(Debug, Clone)]
+enum Backend {
+    /// A bubblewrap jail on this machine.
+    Jail,
+    /// This machine, without a jail (`backend = "none"`).
+    Unjailed,
+    /// An E2B cloud sandbox per document.
+    E2b(e2b::E2bSandbox),
 }
 
 #[derive(Debug, Clone)]
 pub struct Sandbox {
-    backend: SandboxBackend,
+    backend: Backend,
     extractor: PathBuf,
     timeout: Duration,
     memory_bytes: u64,
     cpu_secs: u64,
     options: ExtractOptions,
+    /// The OCR languages `doctor` checks (`sandbox.ocr_languages`).
+    ocr_languages: Vec<String>,
     /// Jails started ahead of their documents; `None` when each starts on demand (and for E2B).
     standby: Option<std::sync::Arc<Standby>>,
-    /// The E2B client when `backend = "e2b"`.
-    e2b: Option<e2b::E2bSandbox>,
     /// Free jail uids, when we run as root and give each jail its own (see `local::JAIL_UID_BASE`).
     uids: Option<std::sync::Arc<UidPool>>,
 }
@@ -177,12 +167,13 @@ impl Sandbox {
         if !extractor.is_file() {
             bail!("sandbox.extractor {} does not exist", extractor.display());
         }
-        let e2b = match cfg.backend {
+        let backend = match cfg.backend {
+            SandboxBackend::Local => Backend::Jail,
+            SandboxBackend::None => Backend::Unjailed,
             SandboxBackend::E2b => {
                 let c = cfg.e2b.as_ref().context("sandbox.backend = \"e2b\" needs a [sandbox.e2b] section")?;
-                Some(e2b::E2bSandbox::new(c)?)
+                Backend::E2b(e2b::E2bSandbox::new(c)?)
             }
-            _ => None,
         };
         let standby = match cfg.backend {
             SandboxBackend::E2b => 0,
@@ -193,7 +184,7 @@ impl Sandbox {
             }),
         };
         Ok(Sandbox {
-            backend: cfg.backend,
+            backend,
             extractor,
             timeout: Duration::from_secs(cfg.timeout_secs),
             memory_bytes: cfg.memory_mb * 1024 * 1024,
@@ -205,14 +196,18 @@ impl Sandbox {
                 own_names: company.names.clone(),
                 own_tax_ids: company.tax_ids.clone(),
             },
+            ocr_languages: cfg.ocr_languages.clone(),
             standby: Standby::new(standby),
-            e2b,
             uids: local::own_uids().then(UidPool::shared),
         })
     }
 
     pub fn backend(&self) -> SandboxBackend {
-        self.backend
+        match self.backend {
+            Backend::Jail => SandboxBackend::Local,
+            Backend::Unjailed => SandboxBackend::None,
+            Backend::E2b(_) => SandboxBackend::E2b,
+        }
     }
 
     pub fn with_no_embedded(mut self, no_embedded: bool) -> Self {
@@ -225,7 +220,7 @@ impl Sandbox {
     /// Extract one document. Never fails: a crash, a timeout or garbage output becomes an error result with the
     /// matching code, so the caller always has something to store and to tell the supplier.
     pub async fn extract(&self, filename: &str, bytes: &[u8]) -> Vec<Extraction> {
-        if let Some(e2b) = &self.e2b {
+        if let Backend::E2b(e2b) = &self.backend {
             return e2b.extract(filename, bytes, &self.options).await;
         }
         let mut results = self.run(filename, bytes).await;
@@ -251,16 +246,16 @@ impl Sandbox {
     fn start(&self, args: &[String], uid: Option<JailUid>) -> Result<Started> {
         // The seccomp programs, which bubblewrap inherits: open until the spawn.
         let mut filters = None;
-        let mut cmd = match self.backend {
-            SandboxBackend::Local => {
+        let mut cmd = match &self.backend {
+            Backend::Jail => {
                 let filters = filters.insert(local::seccomp_memfds()?);
                 let limits = local::Limits { memory_bytes: self.memory_bytes, cpu_secs: self.cpu_secs };
                 let mut c = local::command(&self.extractor, filters, limits, uid.as_ref().map(|u| u.uid));
                 c.arg(local::JAIL_EXTRACTOR).args(args);
                 c
             }
-            SandboxBackend::E2b => bail!("the E2B backend has no local command"),
-            SandboxBackend::None => {
+            Backend::E2b(_) => bail!("the E2B backend has no local command"),
+            Backend::Unjailed => {
                 let mut c = Command::new(&self.extractor);
                 c.args(args);
                 c.env_clear().env("PATH", "/usr/bin:/bin").env("OMP_THREAD_LIMIT", "1").env("LANG", "C.UTF-8");
@@ -298,7 +293,7 @@ impl Sandbox {
     /// internet without it is only ever an explicit choice (`backend = "none"`), never a silent fallback. Then
     /// start the standby jails, so the first document does not wait for one.
     pub async fn ensure_usable(&self) -> Result<()> {
-        if self.backend != SandboxBackend::Local {
+        if !matches!(self.backend, Backend::Jail) {
             return Ok(());
         }
         let out = self.run_raw(&["--version".to_string()]).await.context("the sandbox cannot start")?;
@@ -563,91 +558,6 @@ fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Resul
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// One line of `doctor`: what was checked, whether it holds, and what to do when it does not.
-#[derive(Debug, Clone)]
-pub struct Probe {
-    pub name: String,
-    pub ok: bool,
-    pub detail: String,
-}
-
-impl Sandbox {
-    /// Check, from inside the jail, that every tool and language pack the extractor needs is there.
-    pub async fn probe(&self, secrets: &[String]) -> Vec<Probe> {
-        if let Some(e2b) = &self.e2b {
-            return e2b.probe().await.into_iter().map(|(name, ok, detail)| Probe { name, ok, detail }).collect();
-        }
-        let mut probes = Vec::new();
-        if self.backend == SandboxBackend::Local {
-            let ok = Command::new("bwrap").arg("--version").output().await.map(|o| o.status.success()).unwrap_or(false);
-            probes.push(Probe {
-                name: "bubblewrap".into(),
-                ok,
-                detail: if ok { "bwrap runs".into() } else { "install the Debian package bubblewrap".into() },
-            });
-            for (i, p) in local::protections().into_iter().enumerate() {
-                probes.push(Probe { name: format!("protection {}", i + 1), ok: true, detail: p });
-            }
-            let ahead = self.standby.as_ref().map_or(0, |s| s.target);
-            probes.push(Probe {
-                name: "jails started ahead".into(),
-                ok: true,
-                detail: if ahead > 0 {
-                    format!("{ahead} wait for a document; each reads one and is gone (`[sandbox] standby`)")
-                } else {
-                    "none: each jail starts when its document comes (`[sandbox] standby = 0`)".into()
-                },
-            });
-        } else {
-            probes.push(Probe {
-                name: "sandbox".into(),
-                ok: true,
-                detail: "WARNING: backend = \"none\": documents are read without isolation".into(),
-            });
-        }
-        let mut cmd_args = vec!["sandbox-probe".to_string()];
-        cmd_args.extend(self.options.to_args());
-        cmd_args.extend(secrets.iter().map(|s| format!("--secret={s}")));
-        cmd_args.push(STDIN_INPUT.to_string());
-        let output = match self.start_now(&cmd_args).await {
-            Ok(started) => {
-                started.finish(Some(("probe.pdf", b"%PDF-1.4 probe")), Duration::from_secs(60)).await.map(|f| f.output)
-            }
-            Err(e) => {
-                probes.push(Probe { name: "jail".into(), ok: false, detail: format!("{e:#}") });
-                return probes;
-            }
-        };
-        match output {
-            Ok(o) if o.status.success() => {
-                for line in String::from_utf8_lossy(&o.stdout).lines() {
-                    if let Ok(p) = serde_json::from_str::<serde_json::Value>(line) {
-                        probes.push(Probe {
-                            name: p["name"].as_str().unwrap_or("?").to_string(),
-                            ok: p["ok"].as_bool().unwrap_or(false),
-                            detail: p["detail"].as_str().unwrap_or("").to_string(),
-                        });
-                    }
-                }
-            }
-            Ok(o) => probes.push(Probe {
-                name: "jail".into(),
-                ok: false,
-                detail: format!(
-                    "the extractor does not run in the jail ({}): {}",
-                    o.status,
-                    String::from_utf8_lossy(&o.stderr).trim()
-                ),
-            }),
-            Err(e) if e.is::<TimedOut>() => {
-                probes.push(Probe { name: "jail".into(), ok: false, detail: "the probe timed out".into() })
-            }
-            Err(e) => probes.push(Probe { name: "jail".into(), ok: false, detail: format!("cannot run: {e:#}") }),
-        }
-        probes
-    }
 }
 
 #[cfg(test)]

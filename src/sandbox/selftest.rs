@@ -13,19 +13,8 @@ fn check(name: &str, blocked: bool, detail: String) -> Value {
 /// Each attempt must fail. `secrets` are host paths that must not be readable (the config file, the Postgres
 /// socket, …).
 pub fn escape_attempts(secrets: &[String]) -> Vec<Value> {
-    let mut out = Vec::new();
-    for addr in ["127.0.0.1:5432", "1.1.1.1:443", "[::1]:5432"] {
-        let target: SocketAddr = addr.parse().expect("valid address");
-        let res = TcpStream::connect_timeout(&target, Duration::from_millis(500));
-        out.push(check(
-            &format!("no network: tcp {addr}"),
-            res.is_err(),
-            match res {
-                Ok(_) => "connected: the jail has network".into(),
-                Err(e) => format!("refused inside the jail ({e})"),
-            },
-        ));
-    }
+    let mut out: Vec<Value> =
+        ["127.0.0.1:5432", "1.1.1.1:443", "[::1]:5432"].into_iter().map(|a| tcp_blocked("no network", a)).collect();
     let udp = UdpSocket::bind("0.0.0.0:0");
     out.push(check(
         "no network: udp socket",
@@ -54,6 +43,25 @@ pub fn escape_attempts(secrets: &[String]) -> Vec<Value> {
     let tmp_ok = std::fs::write("/tmp/probe", b"x").is_ok();
     out.push(check("private /tmp is writable", tmp_ok, if tmp_ok { "yes".into() } else { "no".into() }));
     out
+}
+
+/// No way out to the internet: what an E2B sandbox created with `allow_internet_access: false` promises.
+/// (Loopback is not tried: inside a VM it is the VM's own.)
+pub fn no_network() -> Vec<Value> {
+    ["1.1.1.1:443", "[2606:4700:4700::1111]:443"].into_iter().map(|a| tcp_blocked("no internet", a)).collect()
+}
+
+fn tcp_blocked(what: &str, addr: &str) -> Value {
+    let target: SocketAddr = addr.parse().expect("valid address");
+    let res = TcpStream::connect_timeout(&target, Duration::from_millis(500));
+    check(
+        &format!("{what}: tcp {addr}"),
+        res.is_err(),
+        match res {
+            Ok(_) => "connected: the sandbox has network".into(),
+            Err(e) => format!("refused from inside ({e})"),
+        },
+    )
 }
 
 /// The jail's /tmp holds nothing when the extractor starts: no file of an earlier document, whoever's it was.

@@ -429,6 +429,15 @@ pub fn render_png(pdf: &[u8], dpi: u32) -> Vec<u8> {
     std::fs::read(dir.path().join("page.png")).unwrap()
 }
 
+/// A file or folder of the test corpus that ships with the repository (`tests/corpus/`, see its SOURCES.md).
 pub fn corpus(path: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus").join(path)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(path)
+}
+
+/// The same sub-path in an optional extra corpus laid out like `tests/corpus/` (for example an operator's own
+/// suppliers' mails), named by `INVOICE_INTAKE_EXTRA_CORPUS`. The tests are complete without it; when it is set,
+/// the corpus walks read it too.
+pub fn extra_corpus(path: &str) -> Option<std::path::PathBuf> {
+    let root = std::env::var_os("INVOICE_INTAKE_EXTRA_CORPUS").filter(|v| !v.is_empty())?;
+    Some(std::path::PathBuf::from(root).join(path)).filter(|p| p.exists())
 }

@@ -567,7 +567,7 @@ impl SampleInvoice {
         self.total() - self.withheld()
     }
 
-    /// The ground truth, in the shape of `shared/invoice.schema.json`. Fields the page does not show are null
+    /// The ground truth, in the shape of `schema/invoice.schema.json`. Fields the page does not show are null
     /// and named under `absent` (not a schema field: `eval` ignores it, the no-invention test reads it).
     pub fn expected(&self) -> Value {
         let customer_tax = self.customer_nif_printed.then(|| self.customer_nif.clone());

@@ -1,15 +1,22 @@
 //! A local stand-in for E2B, implementing the documented subset the client uses, over real HTTP on 127.0.0.1:
 //!
 //! - the REST API: `POST /sandboxes` (checks `X-API-Key`, answers 401 to a wrong key, 404 to an unknown
-//!   template, 429 with `Retry-After` when told to) and `DELETE /sandboxes/{id}`; every creation and deletion is
-//!   recorded so tests can count leaks;
+//!   template, 400 to a lifetime (`timeout`) past the plan's limit with E2B's message, 429 with or without
+//!   `Retry-After` when told to), `GET /sandboxes/{id}` and `DELETE /sandboxes/{id}`; every creation and deletion
+//!   is recorded so tests can count leaks;
 //! - envd, routed by the `E2b-Sandbox-Id` header as E2B's shared sandbox host does: `POST /files?path=` (multipart
 //!   field `file`, checks `X-Access-Token`) and the Connect-RPC `POST /process.Process/Start` (JSON envelopes,
-//!   server streaming: start, data, end events, then the end-of-stream frame).
+//!   server streaming: start, data, end events, then the end-of-stream frame). When told to, E2B's edge in front
+//!   of envd answers 409 or 429 (without `Retry-After`) instead.
 //!
 //! Process start really runs the requested command on this machine: `/usr/local/bin/invoice-intake` is mapped
 //! to the real extractor binary and sandbox paths under `/tmp/` to a private directory per sandbox, so a test
-//! reads a real invoice end to end. As envd does (proto3 JSON), an exit code of 0 is left out of the end event.
+//! reads a real invoice end to end. As envd does (proto3 JSON), an exit code of 0 is left out of the end event,
+//! and, as envd's `Wait` does, a process that did not exit 0 gets an end event carrying `error` (Go's
+//! `exec.ExitError`: "exit status N", "signal: killed"). envd starts every command through
+//! `/bin/sh -c '… exec /usr/bin/nice -n 0 "$@"'`, so a command the template lacks is not a refused RPC: the run
+//! exits 127 with nice's message on stderr. A broken template is imitated with `template_env` (for example a
+//! library path holding an unloadable libpoppler, or a tessdata directory without `spa`).
 //!
 //! Faults are chosen per document, so one batch can mix them:
 //! - a document name (`--name=`) starting with `die` gets a start event and some output, then the connection
@@ -17,6 +24,7 @@
 //! - `eof`: a start event and some output, then the stream simply ends: no end event, no end-of-stream frame;
 //! - `hang`: a start event, then nothing until the client goes away;
 //! - `crash`: a panic message on stderr and exit code 101, without running anything;
+//! - `killed`: the extractor starts and is killed with SIGKILL (as the OOM killer would);
 //! - a document whose bytes start with `FAIL-UPLOAD` is refused by the upload with HTTP 500.
 
 #![allow(dead_code)]
@@ -67,12 +75,22 @@ pub struct Recorded {
     pub commands: Vec<Command>,
     /// The JSON of every end event sent.
     pub end_events: Vec<String>,
-    /// The next this many creations answer 429 with `retry_after`.
+    /// The next this many creations answer 429 with `retry_after` (no header when empty).
     pub rate_limit_next: usize,
     pub retry_after: String,
+    /// The next this many envd requests are answered by the edge with this status (409 or 429), no Retry-After.
+    pub edge_refuse_next: usize,
+    pub edge_status: u16,
+    pub edge_refusals: usize,
+    /// The plan's longest sandbox lifetime: a creation asking for more gets 400.
+    pub max_lifetime_secs: u64,
+    /// Added to the environment of every process: how a broken template is imitated.
+    pub template_env: Vec<(String, String)>,
     /// Creations answer only after this long (the sandbox exists from the start, as on a slow cold start).
     pub create_delay: Duration,
     tokens: HashMap<String, String>,
+    /// Sandboxes created with `allow_internet_access: false`: their processes run without network.
+    offline: Vec<String>,
 }
 
 pub struct Shared {
@@ -105,11 +123,11 @@ impl FakeE2b {
             api_key: api_key.to_string(),
             extractor: extractor.into(),
             root: dir.path().to_path_buf(),
-            rec: Mutex::new(Recorded::default()),
+            rec: Mutex::new(Recorded { max_lifetime_secs: 3600, ..Recorded::default() }),
         });
         let app = Router::new()
             .route("/sandboxes", post(create_sandbox))
-            .route("/sandboxes/{id}", delete(delete_sandbox))
+            .route("/sandboxes/{id}", delete(delete_sandbox).get(get_sandbox))
             .route("/files", post(upload_file))
             .route("/process.Process/Start", post(process_start))
             .with_state(shared.clone());
@@ -144,6 +162,23 @@ impl FakeE2b {
         let mut r = self.shared.rec.lock().unwrap();
         r.rate_limit_next = n;
         r.retry_after = retry_after.to_string();
+    }
+
+    /// The next `n` envd requests get `status` (409 or 429) from the edge, without `Retry-After`.
+    pub fn edge_refuse_next(&self, n: usize, status: u16) {
+        let mut r = self.shared.rec.lock().unwrap();
+        r.edge_refuse_next = n;
+        r.edge_status = status;
+    }
+
+    /// The plan's longest sandbox lifetime (3600 s, the hobby plan's, unless told).
+    pub fn max_lifetime(&self, secs: u64) {
+        self.shared.rec.lock().unwrap().max_lifetime_secs = secs;
+    }
+
+    /// Every process in every sandbox gets `key=value` in its environment, as if the template set it.
+    pub fn template_env(&self, key: &str, value: &str) {
+        self.shared.rec.lock().unwrap().template_env.push((key.to_string(), value.to_string()));
     }
 
     pub fn delay_creations(&self, by: Duration) {
@@ -223,7 +258,9 @@ fn record_creation(s: &Shared, headers: &HeaderMap, body: &str) -> Result<(Value
     if rec.rate_limit_next > 0 {
         rec.rate_limit_next -= 1;
         let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded, please try again later");
-        resp.headers_mut().insert("retry-after", rec.retry_after.parse().unwrap());
+        if !rec.retry_after.is_empty() {
+            resp.headers_mut().insert("retry-after", rec.retry_after.parse().unwrap());
+        }
         return Err(Box::new(resp));
     }
     let Ok(req) = serde_json::from_str::<Value>(body) else {
@@ -232,8 +269,13 @@ fn record_creation(s: &Shared, headers: &HeaderMap, body: &str) -> Result<(Value
     let Some(template) = req["templateID"].as_str().map(str::to_string) else {
         return Err(Box::new(error(StatusCode::BAD_REQUEST, "templateID is required")));
     };
-    if !req["timeout"].is_u64() {
+    let Some(timeout) = req["timeout"].as_u64() else {
         return Err(Box::new(error(StatusCode::BAD_REQUEST, "timeout must be a whole number of seconds")));
+    };
+    // E2B's API: `if timeout > MaxLengthHours * time.Hour` → 400 "Timeout cannot be greater than %d hours".
+    if timeout > rec.max_lifetime_secs {
+        let hours = rec.max_lifetime_secs / 3600;
+        return Err(Box::new(error(StatusCode::BAD_REQUEST, &format!("Timeout cannot be greater than {hours} hours"))));
     }
     if template != TEMPLATE_ALIAS && template != TEMPLATE_ID {
         return Err(Box::new(error(StatusCode::NOT_FOUND, &format!("template '{template}' not found"))));
@@ -250,6 +292,9 @@ fn record_creation(s: &Shared, headers: &HeaderMap, body: &str) -> Result<(Value
     if secure {
         rec.tokens.insert(id.clone(), token.clone());
     }
+    if req["allow_internet_access"] == json!(false) {
+        rec.offline.push(id.clone());
+    }
     let created = json!({
         "templateID": TEMPLATE_ID,
         "sandboxID": id,
@@ -261,6 +306,17 @@ fn record_creation(s: &Shared, headers: &HeaderMap, body: &str) -> Result<(Value
         "domain": Value::Null,
     });
     Ok((created, rec.create_delay))
+}
+
+async fn get_sandbox(State(s): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(s.api_key.as_str()) {
+        return error(StatusCode::UNAUTHORIZED, "Invalid API key");
+    }
+    let rec = s.rec.lock().unwrap();
+    if !rec.created.contains(&id) || rec.deleted.contains(&id) {
+        return error(StatusCode::NOT_FOUND, &format!("sandbox \"{id}\" doesn't exist or you don't have access to it"));
+    }
+    Json(json!({ "sandboxID": id, "templateID": TEMPLATE_ID, "state": "running" })).into_response()
 }
 
 async fn delete_sandbox(State(s): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
@@ -281,7 +337,13 @@ async fn delete_sandbox(State(s): State<Arc<Shared>>, Path(id): Path<String>, he
 fn envd_sandbox(s: &Shared, headers: &HeaderMap) -> Result<String, (StatusCode, String)> {
     let id = headers.get("e2b-sandbox-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let port = headers.get("e2b-sandbox-port").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let rec = s.rec.lock().unwrap();
+    let mut rec = s.rec.lock().unwrap();
+    if rec.edge_refuse_next > 0 {
+        rec.edge_refuse_next -= 1;
+        rec.edge_refusals += 1;
+        let status = StatusCode::from_u16(rec.edge_status).unwrap();
+        return Err((status, format!("edge: sandbox {id:?} answered {status}, try again")));
+    }
     if port != "49983" || !rec.created.contains(&id) || rec.deleted.contains(&id) {
         return Err((StatusCode::BAD_GATEWAY, format!("The sandbox {id:?} was not found")));
     }
@@ -424,13 +486,25 @@ async fn run_process(
         let _ = tx.send(Ok(end_stream_error("invalid_argument", "cmd must be an absolute path in this test"))).await;
         return;
     }
-    if cmd != TEMPLATE_EXTRACTOR {
-        let msg = format!("error starting process: fork/exec {cmd}: no such file or directory");
-        let _ = tx.send(Ok(end_stream_error("internal", &msg))).await;
-        return;
-    }
     let name = document_name(&args);
     let record_end = |end: &Value| s.rec.lock().unwrap().end_events.push(end.to_string());
+    let finish = |end: Value| {
+        let tx = tx.clone();
+        let end = json!({ "event": { "end": end } });
+        record_end(&end);
+        async move {
+            let _ = tx.send(Ok(frame(0, &end))).await;
+            let _ = tx.send(Ok(frame(2, &json!({})))).await;
+        }
+    };
+    if cmd != TEMPLATE_EXTRACTOR {
+        // envd's shell wrapper started; nice then found no such command: exit 127, as `sh` and `nice` report it.
+        send(json!({ "event": { "start": { "pid": 4241 } } })).await;
+        let msg = format!("/usr/bin/nice: '{cmd}': No such file or directory\n");
+        send(json!({ "event": { "data": { "stderr": b64(msg.as_bytes()) } } })).await;
+        finish(exit_end(127)).await;
+        return;
+    }
 
     if name.starts_with("hang") {
         send(json!({ "event": { "start": { "pid": 4242 } } })).await;
@@ -444,10 +518,7 @@ async fn run_process(
         send(json!({ "event": { "start": { "pid": 4243 } } })).await;
         send(json!({ "event": { "data": { "stderr": b64(b"thread 'main' panicked at src/extract/pdf.rs:1:1\nbad things\n") } } }))
             .await;
-        let end = json!({ "event": { "end": { "exitCode": 101, "exited": true, "status": "exit status 101" } } });
-        record_end(&end);
-        send(end).await;
-        let _ = tx.send(Ok(frame(2, &json!({})))).await;
+        finish(exit_end(101)).await;
         return;
     }
 
@@ -463,10 +534,20 @@ async fn run_process(
         })
         .collect();
     let cwd = host_path(&s, &id, "/tmp");
-    let child = tokio::process::Command::new(&s.extractor)
+    // Without internet access, as E2B creates it: the process gets a network namespace of its own.
+    let offline = s.rec.lock().unwrap().offline.contains(&id);
+    let mut command = if offline {
+        let mut c = tokio::process::Command::new("bwrap");
+        c.args(["--dev-bind", "/", "/", "--unshare-net", "--die-with-parent", "--"]).arg(&s.extractor);
+        c
+    } else {
+        tokio::process::Command::new(&s.extractor)
+    };
+    let child = command
         .args(&mapped)
         .env_clear()
         .envs(&envs)
+        .envs(s.rec.lock().unwrap().template_env.clone())
         .current_dir(&cwd)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -483,6 +564,12 @@ async fn run_process(
     send(json!({ "event": { "start": { "pid": child.id().unwrap_or(0) } } })).await;
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
+    if name.starts_with("killed") {
+        let _ = child.kill().await;
+        // Go's ProcessState for a killed process: exit code -1, not exited, "signal: killed".
+        finish(json!({ "exitCode": -1, "status": "signal: killed", "error": "signal: killed" })).await;
+        return;
+    }
     let dies = name.starts_with("die");
     let vanishes = name.starts_with("eof");
     let out_task = {
@@ -532,32 +619,60 @@ async fn run_process(
     }
     let status = child.wait().await;
     let code = status.ok().and_then(|s| s.code()).unwrap_or(-1);
-    // proto3 JSON: a zero exit code is the default and is left out.
+    finish(exit_end(code)).await;
+}
+
+/// envd's end event for a process that exited with `code`: proto3 JSON leaves a zero exit code out, and Go's
+/// `cmd.Wait()` error ("exit status N") is the event's `error` whenever the code is not 0.
+fn exit_end(code: i32) -> Value {
     let mut end = serde_json::Map::new();
     if code != 0 {
         end.insert("exitCode".into(), json!(code));
+        end.insert("error".into(), json!(format!("exit status {code}")));
     }
     end.insert("exited".into(), json!(true));
     end.insert("status".into(), json!(format!("exit status {code}")));
-    let end = json!({ "event": { "end": Value::Object(end) } });
-    record_end(&end);
-    send(end).await;
-    let _ = tx.send(Ok(frame(2, &json!({})))).await;
+    Value::Object(end)
+}
+
+/// A template whose poppler cannot load its library: a library path holding an unloadable `libpoppler.so.N`
+/// for every poppler this machine has. Keep the directory while the server runs.
+pub fn broken_poppler() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    for lib_dir in ["/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"] {
+        for e in std::fs::read_dir(lib_dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with("libpoppler.so.") {
+                std::fs::write(dir.path().join(&name), b"not a library").unwrap();
+            }
+        }
+    }
+    let path = dir.path().display().to_string();
+    (dir, path)
+}
+
+/// A template without the Spanish language pack: a tessdata directory with every pack of this machine's but
+/// `spa`. Keep the directory while the server runs.
+pub fn tessdata_without(lang: &str) -> (tempfile::TempDir, String) {
+    let out = std::process::Command::new("tesseract").arg("--list-langs").output().unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    // `List of available languages in "/usr/share/tesseract-ocr/5/tessdata/" (9):`
+    let from = listing.split('"').nth(1).expect("tesseract names its tessdata directory").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&from).unwrap().flatten() {
+        if e.file_name().to_string_lossy() != format!("{lang}.traineddata") {
+            std::os::unix::fs::symlink(e.path(), dir.path().join(e.file_name())).unwrap();
+        }
+    }
+    let path = dir.path().display().to_string();
+    (dir, path)
 }
 
 /// The real invoice the end-to-end test reads.
 pub fn corpus_invoice() -> (String, Vec<u8>) {
-    const REL: &str = "corpus/einvoice/en16931-cen/ubl/examples/ubl-tc434-example1.xml";
-    let candidates = [
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared").join(REL),
-        PathBuf::from("/work/shared").join(REL),
-    ];
-    let path = candidates.iter().find(|p| p.is_file()).unwrap_or_else(|| {
-        panic!(
-            "the UBL example is missing; looked in {:?}",
-            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()
-        )
-    });
-    let name = FsPath::new(path).file_name().unwrap().to_string_lossy().to_string();
-    (name, std::fs::read(path).unwrap())
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus/einvoice/en16931-cen/ubl/examples/ubl-tc434-example1.xml");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let name = FsPath::new(&path).file_name().unwrap().to_string_lossy().to_string();
+    (name, bytes)
 }

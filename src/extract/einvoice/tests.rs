@@ -1,5 +1,5 @@
 //! Tests of the public API: the real corpus (standalone XML and XML embedded in PDFs) scored by the rules of
-//! EVALUATION.md, hostile XML, unsupported formats and the arithmetic checks.
+//! docs/evaluation.md, hostile XML, unsupported formats and the arithmetic checks.
 
 use super::*;
 use crate::eval::{score_document, Verdict as Outcome, FIELDS as SCORED_FIELDS};
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/einvoice");
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/einvoice");
 
 fn corpus(relative: &str) -> PathBuf {
     Path::new(CORPUS).join(relative)

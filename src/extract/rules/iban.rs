@@ -5,82 +5,16 @@ use regex::Regex;
 use std::fmt;
 use std::sync::LazyLock;
 
-/// IBAN lengths by country (SWIFT IBAN registry). Countries not listed are refused rather than guessed.
-const LENGTHS: &[(&str, usize)] = &[
-    ("AD", 24),
-    ("AE", 23),
-    ("AL", 28),
-    ("AT", 20),
-    ("AZ", 28),
-    ("BA", 20),
-    ("BE", 16),
-    ("BG", 22),
-    ("BH", 22),
-    ("BR", 29),
-    ("CH", 21),
-    ("CR", 22),
-    ("CY", 28),
-    ("CZ", 24),
-    ("DE", 22),
-    ("DK", 18),
-    ("DO", 28),
-    ("EE", 20),
-    ("EG", 29),
-    ("ES", 24),
-    ("FI", 18),
-    ("FO", 18),
-    ("FR", 27),
-    ("GB", 22),
-    ("GE", 22),
-    ("GI", 23),
-    ("GL", 18),
-    ("GR", 27),
-    ("GT", 28),
-    ("HR", 21),
-    ("HU", 28),
-    ("IE", 22),
-    ("IL", 23),
-    ("IS", 26),
-    ("IT", 27),
-    ("JO", 30),
-    ("KW", 30),
-    ("KZ", 20),
-    ("LB", 28),
-    ("LI", 21),
-    ("LT", 20),
-    ("LU", 20),
-    ("LV", 21),
-    ("MA", 28),
-    ("MC", 27),
-    ("MD", 24),
-    ("ME", 22),
-    ("MK", 19),
-    ("MR", 27),
-    ("MT", 31),
-    ("MU", 30),
-    ("NL", 18),
-    ("NO", 15),
-    ("PK", 24),
-    ("PL", 28),
-    ("PS", 29),
-    ("PT", 25),
-    ("QA", 29),
-    ("RO", 24),
-    ("RS", 22),
-    ("SA", 24),
-    ("SE", 24),
-    ("SI", 19),
-    ("SK", 24),
-    ("SM", 27),
-    ("TN", 24),
-    ("TR", 26),
-    ("UA", 29),
-    ("VG", 24),
-    ("XK", 20),
-];
-
-fn expected_length(country: &str) -> Option<usize> {
-    LENGTHS.iter().find(|(c, _)| *c == country).map(|(_, l)| *l)
+/// How long an IBAN of `candidate`'s country is, judged on the candidate itself: the number of its characters
+/// (`candidate` holds letters and digits only) that would be a valid IBAN once its check digits were right.
+/// `None` when no cut of it could be one (an unknown country, or a BBAN of the wrong shape). The country
+/// formats are the SWIFT IBAN registry's, as `iban_validate` carries them.
+fn country_length(candidate: &str) -> Option<usize> {
+    (15..=candidate.len().min(34)).find(|&n| {
+        let head = &candidate[..n];
+        let check = 98 - mod97(&format!("{}{}00", &head[4..], &head[..2]));
+        format!("{}{check:02}{}", &head[..2], &head[4..]).parse::<::iban::Iban>().is_ok()
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -109,13 +43,13 @@ impl Iban {
         if !country.chars().all(|c| c.is_ascii_uppercase()) || !check.chars().all(|c| c.is_ascii_digit()) {
             return Err(IbanError::Format);
         }
-        if expected_length(country) != Some(compact.len()) {
-            return Err(IbanError::Length);
+        match compact.parse::<::iban::Iban>() {
+            Ok(_) => Ok(Iban(compact)),
+            // The library checks the digits before the country's format; a wrong length or an unknown
+            // country is the more useful answer, so the checksum is only blamed when the rest is right.
+            Err(_) if country_length(&compact) == Some(compact.len()) => Err(IbanError::Checksum),
+            Err(_) => Err(IbanError::Length),
         }
-        if mod97(&format!("{}{}", &compact[4..], &compact[..4])) != 1 {
-            return Err(IbanError::Checksum);
-        }
-        Ok(Iban(compact))
     }
 
     pub fn as_str(&self) -> &str {
@@ -157,18 +91,16 @@ pub fn find_ibans(text: &str) -> Vec<IbanMatch> {
         if out.last().is_some_and(|o| m.start() < o.end) {
             continue;
         }
-        let Some(len) = expected_length(&text[m.start()..m.start() + 2]) else {
-            continue;
-        };
-        let mut taken = 0;
-        let mut end = m.start();
+        // The run of letters and digits (spaces between groups allowed), as long as an IBAN can be.
+        let mut run = String::new();
+        let mut ends = Vec::new();
         let mut gap = 0;
         for (i, c) in text[m.start()..].char_indices() {
             if c.is_ascii_alphanumeric() {
-                taken += 1;
+                run.push(c);
+                ends.push(m.start() + i + 1);
                 gap = 0;
-                end = m.start() + i + 1;
-                if taken == len {
+                if run.len() == 34 {
                     break;
                 }
             } else if matches!(c, ' ' | '\t' | '\u{a0}') && gap < 3 {
@@ -177,6 +109,13 @@ pub fn find_ibans(text: &str) -> Vec<IbanMatch> {
                 break;
             }
         }
+        // No cut of the run fitting its country, but the run padded with zeros fitting: an IBAN printed short.
+        let padded = || country_length(&format!("{run:0<34}")).filter(|&l| l > run.len());
+        let Some(len) = country_length(&run).or_else(padded) else {
+            continue;
+        };
+        let taken = len.min(run.len());
+        let end = ends[taken - 1];
         // A letter or digit glued right after the cut means we are inside something longer.
         let glued = text[end..].chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
         let cut_short = taken < len || glued;
@@ -248,6 +187,24 @@ mod tests {
         for s in ["DE89 3704 0044 0532 0130 00", "FR14 2004 1010 0505 0001 3M02 606", "GB29 NWBK 6016 1331 9268 19"] {
             assert!(Iban::parse(s).is_ok(), "{s}");
         }
+    }
+
+    #[test]
+    fn ibans_of_every_registry_country_parse_including_vatican_russia_and_libya() {
+        // The SWIFT IBAN registry's examples.
+        for s in [
+            "VA59 0011 2300 0012 3456 78",
+            "RU02 0445 2560 0407 0281 0412 3456 7890 1",
+            "LY83 0020 4800 0020 1001 2036 1",
+            "NO93 8601 1117 947",
+            "MT84 MALT 0110 0001 2345 MTLC AST0 01S",
+        ] {
+            let iban = Iban::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+            let found: Vec<_> = find_ibans(&format!("Bank: {s} BIC XXXXXX")).into_iter().map(|m| m.iban).collect();
+            assert_eq!(found, vec![Ok(iban)], "{s}");
+        }
+        assert_eq!(Iban::parse("VA59 0011 2300 0012 3456 79"), Err(IbanError::Checksum));
+        assert_eq!(find_ibans("IBAN RU02 0445 2560 0407 0281 0412 3456 7890")[0].iban, Err(IbanError::Length));
     }
 
     #[test]
