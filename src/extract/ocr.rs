@@ -7,7 +7,11 @@ use std::process::Command;
 use super::ErrorCode;
 
 /// English and Spanish first (our suppliers), then the other EU languages when their packs are installed.
-const PREFERRED: &[&str] = &["eng", "spa", "deu", "fra", "nld"];
+const PREFERRED: &[&str] = &["eng", "spa", "deu", "fra", "nld", "ita", "por"];
+
+/// Tesseract reads glyphs best at 20–30 px of x-height-to-cap-height; a screenshot's 10 px text loses letters
+/// and digits (`8` for `6`, dropped commas). Below this median word height the page is enlarged first.
+const SMALL_TEXT_PX: f32 = 16.0;
 
 pub fn languages() -> Vec<String> {
     let Ok(out) = Command::new("tesseract").arg("--list-langs").output() else { return Vec::new() };
@@ -31,7 +35,69 @@ pub fn image_to_text(
 ) -> Result<String, (ErrorCode, String)> {
     let tsv = tesseract_tsv(path, langs, dpi)?;
     let upright = turned(&tsv).and_then(|how| read_turned(path, langs, dpi, workdir, how, &tsv));
-    Ok(layout_from_tsv(upright.as_deref().unwrap_or(&tsv)))
+    let tsv = upright.unwrap_or(tsv);
+    let enlarged = upscale_factor(&tsv).and_then(|k| read_enlarged(path, langs, dpi, workdir, k, &tsv));
+    Ok(layout_from_tsv(enlarged.as_deref().unwrap_or(&tsv)))
+}
+
+/// How much to enlarge a page whose text is small: 3× under 11 px, 2× under `SMALL_TEXT_PX`, else not at all.
+/// Judged by the median height of the words tesseract found (three characters or more, so specks do not count).
+fn upscale_factor(tsv: &str) -> Option<u32> {
+    let heights: Vec<f32> = rows(tsv).filter(|r| r.text.chars().count() >= 3).map(|r| r.height).collect();
+    if heights.len() < 5 {
+        return None;
+    }
+    let h = median(heights, SMALL_TEXT_PX);
+    if h < 11.0 {
+        Some(3)
+    } else if h < SMALL_TEXT_PX {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+/// The page read again enlarged `k` times with its contrast stretched, when that reading is the better one
+/// (more confident words). Enlarging costs one more tesseract pass, on small images only.
+fn read_enlarged(path: &Path, langs: &[String], dpi: Option<u32>, workdir: &Path, k: u32, tsv: &str) -> Option<String> {
+    let img = image::ImageReader::open(path).ok()?.with_guessed_format().ok()?.decode().ok()?.into_luma8();
+    let (w, h) = img.dimensions();
+    if w.saturating_mul(k) > 8000 || h.saturating_mul(k) > 12000 {
+        return None;
+    }
+    let mut big = image::imageops::resize(&img, w * k, h * k, image::imageops::FilterType::CatmullRom);
+    stretch_contrast(&mut big);
+    let out = workdir.join("enlarged.pgm");
+    big.save_with_format(&out, image::ImageFormat::Pnm).ok()?;
+    let again = tesseract_tsv(&out, langs, dpi.map(|d| d * k));
+    let _ = std::fs::remove_file(&out);
+    let again = again.ok()?;
+    (confident_words(&again) >= confident_words(tsv)).then_some(again)
+}
+
+/// Map the 1st..99th percentile of grey to black..white: screenshots with grey text on a tinted background
+/// binarise badly otherwise.
+fn stretch_contrast(img: &mut image::GrayImage) {
+    let mut hist = [0u64; 256];
+    for p in img.pixels() {
+        hist[p.0[0] as usize] += 1;
+    }
+    let total: u64 = hist.iter().sum();
+    let pct = |q: u64| {
+        let mut acc = 0;
+        hist.iter().position(|&n| {
+            acc += n;
+            acc * 100 >= total * q
+        })
+    };
+    let (Some(lo), Some(hi)) = (pct(1), pct(99)) else { return };
+    if hi <= lo + 10 {
+        return;
+    }
+    let (lo, span) = (lo as f32, (hi - lo) as f32);
+    for p in img.pixels_mut() {
+        p.0[0] = (((p.0[0] as f32 - lo) / span) * 255.0).clamp(0.0, 255.0) as u8;
+    }
 }
 
 /// The page read again after turning it as OSD says, when that reading is the better one (see `image_to_text`).

@@ -6,7 +6,7 @@
 
 use crate::extract::model::{Check, DocumentType, ErrorCode, Extraction, Party, Source};
 use crate::extract::rules::currency::{self, EURO_COUNTRIES};
-use crate::extract::rules::dates::document_is_month_first;
+use crate::extract::rules::dates::{date_order_votes, document_is_month_first};
 use crate::extract::rules::doctype::{self, Kind};
 use crate::extract::rules::header::{read_header, Found};
 use crate::extract::rules::items::read_items;
@@ -14,6 +14,7 @@ use crate::extract::rules::layout::Layout;
 use crate::extract::rules::parties::{read_parties, Own, PartyFound};
 use crate::extract::rules::totals;
 use crate::extract::rules::{fold, Locale};
+use chrono::NaiveDate;
 use regex_lite::Regex;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -78,30 +79,43 @@ pub fn read_invoice_text(file: &str, text: &str, source: Source, own: &OwnCompan
     let mut out = Output { e: Extraction::empty(file), confidence: BTreeMap::new(), factor };
     out.e.source = Some(source);
 
-    let (doc_type, doc_conf) = match kind {
-        Kind::Invoice(t) => (t, 0.9),
-        _ if invoice_word => (DocumentType::Invoice, 0.7),
-        _ => (DocumentType::Unknown, 0.6),
-    };
-    out.e.document_type = out.keep("document_type", Some(doc_type), doc_conf);
     out.e.invoice_number = out.found("invoice_number", header.number);
     out.e.issue_date = out.found("issue_date", header.issue_date);
     out.e.due_date = out.found("due_date", header.due_date);
-    // An invoice falls due on or after its date. When OCR reads it the other way round, one of the two digits
-    // is misread and we cannot tell which: keep neither.
-    if let (Source::Ocr, Some(issue), Some(due)) = (source, out.e.issue_date, out.e.due_date) {
-        if due < issue {
-            out.e.issue_date = None;
-            out.e.due_date = None;
-            out.confidence.remove("issue_date");
-            out.confidence.remove("due_date");
-            out.e.push_warning(format!("the due date {due} reads before the issue date {issue}; neither was kept"));
+    let today = chrono::Utc::now().date_naive();
+    for (field, why) in implausible_dates(out.e.issue_date, out.e.due_date, today, source == Source::Ocr) {
+        match field {
+            "issue_date" => out.e.issue_date = None,
+            "due_date" => out.e.due_date = None,
+            _ => {}
+        }
+        out.confidence.remove(field);
+        if !why.is_empty() {
+            out.e.push_warning(why);
         }
     }
 
     let parties = read_parties(&layout, &Own::new(&own.names, &own.tax_ids));
     out.e.supplier = out.party("supplier", &parties.supplier, source);
     out.e.customer = out.party("customer", &parties.customer, source);
+    separate_parties(&mut out);
+
+    // `document_type` by what the page is (EVALUATION.md): a till slip that names no customer is a receipt
+    // whatever its title says; a document that names its customer is an invoice. Never the value `unknown`.
+    let has_customer = out.e.customer.as_ref().is_some_and(|c| c.name.is_some() || c.tax_id.is_some());
+    let doc = match kind {
+        Kind::Invoice(DocumentType::Receipt) if has_customer => Some((DocumentType::Invoice, 0.8)),
+        Kind::Invoice(DocumentType::Invoice) if !has_customer && doctype::till_slip(&layout) => {
+            Some((DocumentType::Receipt, 0.8))
+        }
+        Kind::Invoice(t) => Some((t, 0.9)),
+        _ if !has_customer && doctype::till_slip(&layout) => Some((DocumentType::Receipt, 0.7)),
+        _ if invoice_word || has_customer => Some((DocumentType::Invoice, 0.7)),
+        _ => None,
+    };
+    if let Some((t, c)) = doc.filter(|(t, _)| *t != DocumentType::Unknown) {
+        out.e.document_type = out.keep("document_type", Some(t), c);
+    }
     if let Some(iban) = parties.iban {
         let kept = out.found("supplier.iban", Some(iban));
         if let Some(iban) = kept {
@@ -175,7 +189,17 @@ impl Output {
     }
 
     fn party(&mut self, role: &str, p: &PartyFound, source: Source) -> Option<Party> {
-        let name = p.name.clone().and_then(|f| self.keep(&format!("{role}.name"), Some(f.value), f.confidence));
+        let name = p.name.clone().filter(|f| {
+            let ok = plausible_name(&f.value);
+            if !ok {
+                self.e.push_warning(format!(
+                    "{role} name {:?} reads like a title or an amount; it was not kept",
+                    f.value
+                ));
+            }
+            ok
+        });
+        let name = name.and_then(|f| self.keep(&format!("{role}.name"), Some(f.value), f.confidence));
         // OCR may turn one digit into another that still passes no check: only verified IDs are kept from it.
         let tax = p.tax_id.clone().filter(|f| source != Source::Ocr || f.value.checksum_verified());
         let tax = tax.and_then(|f| self.keep(&format!("{role}.tax_id"), Some(f.value), f.confidence));
@@ -191,6 +215,118 @@ impl Output {
         let party = Party { name, country, tax_id, iban: None };
         (!party.is_empty()).then_some(party)
     }
+}
+
+/// Dates no issuer prints: an issue date in the future (beyond a few days of clock skew and post-dated
+/// invoices), before 1990, a due date before the issue date, or one decades away from it. Returns the fields to
+/// drop with the reason. When OCR reads the due date before the issue date one of the two is misread and we
+/// cannot tell which: both go. A text layer prints what the issuer wrote (specimen invoices do fall due before
+/// their date), so there both stay, with a warning.
+fn implausible_dates(
+    issue: Option<NaiveDate>,
+    due: Option<NaiveDate>,
+    today: NaiveDate,
+    ocr: bool,
+) -> Vec<(&'static str, String)> {
+    let mut drop = Vec::new();
+    let floor = NaiveDate::from_ymd_opt(1990, 1, 1).unwrap_or(NaiveDate::MIN);
+    let issue_ok = issue.filter(|d| {
+        let ok = *d >= floor && *d <= today + chrono::Days::new(7);
+        if !ok {
+            drop.push(("issue_date", format!("the issue date {d} is not plausible; it was not kept")));
+        }
+        ok
+    });
+    if let (Some(i), Some(d)) = (issue_ok, due) {
+        if d < i && ocr {
+            drop.push(("issue_date", format!("the due date {d} reads before the issue date {i}; neither was kept")));
+            drop.push(("due_date", String::new()));
+        } else if d < i {
+            drop.push(("", format!("the due date {d} is before the issue date {i}")));
+        } else if (d - i).num_days() > 3 * 366 {
+            drop.push(("due_date", format!("the due date {d} is years after the issue date {i}; it was not kept")));
+        }
+    } else if let Some(d) = due.filter(|d| *d < floor) {
+        drop.push(("due_date", format!("the due date {d} is not plausible; it was not kept")));
+    }
+    drop
+}
+
+/// The supplier and the customer are two parties: a name or tax ID that both would have is one of them read
+/// in the other's place (the addressee window read as the letterhead, say). The less sure side loses it; when
+/// both are equally sure, neither keeps it.
+fn separate_parties(out: &mut Output) {
+    let (Some(s), Some(c)) = (out.e.supplier.as_ref(), out.e.customer.as_ref()) else {
+        return;
+    };
+    let same_name = match (&s.name, &c.name) {
+        (Some(a), Some(b)) => {
+            let (a, b) = (name_key(a), name_key(b));
+            !a.is_empty() && !b.is_empty() && (a.contains(&b) || b.contains(&a))
+        }
+        _ => false,
+    };
+    let same_id = match (&s.tax_id, &c.tax_id) {
+        (Some(a), Some(b)) => {
+            let (a, b) = (name_key(a), name_key(b));
+            a == b || a.ends_with(&b) || b.ends_with(&a)
+        }
+        _ => false,
+    };
+    for (same, field) in [(same_name, "name"), (same_id, "tax_id")] {
+        if !same {
+            continue;
+        }
+        let conf = |role: &str| out.confidence.get(&format!("{role}.{field}")).copied().unwrap_or(0.0);
+        let (cs, cc) = (conf("supplier"), conf("customer"));
+        for role in ["supplier", "customer"] {
+            let (mine, theirs) = if role == "supplier" { (cs, cc) } else { (cc, cs) };
+            if mine > theirs {
+                continue;
+            }
+            let party = if role == "supplier" { &mut out.e.supplier } else { &mut out.e.customer };
+            if let Some(p) = party.as_mut() {
+                if field == "name" {
+                    p.name = None;
+                } else {
+                    p.tax_id = None;
+                    p.country = None;
+                }
+            }
+            out.confidence.remove(&format!("{role}.{field}"));
+        }
+        out.e.push_warning(format!("supplier and customer read with the same {field}; the less sure one was dropped"));
+    }
+    for party in [&mut out.e.supplier, &mut out.e.customer] {
+        if party.as_ref().is_some_and(Party::is_empty) {
+            *party = None;
+        }
+    }
+}
+
+/// A party's name holds no document-title word (`Factura`, `Invoice`, `Rechnung`) and no amount or currency
+/// sign: such a line is the title or a total read in the name's place.
+fn plausible_name(name: &str) -> bool {
+    static TITLE: LazyLock<Regex> = LazyLock::new(|| {
+        super::rules::regex(
+            r"\b(?:factura|invoice|[a-z]*rechnung|facture|factuur|fattura|fatura|gutschrift|avoir|receipt|ticket|recibo|quittung|kassenbon|total|totale|totaal|summe|subtotal)\b",
+        )
+    });
+    static AMOUNT: LazyLock<Regex> = LazyLock::new(|| super::rules::regex(r"[0-9][.,][0-9]{2}\b"));
+    let folded = fold(name);
+    // `W A R E N R E C H N U N G`: a title set in spaced capitals, read as one word.
+    let words: Vec<&str> = folded.split_whitespace().collect();
+    let spaced = words.len() >= 4 && words.iter().filter(|w| w.chars().count() == 1).count() * 4 >= words.len() * 3;
+    let joined: String = if spaced { words.concat() } else { folded.clone() };
+    !spaced
+        && !TITLE.is_match(&joined)
+        && !AMOUNT.is_match(name)
+        && !name.chars().any(|c| matches!(c, '€' | '$' | '£' | '₹' | '¥'))
+}
+
+/// Letters and digits only, folded.
+fn name_key(s: &str) -> String {
+    fold(s).chars().filter(|c| c.is_alphanumeric()).collect()
 }
 
 fn tax_id_checks(e: &mut Extraction, supplier: &PartyFound, customer: &PartyFound, bad: &[String]) {
@@ -260,7 +396,10 @@ pub fn profile(layout: &Layout, text: &str) -> Locale {
     let language = language(text);
     let point_decimals = point > comma || (point == comma && language == Locale::En);
     if point_decimals {
-        if document_is_month_first(text) {
+        // No date settles the order (`9/10/2020` only): amounts in US dollars and no other currency on the page
+        // make it an American document, which writes the month first.
+        let (dmy, _) = date_order_votes(text);
+        if document_is_month_first(text) || (dmy == 0 && us_dollars(text)) {
             Locale::EnUs
         } else {
             Locale::En
@@ -273,15 +412,23 @@ pub fn profile(layout: &Layout, text: &str) -> Locale {
     }
 }
 
+/// The page prices in US dollars: `USD`, or `$` with no other dollar's or currency's mark.
+fn us_dollars(text: &str) -> bool {
+    let others = ["AUD", "CAD", "NZD", "SGD", "HKD", "A$", "C$", "NZ$", "S$", "HK$", "€", "£", "EUR", "GBP", "MXN"];
+    (text.contains("USD") || text.contains("US$") || text.contains('$')) && !others.iter().any(|o| text.contains(o))
+}
+
 /// The document's language by counting a few frequent invoice words.
 fn language(text: &str) -> Locale {
     let f = fold(text);
-    let words: [(Locale, &[&str]); 5] = [
+    let words: [(Locale, &[&str]); 7] = [
         (Locale::Es, &["factura", "fecha", "importe", "iva", "cliente", "vencimiento", "base imponible", "total"]),
         (Locale::En, &["invoice", "date", "amount", "vat", "customer", "due", "subtotal", "total"]),
         (Locale::De, &["rechnung", "datum", "betrag", "mwst", "ust", "summe", "netto", "kunde"]),
         (Locale::Fr, &["facture", "date", "montant", "tva", "client", "echeance", "total ht", "ttc"]),
         (Locale::Nl, &["factuur", "datum", "bedrag", "btw", "klant", "vervaldatum", "totaal", "subtotaal"]),
+        (Locale::It, &["fattura", "data", "importo", "imponibile", "cliente", "scadenza", "totale", "pagamento"]),
+        (Locale::Pt, &["fatura", "data", "valor", "iva", "cliente", "vencimento", "total", "pagamento"]),
     ];
     words
         .iter()
@@ -496,6 +643,100 @@ mod tests {
                 assert!((MIN_CONFIDENCE..=1.0).contains(c), "{name}: {field} = {c}");
             }
         }
+    }
+
+    fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn an_issue_date_in_the_future_or_after_its_due_date_is_not_kept() {
+        let today = ymd(2025, 6, 1);
+        let fields = |i, d| implausible_dates(i, d, today, true).into_iter().map(|(f, _)| f).collect::<Vec<_>>();
+        assert!(fields(Some(ymd(2025, 5, 31)), Some(ymd(2025, 6, 30))).is_empty());
+        assert!(fields(Some(ymd(2025, 6, 5)), None).is_empty(), "a few days ahead is clock skew");
+        assert_eq!(fields(Some(ymd(2026, 5, 1)), None), vec!["issue_date"], "a year ahead");
+        assert_eq!(fields(Some(ymd(1925, 5, 1)), None), vec!["issue_date"], "a century back");
+        assert_eq!(fields(Some(ymd(2025, 5, 1)), Some(ymd(2025, 4, 1))), vec!["issue_date", "due_date"]);
+        assert_eq!(fields(Some(ymd(2025, 5, 1)), Some(ymd(2045, 5, 1))), vec!["due_date"], "decades apart");
+        // A text layer's due date before its issue date is what the issuer printed: kept, with a warning.
+        let text = implausible_dates(Some(ymd(2025, 5, 1)), Some(ymd(2025, 4, 1)), today, false);
+        assert_eq!(text.iter().map(|(f, _)| *f).collect::<Vec<_>>(), vec![""]);
+    }
+
+    #[test]
+    fn a_party_name_is_never_a_title_or_an_amount() {
+        assert!(plausible_name("Contoso, Ltd."));
+        assert!(plausible_name("Talleres Ejemplo S.L."));
+        assert!(!plausible_name("FACTURA SIMPLIFICADA"));
+        assert!(!plausible_name("Rechnung"));
+        assert!(!plausible_name("W A R E N R E C H N U N G"), "a spaced-out title");
+        assert!(!plausible_name("Kostenrechnung"));
+        assert!(!plausible_name("Acme 1.234,56"));
+        assert!(!plausible_name("Total € 12"));
+        // The page below names no supplier but its title; the title is not kept as a name.
+        let e = read("FACTURA\n\nFactura nº: F-2025-7\nFecha: 02/03/2025\n\nTotal factura      121,00 €\n");
+        assert!(e.supplier.as_ref().and_then(|s| s.name.as_ref()).is_none(), "{:?}", e.supplier);
+    }
+
+    #[test]
+    fn supplier_and_customer_never_share_a_name_or_a_tax_id() {
+        let mut out = Output { e: Extraction::empty("t.pdf"), confidence: BTreeMap::new(), factor: 1.0 };
+        let party = |name: &str, id: &str| Party {
+            name: Some(name.into()),
+            tax_id: Some(id.into()),
+            country: Some("ES".into()),
+            iban: None,
+        };
+        // The addressee window read as the letterhead: the customer's own block is the surer reading.
+        out.e.supplier = Some(party("Distribuciones Norte S.A.", "ESA58818501"));
+        out.e.customer = Some(party("Distribuciones Norte, S.A.", "A58818501"));
+        out.confidence.extend([
+            ("supplier.name".to_string(), 0.65),
+            ("customer.name".to_string(), 0.85),
+            ("supplier.tax_id".to_string(), 0.9),
+            ("customer.tax_id".to_string(), 0.9),
+        ]);
+        separate_parties(&mut out);
+        assert_eq!(out.e.supplier, None, "the supplier keeps neither the window's name nor its tax ID");
+        let customer = out.e.customer.expect("customer");
+        assert_eq!(customer.name.as_deref(), Some("Distribuciones Norte, S.A."));
+        assert_eq!(customer.tax_id, None, "equally sure: neither side keeps the shared tax ID");
+        assert_eq!(out.e.warnings.iter().flatten().count(), 2);
+    }
+
+    #[test]
+    fn a_page_without_a_title_word_has_no_document_type_rather_than_unknown() {
+        let e = read("Acme Trading Ltd\n\nNo.: 4711\nDate: 02/03/2025\n\nTotal      121.00\n");
+        assert_eq!(e.status, Status::Ok);
+        assert_eq!(e.invoice_number.as_deref(), Some("4711"));
+        assert_eq!(e.document_type, None);
+    }
+
+    #[test]
+    fn a_till_slip_without_customer_is_a_receipt_and_with_one_an_invoice() {
+        let slip = "SUPERMERCADOS LUNA S.L.\nNIF: B12345674\nFACTURA SIMPLIFICADA  Nº T-18873\nFecha: 12/08/2025\n\nTOTAL            5,50\nEntregado       10,00\nCambio           4,50\n";
+        assert_eq!(read(slip).document_type, Some(DocumentType::Receipt));
+        let named = format!("{slip}\nCliente: Distribuciones Norte S.A.\nCIF: A58818501\n");
+        assert_eq!(read(&named).document_type, Some(DocumentType::Invoice));
+    }
+
+    #[test]
+    fn a_labelled_tax_id_with_a_failing_check_digit_is_kept_with_a_warning() {
+        let e = read("Acme S.L.\nNIF: B12345675\n\nFactura nº: F-1\nFecha: 02/03/2025\nTotal factura   121,00 €\n");
+        assert_eq!(e.supplier.and_then(|s| s.tax_id).as_deref(), Some("B12345675"));
+        assert!(e.warnings.iter().flatten().any(|w| w.contains("B12345675")));
+        assert!(e.checks.iter().flatten().any(|c| c.name == "tax_id_checksum" && !c.ok));
+    }
+
+    #[test]
+    fn an_english_page_in_us_dollars_writes_the_month_first_unless_a_date_says_otherwise() {
+        let us = "Date: 9/10/2020\nTotal   $5,150.00\n";
+        assert_eq!(profile(&Layout::new(us), us), Locale::EnUs);
+        let au = "Date: 9/10/2020\nTotal   AUD 5,150.00\n";
+        assert_eq!(profile(&Layout::new(au), au), Locale::En);
+        let proven = "Date: 9/10/2020\nDue: 25/10/2020\nTotal   $5,150.00\n";
+        assert_eq!(profile(&Layout::new(proven), proven), Locale::En);
     }
 
     #[test]

@@ -260,6 +260,12 @@ fn ymd(y: impl TryInto<i32>, m: u32, d: u32) -> Option<NaiveDate> {
 /// Which way round the document writes `dd/dd/yyyy`: month-first when some date only makes sense that way
 /// (`11/17/2017`) and none only makes sense day-first.
 pub fn document_is_month_first(text: &str) -> bool {
+    let (dmy, mdy) = date_order_votes(text);
+    mdy > 0 && dmy == 0
+}
+
+/// How many numeric dates can only be day-first (`25/08/2020`) and how many only month-first (`8/25/2020`).
+pub fn date_order_votes(text: &str) -> (usize, usize) {
     let (mut dmy, mut mdy) = (0, 0);
     for c in NUMERIC_RE.captures_iter(text) {
         if c[2] != c[4] || c[2].eq(".") {
@@ -271,7 +277,7 @@ pub fn document_is_month_first(text: &str) -> bool {
             _ => {}
         }
     }
-    mdy > 0 && dmy == 0
+    (dmy, mdy)
 }
 
 #[cfg(test)]

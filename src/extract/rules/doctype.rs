@@ -116,6 +116,18 @@ static NOT_INVOICE_RE: [(&str, TitleWords); 5] = [
         },
     ),
 ];
+/// Does the page read like a till slip? Cash tendered and change, a simplified invoice, or a receipt's own
+/// title words (`ticket`, `Kassenbon`, `Cash bill`). `text::read_invoice_text` calls it a receipt only when the
+/// page also names no customer (EVALUATION.md).
+pub fn till_slip(layout: &Layout) -> bool {
+    static TILL: LazyLock<Regex> = LazyLock::new(|| {
+        super::regex(
+            r"\b(?:factura\s+simplificada|simplified\s+tax\s+invoice|cash\s+(?:bill|sale|tendered|received|inv)|tendered|change\s+due|efectivo|entregado|r[uü]ckgeld|kassenbon|quittung|esp[eè]ces|rendu|ticket(?:\s+de\s+caisse)?|kassabon|wisselgeld|scontrino|contanti|troco|tiquet)\b",
+        )
+    });
+    layout.lines.iter().any(|l| TILL.is_match(&fold(&l.text)))
+}
+
 /// Any word that speaks of an invoice, compounds included (`Rechnungsnummer`, `Rechnungsdatum`), in folded text.
 static ANY_INVOICE_WORD: LazyLock<Regex> = LazyLock::new(|| {
     super::regex(&format!(r"\b(?:{INVOICE}|{CREDIT}|{CORRECTED})\b|rechnungs|factura|invoice|\bfactur"))

@@ -70,6 +70,13 @@ pub fn parse_invoice_number(s: &str) -> Option<String> {
             id = joined;
         }
     }
+    // A series and its number set apart: `A 013394`. Only capital letters before one space and digits.
+    static SERIES: LazyLock<Regex> = LazyLock::new(|| super::regex(r"^ ([0-9]{3,12})(?:\s|$)"));
+    if id.len() <= 4 && id.chars().all(|c| c.is_ascii_uppercase()) && m.as_str() == id {
+        if let Some(c) = SERIES.captures(&s[m.end()..]) {
+            id = format!("{id} {}", &c[1]);
+        }
+    }
     let id = id.as_str();
     let digits = id.chars().filter(char::is_ascii_digit).count();
     if digits == 0 || id.len() > 30 || !find_dates(id, None).is_empty() {
@@ -114,6 +121,13 @@ pub fn read_header(layout: &Layout, hint: Option<Locale>) -> Header {
                 }
                 // `Factura rectificada nº F-1 de fecha 20/10/2025` dates the corrected invoice, not this one.
                 Field::IssueDate if is_reference(&line.text[..hit.start]) => {}
+                // A bare `Date` after another word of its own segment names another date (`Training Date`,
+                // `Event Date`); the issue date's own labels are stronger rows of the table.
+                Field::IssueDate
+                    if hit.strength <= 0.6
+                        && line
+                            .segment_at(hit.start)
+                            .is_some_and(|s| line.text[s.byte_start..hit.start].chars().any(char::is_alphabetic)) => {}
                 Field::IssueDate | Field::DueDate => {
                     if let Some((d, at, below)) = date_near(layout, i, hit, to, hint) {
                         // `02-09-2026` is ambiguous only in English: everyone else writes the day first.
@@ -129,6 +143,22 @@ pub fn read_header(layout: &Layout, hint: Option<Locale>) -> Header {
                     }
                 }
                 _ => {}
+            }
+        }
+        if i * 2 < n_lines && !hits.iter().any(|h| h.field == Field::InvoiceNumber) {
+            for (hit, strength) in bare_number_labels(line) {
+                let to = hits.iter().find(|h| h.start >= hit.end).map_or(line.text.len(), |h| h.start);
+                if let Some((value, at, below)) = number_near(layout, i, &hit, to) {
+                    // After a bare `Nº` only a value that cannot be an item's position or a page number (`1`, `2`).
+                    if value.chars().count() < 3 {
+                        continue;
+                    }
+                    let factor = if below { 0.9 } else { 1.0 };
+                    numbers.push(Found { value, confidence: strength * factor, line: at });
+                    if let Some(d) = date_after_number(layout, at, hint) {
+                        issue.push(Found { value: d, confidence: 0.8, line: at });
+                    }
+                }
             }
         }
         for seg in &line.segments {
@@ -156,6 +186,67 @@ pub fn read_header(layout: &Layout, hint: Option<Locale>) -> Header {
         issue.extend(title_date(layout, hint));
     }
     Header { number: best(numbers), issue_date: best(issue), due_date: best(due) }
+}
+
+/// Number labels that do not say "invoice": `Nº`, `N.º`, `Núm.`, `Número`, `No.`, `Nr.`, `#`, alone at the
+/// start of a segment or after a word or two that name the document itself (`Cash Inv No.`, `Receipt # No.`,
+/// `Ticket Nº`, `Beleg Nr.`). Words naming anything else (`Order No.`, `VAT No.`, `Tel. No.`, `Kunden-Nr.`)
+/// never get here, because only the words in `DOCUMENT_WORDS` may stand before the marker: a wrong invoice
+/// number is worse than none. A bare marker is trusted less than one after a document word.
+fn bare_number_labels(line: &super::layout::Line) -> Vec<(LabelHit, f32)> {
+    static BARE: LazyLock<Regex> = LazyLock::new(|| {
+        super::regex(
+            r"^((?:[a-z]+\.?\s+){0,2}?)(?:n\.?\s?[º°ªo]\.?|n[º°ª]\.?|no\.|nr\.?|num\.|numero|number|#)(?:\s*(?:no\.|nr\.?|#))?\s*:?(?:\s|$)",
+        )
+    });
+    const DOCUMENT_WORDS: &[&str] = &[
+        "cash",
+        "inv",
+        "invoice",
+        "bill",
+        "receipt",
+        "statement",
+        "sales",
+        "tax",
+        "doc",
+        "document",
+        "ticket",
+        "tiquet",
+        "factura",
+        "fra",
+        "fact",
+        "simplificada",
+        "beleg",
+        "bon",
+        "kassenbon",
+        "quittung",
+        "recu",
+        "facture",
+        "fattura",
+        "fatura",
+        "factuur",
+        "nota",
+        "serie",
+        "recibo",
+        "bono",
+    ];
+    let mut out = Vec::new();
+    for seg in &line.segments {
+        let (folded, map) = fold_mapped(&seg.text);
+        let Some(c) = BARE.captures(&folded) else {
+            continue;
+        };
+        let words: Vec<&str> = c[1].split_whitespace().map(|w| w.trim_end_matches('.')).collect();
+        if !words.iter().all(|w| DOCUMENT_WORDS.contains(w)) {
+            continue;
+        }
+        let m = c.get(0).map_or(0, |m| m.end());
+        let marker = folded[..m].trim_end();
+        let end = seg.byte_start + map[marker.len()];
+        let strength = if words.is_empty() { 0.75 } else { 0.85 };
+        out.push((LabelHit { field: Field::InvoiceNumber, start: seg.byte_start, end, strength }, strength));
+    }
+    out
 }
 
 /// A letter-style invoice: a title such as `Beitragsrechnung` alone with a date in another column of its line.
@@ -303,6 +394,8 @@ mod tests {
         assert_eq!(parse_invoice_number("1.210,00"), None);
         assert_eq!(parse_invoice_number(": 2024 - 1682").as_deref(), Some("2024-1682"), "OCR spaced the hyphen");
         assert_eq!(parse_invoice_number("123 - 15/10/2025").as_deref(), Some("123"));
+        assert_eq!(parse_invoice_number(" A 013394").as_deref(), Some("A 013394"), "a series and its number");
+        assert_eq!(parse_invoice_number("Date 2024"), None, "a word before a year is no series");
     }
 
     #[test]
@@ -323,6 +416,55 @@ mod tests {
         let h = read_header(&layout, Some(Locale::De));
         assert_eq!(h.number.unwrap().value, "471102");
         assert_eq!(h.issue_date.unwrap().value, ymd(2013, 3, 5));
+    }
+
+    #[test]
+    fn number_labels_without_the_word_invoice_are_read() {
+        let cases: &[(&str, &str)] = &[
+            ("Acme Ltd                         Receipt # No.: 2468\n", "2468"),
+            ("CASH INV NO. 000123\n", "000123"),
+            ("Nº: A 013394            Fecha: 01/02/2025\n", "A 013394"),
+            ("N.º 2025/0042\n", "2025/0042"),
+            ("Núm.    FV-88\n", "FV-88"),
+            ("Nr.  RE-2024-77\n", "RE-2024-77"),
+            ("Fecha           Nº\n02/03/2025      2025-118\n", "2025-118"),
+        ];
+        for (text, want) in cases {
+            let h = read_header(&Layout::new(text), Some(Locale::Es));
+            assert_eq!(h.number.map(|f| f.value).as_deref(), Some(*want), "{text}");
+        }
+    }
+
+    #[test]
+    fn numbers_after_other_documents_labels_are_not_the_invoice_number() {
+        for text in [
+            "Order No.: 55123\n",
+            "VAT No. GB123456789\n",
+            "Tel. No. 0044 20 1234\n",
+            "Kunden-Nr. 10023\n",
+            "Nº pedido 4567\n",
+            "Nº 1\n",
+            "Nr.   Artikel      Menge\n1      Schrauben    10\n",
+        ] {
+            let h = read_header(&Layout::new(text), Some(Locale::De));
+            assert_eq!(h.number, None, "{text}");
+        }
+    }
+
+    #[test]
+    fn payment_dates_are_never_the_issue_date_and_a_bare_fecha_is_the_last_resort() {
+        let h = read_header(&Layout::new("Fecha de pago: 20/03/2025\nF. emisión: 01/03/2025\n"), Some(Locale::Es));
+        assert_eq!(h.issue_date.unwrap().value, ymd(2025, 3, 1));
+        let h = read_header(&Layout::new("Fecha: 05/03/2025\nFecha de emisión: 01/03/2025\n"), Some(Locale::Es));
+        assert_eq!(h.issue_date.unwrap().value, ymd(2025, 3, 1));
+        let h = read_header(&Layout::new("Training Date\n9/15/2020\n"), Some(Locale::En));
+        assert_eq!(h.issue_date, None, "another date's label");
+        let h = read_header(&Layout::new("Pagadera antes del 30/04/2025\n"), Some(Locale::Es));
+        assert_eq!(h.issue_date, None);
+        assert_eq!(h.due_date.unwrap().value, ymd(2025, 4, 30));
+        let h = read_header(&Layout::new("Data fattura: 01/03/2025\nScadenza: 31/03/2025\n"), Some(Locale::It));
+        assert_eq!(h.issue_date.unwrap().value, ymd(2025, 3, 1));
+        assert_eq!(h.due_date.unwrap().value, ymd(2025, 3, 31));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The words that name an invoice field, in Spanish, English, German, French and Dutch.
+//! The words that name an invoice field, in Spanish, English, German, French, Dutch, Italian and Portuguese.
 //!
 //! Each label carries a strength: how sure we are that a value next to it is that field. `Total` alone is weak
 //! (it heads line-item columns too); `Total factura` or `Bruttosumme` are strong. Where two labels overlap the
@@ -70,6 +70,18 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     (Field::InvoiceNumber, r"factuur\s*(?:nummer|nr\.?|no\.?)", 0.95, &["factuur"]),
     (Field::InvoiceNumber, r"creditnota\s*(?:nummer|nr\.?)", 0.95, &["creditnota"]),
     (Field::InvoiceNumber, r"document\s*(?:no\.?|number)", 0.6, &["document"]),
+    (
+        Field::InvoiceNumber,
+        r"(?:fattura|fatura|nota\s+di\s+credito|nota\s+de\s+cr[eé]dito)\s*(?:n[º°oª]?\.?|nr\.?|num\.?|n[úu]mero|#)",
+        0.95,
+        &["fattura", "fatura", "nota"],
+    ),
+    (
+        Field::InvoiceNumber,
+        r"(?:n[º°oª]?\.?|num\.?|n[úu]mero)\s*(?:d[ae]\s+|della\s+)?(?:fattura|fatura)",
+        0.95,
+        &["fattura", "fatura"],
+    ),
     // Issue date.
     (
         Field::IssueDate,
@@ -78,6 +90,20 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
         &["expedicion", "emision", "fechafactura", "fechadefactura"],
     ),
     (Field::IssueDate, r"fecha", 0.7, &["fecha"]),
+    (
+        Field::IssueDate,
+        r"f\.\s*(?:de\s+)?(?:emisi[oó]n|expedici[oó]n|factura)",
+        0.9,
+        &["emision", "expedicion", "factura"],
+    ),
+    (Field::IssueDate, r"emitida\s+el|expedida\s+el", 0.9, &["emitida", "expedida"]),
+    (
+        Field::IssueDate,
+        r"data\s+(?:d[ae]l?(?:la)?\s+)?(?:fattura|fatura|emiss[aã]o|emissione|documento)|data\s+de\s+emiss[aã]o",
+        0.95,
+        &["fattura", "fatura", "emissao", "emissione", "documento"],
+    ),
+    (Field::IssueDate, r"data", 0.6, &["data"]),
     (Field::IssueDate, r"(?:invoice|issue|billing|credit\s+note)\s+date", 0.95, &["date"]),
     (Field::IssueDate, r"date\s+of\s+(?:issue|invoice)", 0.95, &["date"]),
     (Field::IssueDate, r"dated?", 0.6, &["date"]),
@@ -104,6 +130,9 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     (Field::DueDate, r"[àa]\s+r[ée]gler\s+avant\s+le", 0.85, &["regler"]),
     (Field::DueDate, r"vervaldatum", 0.95, &["vervaldatum"]),
     (Field::DueDate, r"uiterste\s+betaaldatum", 0.95, &["betaaldatum"]),
+    (Field::DueDate, r"pagadera\s+(?:antes\s+del?|hasta(?:\s+el)?)", 0.85, &["pagadera"]),
+    (Field::DueDate, r"(?:data\s+(?:di\s+)?)?scadenza", 0.9, &["scadenza"]),
+    (Field::DueDate, r"data\s+(?:de\s+)?vencimento|vencimento", 0.9, &["vencimento"]),
     // Net.
     (Field::Net, r"(?:total\s+)?bases?\s+imponibles?", 0.9, &["imponible"]),
     (Field::Net, r"importe\s+neto", 0.9, &["neto"]),
@@ -129,6 +158,19 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     (Field::Net, r"total\s+ht|montant\s+(?:total\s+)?ht|total\s+hors\s+taxes?|base\s+ht", 0.9, &["ht", "hors"]),
     (Field::Net, r"sous-?\s?total", 0.75, &["sous"]),
     (Field::Net, r"subtotaal|totaal\s+excl\.?\s*btw", 0.85, &["totaal"]),
+    (
+        Field::Net,
+        r"(?:totale\s+)?imponibile|base\s+tribut[áa]vel|valor\s+tribut[áa]vel",
+        0.9,
+        &["imponibile", "tributavel"],
+    ),
+    (
+        Field::Net,
+        r"totale\s+(?:netto|merce)|total\s+(?:s/|sem\s+)iva|total\s+l[ií]quido",
+        0.85,
+        &["netto", "merce", "sem", "liquido"],
+    ),
+    (Field::Net, r"subtotale", 0.8, &["subtotale"]),
     // Tax.
     (
         Field::Tax,
@@ -150,6 +192,8 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     (Field::Tax, r"(?:total|montant)\s+(?:de\s+la\s+)?tva|total\s+taxes", 0.95, &["tva", "taxes"]),
     (Field::Tax, r"tva", 0.6, &["tva"]),
     (Field::Tax, r"(?:totaal\s+)?btw(?:-?bedrag)?", 0.7, &["btw"]),
+    (Field::Tax, r"(?:totale|importo)\s+iva|(?:total|valor)\s+(?:do\s+|de\s+)?iva", 0.95, &["iva"]),
+    (Field::Tax, r"imposta", 0.6, &["imposta"]),
     // Total (before withholding).
     (
         Field::Total,
@@ -186,6 +230,9 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     (Field::Total, r"total\s+ttc|montant\s+(?:total\s+)?ttc", 0.95, &["ttc"]),
     (Field::Total, r"totaal\s+incl\.?\s*btw|totaalbedrag|factuurbedrag", 0.9, &["totaal", "factuurbedrag"]),
     (Field::Total, r"totaal", 0.6, &["totaal"]),
+    (Field::Total, r"totale\s+(?:fattura|documento|generale|ivato)|importo\s+totale", 0.95, &["totale", "importo"]),
+    (Field::Total, r"totale", 0.6, &["totale"]),
+    (Field::Total, r"total\s+(?:da\s+fatura|do\s+documento|com\s+iva|geral)|valor\s+total", 0.95, &["total"]),
     // Amount due.
     (Field::Due, r"(?:total|importe|l[ií]quido)\s+a\s+pagar", 0.9, &["apagar"]),
     (Field::Due, r"a\s+pagar", 0.7, &["apagar"]),
@@ -195,6 +242,7 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     (Field::Due, r"zahlbetrag|zu\s+zahlen(?:der\s+betrag)?|offener\s+betrag|restbetrag", 0.9, &["zahl", "betrag"]),
     (Field::Due, r"(?:net|solde|reste|montant)\s+[àa]\s+payer", 0.9, &["payer"]),
     (Field::Due, r"(?:totaal\s+)?te\s+betalen", 0.9, &["tebetalen"]),
+    (Field::Due, r"(?:totale|importo|netto)\s+da\s+pagare", 0.9, &["pagare"]),
     // Withholding.
     (Field::Withholding, r"retenci[oó]n(?:\s+(?:de\s+)?(?:i\.?r\.?p\.?f\.?|irpf))?", 0.9, &["retencion"]),
     (Field::Withholding, r"i\.?r\.?p\.?f\.?", 0.85, &["irpf"]),
@@ -260,6 +308,19 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     ),
     (Field::Ignore, r"date\s+(?:de\s+)?(?:livraison|commande|d[ée]but|fin|de\s+facture\s+associ[ée]e)", 1.0, &["date"]),
     (Field::Ignore, r"(?:lever|order)datum", 1.0, &["datum"]),
+    // The date a payment was made or a receipt printed for it: never the invoice's issue date.
+    (
+        Field::Ignore,
+        r"fecha\s+(?:de\s+)?(?:pago|cobro)|payment\s+date|date\s+(?:of\s+)?payment|zahlungsdatum|date\s+de\s+(?:paiement|r[eè]glement)|betaaldatum|data\s+(?:de\s+|di\s+)?pagamento",
+        1.0,
+        &["pago", "cobro", "payment", "zahlungsdatum", "paiement", "reglement", "betaaldatum", "pagamento"],
+    ),
+    (
+        Field::Ignore,
+        r"data\s+(?:de\s+|di\s+)?(?:entrega|consegna|ordine|encomenda|nascita)|data\s+(?:do\s+)?pedido",
+        1.0,
+        &["entrega", "consegna", "ordine", "encomenda", "nascita", "pedido"],
+    ),
     (
         Field::Ignore,
         r"(?:unit\s+)?price\s+(?:excl|incl)\.?(?:uding)?\s+(?:vat|tax)|(?:excl|incl|inkl|exkl)\.?\s+(?:vat|tax|ust|mwst|iva|tva|btw)\b",

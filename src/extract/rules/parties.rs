@@ -104,6 +104,16 @@ const SUPPLIER_BLOCKS: &[&str] = &[
     "leverancier",
     "verkoper",
     "afzender",
+    "cedenteprestatore",
+    "cedente",
+    "prestatore",
+    "fornitore",
+    "emittente",
+    "fornecedor",
+    "emitente",
+    "prestador",
+    "datosdelproveedor",
+    "supplierdetails",
 ];
 const CUSTOMER_BLOCKS: &[&str] = &[
     "cliente",
@@ -133,6 +143,24 @@ const CUSTOMER_BLOCKS: &[&str] = &[
     "factuuradres",
     "abweichenderrechnungsempfanger",
     "vosidentifiants",
+    "para",
+    "alaatencionde",
+    "billingaddress",
+    "destinataire",
+    "facturationa",
+    "fatturatoa",
+    "intestatario",
+    "cessionariocommittente",
+    "committente",
+    "cessionario",
+    "adquirente",
+    "faturadoa",
+    "faturara",
+    "dadosdocliente",
+    "datidelcliente",
+    "gegevensklant",
+    "kundendaten",
+    "customerdetails",
 ];
 const OTHER_BLOCKS: &[&str] = &[
     "adressedelivraison",
@@ -149,6 +177,16 @@ const OTHER_BLOCKS: &[&str] = &[
     "afleveradres",
     "payee",
     "zahlungsempfanger",
+    "deliverto",
+    "shippingaddress",
+    "livraison",
+    "indirizzodispedizione",
+    "destinazionemerce",
+    "luogodiconsegna",
+    "moradadeentrega",
+    "localdeentrega",
+    "entregaen",
+    "direcciondeenvio",
 ];
 
 fn block_key(s: &str) -> String {
@@ -250,7 +288,19 @@ fn find_blocks(layout: &Layout) -> Vec<Block> {
                     let next = line.segments.get(k + 1).map(|s| s.text.trim()).filter(|t| name_like(t));
                     (r, next.map(str::to_string))
                 }
-                Some(r) => (r, None),
+                // `Sold To    Fabrikam Residences`: the name beside its label without a colon. Only a name of two
+                // words or more that no label reads, so a grid of column headers (`Cliente   Fecha`) is no name.
+                Some(r) => {
+                    let next = line.segments.get(k + 1).map(|s| s.text.trim()).filter(|t| {
+                        name_like(t)
+                            && t.split_whitespace().count() >= 2
+                            && block_role(t).is_none()
+                            && find_labels(t).is_empty()
+                            && !is_title(t)
+                            && !spaced_out(t)
+                    });
+                    (r, next.map(str::to_string))
+                }
                 None => match inline_block(&seg.text) {
                     Some((r, name)) => (r, Some(name)),
                     None => continue,
@@ -448,12 +498,18 @@ fn customer_labelled(text_before: &str) -> bool {
 }
 
 /// Words before a tax ID that say it is a tax ID (as opposed to a code that happens to pass the check).
+///
+/// The label may sit far left of its value (wide padding): runs of spaces count as one. It must be a word of its
+/// own: `ust` inside a town's name (`Augustusburg`) is no label.
 fn tax_id_labelled(text_before: &str) -> bool {
+    static LABEL: LazyLock<Regex> = LazyLock::new(|| {
+        super::regex(
+            r"\b(?:nif|cif|vat(?:no|id)?|ust(?:-?id[a-z]*)?|tva|iva|btw|n\.i\.f|c\.i\.f|dni|nie|tax|steuer[a-z]*|mwst|uid|p\.\s?iva|partita|nipc|contribuinte|gst|gstin|tin|abn|siren|kvk)\b",
+        )
+    });
     let f = fold(text_before);
-    let tail: String = f.chars().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
-    ["nif", "cif", "vat", "ust", "tva", "iva", "btw", "n.i.f", "c.i.f", "dni", "nie", "tax", "steuer", "mwst", "uid"]
-        .iter()
-        .any(|w| tail.contains(w))
+    let squeezed = f.split_whitespace().collect::<Vec<_>>().join(" ");
+    LABEL.find_iter(&squeezed).last().is_some_and(|m| squeezed.len() - m.end() <= 30)
 }
 
 /// A column header right above the value names it a tax ID (`USt-IdNr` / `DE123456789` in a footer table).
@@ -501,7 +557,11 @@ pub fn read_parties(layout: &Layout, own: &Own) -> Parties {
             let before = &line.text[..m.start];
             let col = line.segment_at(m.start).map_or(line.col(m.start), |s| s.start);
             let labelled = tax_id_labelled(before) || labelled_above(layout, i, line.col(m.start));
-            let hint = if customer_labelled(before) { Some(Role::Customer) } else { block_of(i, col) };
+            let hint = if customer_labelled(before) {
+                Some(Role::Customer)
+            } else {
+                block_of(i, col).or_else(|| in_window(layout, &out.customer, i, col).then_some(Role::Customer))
+            };
             let id = match m.id {
                 Ok(id) => id,
                 Err(TaxIdError::Checksum) => {
@@ -556,6 +616,18 @@ pub fn read_parties(layout: &Layout, own: &Own) -> Parties {
     apply_own(&mut out, own);
     supplier_iban(layout, &mut out);
     out
+}
+
+/// Is a tax ID at `line`/`col` part of the customer's address block (the addressee window): within six lines
+/// under the customer's name and starting in its column? The window's tax ID is never the supplier's.
+fn in_window(layout: &Layout, customer: &PartyFound, line: usize, col: usize) -> bool {
+    let Some(name) = &customer.name else { return false };
+    let Some(name_col) =
+        layout.lines[name.line].segments.iter().find(|s| s.text.trim() == name.value.trim()).map(|s| s.start)
+    else {
+        return false;
+    };
+    line > name.line && line <= name.line + 6 && col + 4 >= name_col && col <= name_col + 4
 }
 
 /// A tax ID seen on the page, with where it was and what its surroundings say.
@@ -632,6 +704,12 @@ fn company_above(layout: &Layout, line: usize, col: usize) -> Option<(String, us
     None
 }
 
+/// A title set in spaced capitals (`W A R E N R E C H N U N G`): mostly one-letter words.
+fn spaced_out(t: &str) -> bool {
+    let words: Vec<&str> = t.split_whitespace().collect();
+    words.len() >= 4 && words.iter().filter(|w| w.chars().count() == 1).count() * 4 >= words.len() * 3
+}
+
 /// A document title such as `FACTURA`, `FACTURA RECTIFICATIVA`, `INVOICE`, `RECHNUNG`.
 fn is_title(segment: &str) -> bool {
     let f = fold(segment.trim());
@@ -654,7 +732,12 @@ fn letterhead(layout: &Layout, blocks: &[Block]) -> Option<(String, usize)> {
             return None;
         }
         // Alone on its line, or beside the document's title or header labels (`Acme S.L.      FACTURA`).
-        let beside_title = line.segments[1..].iter().all(|s| is_title(&s.text) || !find_labels(&s.text).is_empty());
+        // A short heading without digits or a company of its own (`Project Statement`) counts as a title.
+        let heading =
+            |t: &str| t.split_whitespace().count() <= 3 && !t.chars().any(|c| c.is_ascii_digit()) && !has_legal_form(t);
+        let beside_title = line.segments[1..]
+            .iter()
+            .all(|s| is_title(&s.text) || !find_labels(&s.text).is_empty() || (i < 3 && heading(&s.text)));
         if !beside_title || blocks.iter().any(|b| i >= b.label_line && i <= b.last_line) {
             continue;
         }
@@ -830,6 +913,43 @@ mod tests {
         let p = read("Acme S.L.\nNIF: B12345675\n");
         assert_eq!(p.supplier.tax_id, None);
         assert_eq!(p.bad_tax_ids, vec!["B12345675".to_string()]);
+    }
+
+    #[test]
+    fn a_customer_name_beside_its_label_without_a_colon_is_read_and_ship_to_is_not_the_customer() {
+        let p = read("Contoso, Ltd.\n\n        Sold To    Fabrikam Residences\n                   345 Willow Street\n");
+        assert_eq!(name(&p.customer), Some("Fabrikam Residences"));
+        let p = read("Kunde    W A R E N R E C H N U N G\n");
+        assert_eq!(name(&p.customer), None, "a spaced-out title beside the label");
+        let p = read("Ship To    Northwind Traders\n           1 Main St\n");
+        assert_eq!(name(&p.customer), None);
+        let p = read("Cliente     Fecha      Número\nAcme S.A.   01/02/2025 7\n");
+        assert_ne!(name(&p.customer), Some("Fecha      Número"));
+    }
+
+    #[test]
+    fn a_company_beside_a_heading_at_the_top_is_the_letterhead() {
+        let p = read(
+            " Contoso, Ltd.                                  Project Statement\n                 Date: 8/20/2020\n",
+        );
+        assert_eq!(name(&p.supplier), Some("Contoso, Ltd."));
+    }
+
+    #[test]
+    fn the_tax_id_in_the_addressee_window_is_never_the_suppliers() {
+        let p = read(
+            "Harbour Print Ltd · 47 Victoria Road · M1 2HF Manchester\n\n                                        Kunde\n                                        Greenfield Dental GmbH\n                                        Hauptstr. 5\n                                        10115 Berlin\n                                        USt-IdNr. DE136695976\n\nRechnung Nr. 5\n\n\n\n\n\n\n\nHarbour Print Ltd   VAT GB 980 7806 84\n",
+        );
+        assert_eq!(tax(&p.customer).as_deref(), Some("DE136695976"));
+        assert_ne!(tax(&p.supplier).as_deref(), Some("DE136695976"));
+    }
+
+    #[test]
+    fn a_tax_id_label_counts_across_wide_padding_and_only_as_a_word() {
+        assert!(tax_id_labelled("USt-IdNr.:                               "));
+        assert!(tax_id_labelled("NIF"));
+        assert!(!tax_id_labelled("Augustusburg"));
+        assert!(!tax_id_labelled("Kreuzstraße 9, 09573 Augustusburg "));
     }
 
     #[test]
