@@ -13,9 +13,9 @@ use super::guard::SandboxGuard;
 use super::helpers::*;
 use super::wire::*;
 use super::*;
-use crate::secret::Secret;
 use crate::extract::Extraction;
 use crate::sandbox::ExtractOptions;
+use crate::secret::Secret;
 
 /// The E2B backend. Cheap to clone; clones share the pool, the semaphore and the rate limiter.
 #[derive(Clone)]
