@@ -246,6 +246,38 @@ pub struct CompanyConfig {
     pub names: Vec<String>,
     #[serde(default)]
     pub tax_ids: Vec<String>,
+    /// What to do with an invoice whose customer is clearly another company.
+    #[serde(default)]
+    pub on_foreign_customer: ForeignCustomer,
+}
+
+/// `[company] on_foreign_customer`: book an invoice addressed to another company flagged for review, or answer
+/// the supplier that it is not ours and book nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForeignCustomer {
+    #[default]
+    Flag,
+    Reject,
+}
+
+/// `[review]`: when an invoice needs an accountant's look before it is booked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewConfig {
+    /// A field read with less confidence than this (0..1) puts the invoice in `needs_review`.
+    #[serde(default = "default_min_confidence")]
+    pub min_confidence: f32,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        ReviewConfig { min_confidence: default_min_confidence() }
+    }
+}
+
+fn default_min_confidence() -> f32 {
+    0.7
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -330,6 +362,8 @@ pub struct Config {
     pub security: SecurityConfig,
     #[serde(default)]
     pub company: CompanyConfig,
+    #[serde(default)]
+    pub review: ReviewConfig,
     #[serde(default)]
     pub reply: ReplyConfig,
     #[serde(default)]
@@ -486,6 +520,9 @@ impl Config {
             if self.smtp.username.is_none() {
                 bail!("smtp.username is needed with smtp.auth = \"xoauth2\"");
             }
+        }
+        if !(0.0..=1.0).contains(&self.review.min_confidence) {
+            bail!("review.min_confidence must be between 0 and 1, got {}", self.review.min_confidence);
         }
         check_plaintext("imap", &self.imap.host, self.imap.tls, self.imap.allow_insecure)?;
         check_plaintext("smtp", &self.smtp.host, self.smtp.tls, self.smtp.allow_insecure)?;
