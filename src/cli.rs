@@ -30,6 +30,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The accountants' view of the stored invoices: list, show, correct, approve.
+    Invoices {
+        #[command(subcommand)]
+        command: crate::ledger::InvoicesCommand,
+    },
+    /// The stored invoices as a file: CSV, or the libro registro de facturas recibidas.
+    Export(crate::ledger::ExportArgs),
     /// Watch the mailbox until SIGTERM or SIGINT (the service).
     Run {
         #[arg(long, short)]
@@ -130,6 +137,16 @@ pub struct JailArgs {
     own_names: Vec<String>,
     #[arg(long = "own-tax-id")]
     own_tax_ids: Vec<String>,
+    /// A supplier-memory hint, as JSON (`extract::memory::FieldHint`).
+    #[arg(long = "hint", value_parser = json_arg::<crate::extract::memory::FieldHint>)]
+    hints: Vec<crate::extract::memory::FieldHint>,
+    /// A corrected value to locate on the page, as JSON (`extract::memory::LearnRequest`).
+    #[arg(long = "learn", value_parser = json_arg::<crate::extract::memory::LearnRequest>)]
+    learn: Vec<crate::extract::memory::LearnRequest>,
+}
+
+fn json_arg<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
+    serde_json::from_str(s).map_err(|e| e.to_string())
 }
 
 /// Run a parsed command; the returned code is the process exit code.
@@ -137,6 +154,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run { config } => serve(&config).await,
         Command::Once { config } => once(&config).await,
+        Command::Invoices { command } => crate::ledger::invoices(command).await,
+        Command::Export(args) => crate::ledger::export(args).await,
         Command::Extract { json, no_embedded, config, files } => {
             extract(json, no_embedded, config.as_deref(), &files).await
         }
@@ -183,6 +202,8 @@ pub fn run_in_jail(command: Command) -> Result<i32> {
                 max_image_pixels: jail.max_pixels,
                 own_names: jail.own_names,
                 own_tax_ids: jail.own_tax_ids,
+                hints: jail.hints,
+                learn: jail.learn,
             };
             // No dot in the directory's name: tesseract looks for a zone file named after the image up to its
             // last dot, and with a dot in `/tmp/.tmpXYZ/document` it took `/tmp/` for one and read no text.

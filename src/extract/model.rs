@@ -180,6 +180,14 @@ pub struct Extraction {
     pub checks: Option<Vec<Check>>,
     #[serde(default)]
     pub warnings: Option<Vec<String>>,
+    /// Fields read some other way than the document-wide `source`: `supplier_memory` for a field read where a
+    /// correction taught us this supplier prints it (`extract::memory`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_sources: Option<BTreeMap<String, String>>,
+    /// Where this page prints the values the worker asked about (`sandbox::ExtractOptions::learn`), for the
+    /// supplier memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<Vec<crate::extract::memory::FieldHint>>,
 }
 
 impl Extraction {
@@ -208,6 +216,8 @@ impl Extraction {
             confidence: None,
             checks: None,
             warnings: None,
+            field_sources: None,
+            learned: None,
         }
     }
 

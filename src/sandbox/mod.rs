@@ -39,6 +39,10 @@ pub struct ExtractOptions {
     pub max_image_pixels: u64,
     pub own_names: Vec<String>,
     pub own_tax_ids: Vec<String>,
+    /// Where the supplier memory says suppliers print their fields (`extract::memory`).
+    pub hints: Vec<crate::extract::memory::FieldHint>,
+    /// Corrected values whose place on the page the extractor should report (`Extraction::learned`).
+    pub learn: Vec<crate::extract::memory::LearnRequest>,
 }
 
 impl ExtractOptions {
@@ -53,8 +57,24 @@ impl ExtractOptions {
         }
         args.extend(self.own_names.iter().map(|n| format!("--own-name={n}")));
         args.extend(self.own_tax_ids.iter().map(|t| format!("--own-tax-id={t}")));
+        args.extend(self.memory_args());
         args
     }
+
+    /// `--hint=JSON` and `--learn=JSON`, one per hint and per request.
+    pub fn memory_args(&self) -> Vec<String> {
+        let hints = self.hints.iter().map(|h| format!("--hint={}", serde_json::to_string(h).unwrap_or_default()));
+        let learn = self.learn.iter().map(|l| format!("--learn={}", serde_json::to_string(l).unwrap_or_default()));
+        hints.chain(learn).collect()
+    }
+}
+
+/// `sandbox-run` with `options`, reading its document from stdin.
+fn stdin_args(options: &ExtractOptions) -> Vec<String> {
+    let mut args = vec!["sandbox-run".to_string()];
+    args.extend(options.to_args());
+    args.push(STDIN_INPUT.to_string());
+    args
 }
 
 #[derive(Debug, Clone)]
@@ -204,6 +224,7 @@ impl Sandbox {
                 max_image_pixels: cfg.max_image_pixels,
                 own_names: company.names.clone(),
                 own_tax_ids: company.tax_ids.clone(),
+                ..Default::default()
             },
             standby: Standby::new(standby),
             e2b,
@@ -237,12 +258,38 @@ impl Sandbox {
         results
     }
 
+    /// Extract one document with supplier-memory hints and learning requests on top of the configured options.
+    /// Such a document needs a jail started with them, not a standby one; without any it is `extract`.
+    pub async fn extract_with_memory(
+        &self,
+        filename: &str,
+        bytes: &[u8],
+        hints: Vec<crate::extract::memory::FieldHint>,
+        learn: Vec<crate::extract::memory::LearnRequest>,
+    ) -> Vec<Extraction> {
+        if hints.is_empty() && learn.is_empty() {
+            return self.extract(filename, bytes).await;
+        }
+        let options = ExtractOptions { hints, learn, ..self.options.clone() };
+        if let Some(e2b) = &self.e2b {
+            return e2b.extract(filename, bytes, &options).await;
+        }
+        let outcome = match self.start_now(&stdin_args(&options)).await {
+            Ok(started) => started.finish(Some((filename, bytes)), self.timeout).await,
+            Err(e) => Err(e),
+        };
+        let mut results = self.results_of(filename, outcome);
+        let digest = crate::extract::sha256_hex(bytes);
+        for r in &mut results {
+            r.file = filename.to_string();
+            r.sha256 = Some(digest.clone());
+        }
+        results
+    }
+
     /// The arguments of the extractor that reads one document from its stdin (see `receive_document`).
     fn run_args(&self) -> Vec<String> {
-        let mut args = vec!["sandbox-run".to_string()];
-        args.extend(self.options.to_args());
-        args.push(STDIN_INPUT.to_string());
-        args
+        stdin_args(&self.options)
     }
 
     /// Start the extractor with `args`, in the configured backend, with its stdin, stdout and stderr piped. It
@@ -342,6 +389,11 @@ impl Sandbox {
             }
             None => self.read_in_new_jail(document).await,
         };
+        self.results_of(filename, outcome)
+    }
+
+    /// The results of a jail's run, or the error result that says why there are none.
+    fn results_of(&self, filename: &str, outcome: Result<Finished>) -> Vec<Extraction> {
         match outcome {
             Ok(f) => parse_output(filename, f.output.status, &f.output.stdout, &f.output.stderr),
             Err(e) if e.is::<TimedOut>() => vec![failure(
