@@ -277,7 +277,7 @@ impl Default for ReviewConfig {
 }
 
 fn default_min_confidence() -> f32 {
-    0.7
+    0.6
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

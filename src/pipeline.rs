@@ -713,6 +713,11 @@ impl App {
             .then_some(MessageError::TooLarge { bytes: m.size_bytes, limit: self.config.limits.max_message_bytes });
 
         let mut extracted: Vec<(mime::Document, Vec<Extraction>)> = Vec::new();
+        // Where corrections taught us this sender's suppliers print their fields (`extract::memory`).
+        let hints = match (&too_large, incoming.from.as_deref()) {
+            (None, Some(from)) if !incoming.documents.is_empty() => crate::ledger::hints_for(&self.pool, from).await?,
+            _ => Vec::new(),
+        };
         if too_large.is_none() {
             for doc in &incoming.documents {
                 let span = info_span!(
@@ -722,7 +727,11 @@ impl App {
                     bytes = doc.bytes.len()
                 );
                 let started = Instant::now();
-                let results = self.sandbox.extract(&doc.filename, &doc.bytes).instrument(span).await;
+                let results = self
+                    .sandbox
+                    .extract_with_memory(&doc.filename, &doc.bytes, hints.clone(), Vec::new())
+                    .instrument(span)
+                    .await;
                 Metrics::global().sandbox_seconds.observe(started.elapsed().as_secs_f64());
                 for r in &results {
                     Metrics::global().document(r.error.as_ref().map_or("ok", |e| e.code.as_str()));

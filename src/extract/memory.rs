@@ -210,7 +210,8 @@ fn pattern_regex(pattern: &str) -> Option<Regex> {
     let mut re = String::new();
     for c in pattern.chars() {
         match c {
-            'A' => re.push_str(r"\pL+"),
+            // regex-lite has no Unicode classes: ASCII and Latin-1 letters are what invoice numbers use.
+            'A' => re.push_str("[A-Za-zÀ-ÖØ-öø-ÿ]+"),
             '9' => re.push_str("[0-9]+"),
             other => re.push_str(&regex_lite::escape(&other.to_string())),
         }
@@ -258,4 +259,55 @@ fn chunk_at(line: &str, col: usize) -> Option<(usize, &str)> {
 
 fn compact(s: &str) -> String {
     s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_uppercase).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::Party;
+
+    const PAGE: &str = "Suministros Norte S.L.                    FACTURA
+Calle Mayor 12                            Ref. de cargo: EXP-2025/0017
+NIF: B12345674                            Fecha: 15/10/2025
+";
+
+    const TABLE: &str = "EMISOR                    CLIENTE
+Expediente      Fecha        Vencimiento
+X-77/B          15/10/2025   14/11/2025
+";
+
+    fn invoice_from(tax_id: &str) -> Extraction {
+        let mut e = Extraction::empty("f.pdf");
+        e.supplier = Some(Party { tax_id: Some(tax_id.into()), ..Default::default() });
+        e
+    }
+
+    #[test]
+    fn a_label_learnt_from_one_page_reads_the_next() {
+        let h = learn(PAGE, "tax:B12345674", "invoice_number", "EXP-2025/0017").unwrap();
+        assert_eq!((h.label.as_str(), h.below, h.pattern.as_str()), ("ref. de cargo", false, "A-9/9"));
+        let next = PAGE.replace("EXP-2025/0017", "EXP-2026/0123");
+        let mut e = invoice_from("ESB12345674");
+        apply(&mut e, &next, std::slice::from_ref(&h));
+        assert_eq!(e.invoice_number.as_deref(), Some("EXP-2026/0123"));
+        assert_eq!(e.field_sources.unwrap()["invoice_number"], SOURCE);
+        // Another supplier's invoice is not read with this supplier's hint.
+        let mut other = invoice_from("A58818501");
+        apply(&mut other, &next, &[h]);
+        assert_eq!(other.invoice_number, None);
+    }
+
+    #[test]
+    fn a_value_under_its_label_is_learnt_as_a_column() {
+        let h = learn(TABLE, "sender:a@b", "invoice_number", "X-77/B").unwrap();
+        assert_eq!((h.label.as_str(), h.below), ("expediente", true));
+        let mut e = Extraction::empty("f.pdf");
+        apply(&mut e, &TABLE.replace("X-77/B", "Y-81/C"), &[h]);
+        assert_eq!(e.invoice_number.as_deref(), Some("Y-81/C"));
+    }
+
+    #[test]
+    fn a_value_the_page_does_not_show_teaches_nothing() {
+        assert_eq!(learn(PAGE, "sender:a@b", "invoice_number", "NOPE-1"), None);
+    }
 }
