@@ -100,13 +100,13 @@ fn read_xml(name: &str, bytes: &[u8]) -> Vec<Extraction> {
     match einvoice::parse(name, bytes, &einvoice::XmlLimits::default()) {
         Ok(v) if !v.is_empty() => v,
         Ok(_) => vec![Extraction::failed(name, ErrorCode::NoInvoiceFound, "the XML holds no invoice")],
-        Err(e) => vec![einvoice_error(name, e)],
+        Err(e) => vec![einvoice_error(name, &e)],
     }
 }
 
-fn einvoice_error(name: &str, e: einvoice::EinvoiceError) -> Extraction {
+pub(crate) fn einvoice_error(name: &str, e: &einvoice::EinvoiceError) -> Extraction {
     use einvoice::EinvoiceError as E;
-    let code = match &e {
+    let code = match e {
         E::NotEinvoice { .. } => ErrorCode::NoInvoiceFound,
         E::Unsupported { .. } => ErrorCode::UnsupportedType,
         E::Invalid { .. } => ErrorCode::InvalidEinvoice,
@@ -185,7 +185,7 @@ fn embedded_invoice(files: Vec<(String, Vec<u8>)>, name: &str) -> Option<Result<
             Ok(_) | Err(einvoice::EinvoiceError::NotEinvoice { .. }) => {}
             Err(e) => {
                 if first_error.is_none() {
-                    let mut failed = einvoice_error(name, e);
+                    let mut failed = einvoice_error(name, &e);
                     if let Some(err) = failed.error.as_mut() {
                         err.message = format!("{xml_name}: {}", err.message);
                     }

@@ -208,6 +208,22 @@ impl Rule {
     }
 }
 
+/// The payee account (BT-84) is kept as the XML states it; when it is not a valid IBAN (a national account
+/// number, an anonymised "XXX", a typo in the check digits) the accountants must see that before paying into it.
+pub(crate) fn payee_account(mut e: Extraction) -> Extraction {
+    let Some(account) = e.supplier.as_ref().and_then(|s| s.iban.clone()) else {
+        return e;
+    };
+    match crate::extract::rules::iban::Iban::parse(&account) {
+        Ok(_) => e.push_check(Check::new("iban_checksum", true, Some(format!("{account} passes mod 97")))),
+        Err(_) => {
+            e.push_warning(format!("The payment account {account} stated in the XML is not a valid IBAN."));
+            e.push_check(Check::new("iban_checksum", false, Some(format!("{account} fails mod 97 or its length"))));
+        }
+    }
+    e
+}
+
 pub(crate) fn sum(values: &[Decimal]) -> Decimal {
     values.iter().copied().sum()
 }

@@ -117,12 +117,18 @@ fn party(node: Option<Node>) -> Party {
     }
 }
 
-/// BT-31 / BT-48 VAT identifier (`schemeID="VA"`), else BT-32 tax registration number (`schemeID="FC"`).
+/// BT-31 / BT-48 VAT identifier (`schemeID="VA"`; some producers write `VAT`), else BT-32 tax registration
+/// number (`schemeID="FC"`). Only an identifier: Swedish invoices put the F-tax approval text ("Godkänd för
+/// F-skatt") under `FC`, which is a statement, not a number.
 fn tax_registration(party: Node) -> Option<String> {
     let ids = party.all(&["SpecifiedTaxRegistration", "ID"]);
-    let with_scheme =
-        |scheme: &str| ids.iter().filter(|n| n.attribute("schemeID") == Some(scheme)).find_map(|n| n.own_text());
-    with_scheme("VA").or_else(|| with_scheme("FC"))
+    let with_scheme = |scheme: &str| {
+        ids.iter()
+            .filter(|n| n.attribute("schemeID").is_some_and(|s| s.eq_ignore_ascii_case(scheme)))
+            .filter_map(|n| n.own_text())
+            .find(|id| values::looks_like_identifier(id))
+    };
+    with_scheme("VA").or_else(|| with_scheme("VAT")).or_else(|| with_scheme("FC"))
 }
 
 /// BT-84: the payee's account of the payment means (`IBANID`, or a `ProprietaryID` that is an IBAN). A direct

@@ -71,8 +71,8 @@ pub fn parse(file: &str, xml: &[u8], limits: &XmlLimits) -> Result<Vec<Extractio
     let doc = xml::parse_document(&text, limits)?;
     let root = invoice_root(&doc);
     match classify(root) {
-        Format::Cii => Ok(vec![cii::read(file, root)]),
-        Format::Ubl => Ok(vec![ubl::read(file, root)]),
+        Format::Cii => Ok(vec![checks::payee_account(cii::read(file, root))]),
+        Format::Ubl => Ok(vec![checks::payee_account(ubl::read(file, root))]),
         Format::Facturae => {
             let invoices = facturae::read(file, root);
             if invoices.is_empty() {
@@ -83,7 +83,7 @@ pub fn parse(file: &str, xml: &[u8], limits: &XmlLimits) -> Result<Vec<Extractio
                     message: "the Facturae file holds no Invoices/Invoice element".into(),
                 });
             }
-            Ok(invoices)
+            Ok(invoices.into_iter().map(checks::payee_account).collect())
         }
         Format::Unsupported { format, .. } => Err(EinvoiceError::Unsupported { format: format.into() }),
         Format::Unknown => Err(EinvoiceError::NotEinvoice { root: describe(root) }),
@@ -155,6 +155,9 @@ fn classify(root: Node) -> Format {
         "Finvoice" => unsupported("Finvoice (Finland)", "finvoice"),
         "Faktura" if ns.contains("crd.gov.pl") => unsupported("KSeF FA (Poland)", "ksef"),
         "Comprobante" if ns.contains("sat.gob.mx") => unsupported("CFDI (Mexico)", "cfdi"),
+        // An invoice life-cycle status (French e-invoicing's CDAR: "refused", "paid" ...) answers an invoice; it is
+        // not one, and not a format to add: no invoice found.
+        "CrossDomainAcknowledgementAndResponse" => Format::Unknown,
         _ if ns.starts_with(UBL_NS) => unsupported(ubl_name(name, ns), "ubl-other"),
         _ if ns.starts_with("urn:un:unece:uncefact:data:") || name.starts_with("CrossIndustry") => {
             unsupported(cii_name(name), "cii-other")

@@ -128,9 +128,28 @@ pub(crate) fn iban(text: &str) -> Option<String> {
     shaped.then_some(compact)
 }
 
-/// The first of `candidates` that is an IBAN.
+/// The payee's account (BT-84): the first of `candidates` that has the shape of an IBAN, else the first account
+/// id as the XML states it. BT-84 is the account to pay into whatever its scheme, and an e-invoice is read
+/// exactly: a value that is no valid IBAN is kept, and `checks::payee_account` reports it as failing its check
+/// instead of hiding it. Placeholder words ("IBAN", "n/a") and ids longer than an IBAN are not accounts.
 pub(crate) fn first_iban(candidates: impl IntoIterator<Item = String>) -> Option<String> {
-    candidates.into_iter().find_map(|c| iban(&c))
+    let candidates: Vec<String> = candidates.into_iter().collect();
+    candidates.iter().find_map(|c| iban(c)).or_else(|| {
+        candidates.iter().find_map(|c| {
+            let compact: String = c.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase();
+            let plausible = (3..=34).contains(&compact.len())
+                && compact.chars().all(|c| c.is_ascii_alphanumeric())
+                && !matches!(compact.as_str(), "IBAN" | "NA" | "NONE" | "NULL" | "TBD");
+            plausible.then_some(compact)
+        })
+    })
+}
+
+/// An identifier (a tax number, an account), not a sentence: at most one word of three or more letters.
+/// Ids are written with spaces (`FR 05 987 654 321`) and as placeholders (`XX`), so digits are not required.
+pub(crate) fn looks_like_identifier(text: &str) -> bool {
+    let words = text.split_whitespace().filter(|w| w.chars().filter(|c| c.is_alphabetic()).count() >= 3);
+    words.filter(|w| w.chars().all(|c| c.is_alphabetic() || c == '-')).count() < 2
 }
 
 /// ISO 3166-1 alpha-2, as the schema wants it; anything else is dropped.
@@ -249,5 +268,14 @@ mod tests {
         assert_eq!(iban("de08 7009 0100 1234 5678 90").as_deref(), Some("DE08700901001234567890"));
         assert_eq!(iban("1234567891234"), None);
         assert_eq!(iban("IBAN"), None);
+        assert!(looks_like_identifier("FR 05 987 654 321") && looks_like_identifier("XX"));
+        assert!(!looks_like_identifier("Godkänd för F-skatt"));
+        // BT-84 as stated, when no candidate is an IBAN (the check then fails, see checks::payee_account).
+        assert_eq!(first_iban(["1234567891234".to_string()]).as_deref(), Some("1234567891234"));
+        assert_eq!(first_iban(["IBAN".to_string()]), None);
+        assert_eq!(
+            first_iban(["123".to_string(), "DE08 7009 0100 1234 5678 90".to_string()]).as_deref(),
+            Some("DE08700901001234567890")
+        );
     }
 }
