@@ -194,7 +194,9 @@ async fn the_list_and_the_libro_registro_show_every_field_of_the_stored_invoices
 
     let rows = parse_csv(&stdout(&cli(&w, &["invoices", "list", "--format", "csv"])), ',');
     assert_eq!(rows.len(), 3);
-    for (row, inv) in rows.iter().zip(&invoices) {
+    // Several slots read the mails at once, so the rows come in any order: each is found by its number.
+    for inv in &invoices {
+        let row = rows.iter().find(|r| r["invoice_number"] == inv.number).expect("a row per invoice");
         let due = inv.due_date.map(|d| d.to_string()).unwrap_or_default();
         let iban: String = inv.iban.clone().unwrap_or_default().chars().filter(|c| !c.is_whitespace()).collect();
         for (column, expected) in [
@@ -225,11 +227,11 @@ async fn the_list_and_the_libro_registro_show_every_field_of_the_stored_invoices
     let libro = parse_csv(&stdout(&cli(&w, &["export", "--format", "libro-registro"])), ';');
     // One line per invoice and rate: 1 + 3 + 1.
     assert_eq!(libro.len(), 5, "{libro:?}");
-    let mut at = 0;
     for inv in &invoices {
+        let lines: Vec<_> = libro.iter().filter(|l| l["Serie-Número"] == inv.number).collect();
+        assert_eq!(lines.len(), inv.bases().len(), "{}: {lines:?}", inv.number);
         for (k, (rate, base, quota)) in inv.bases().into_iter().enumerate() {
-            let line = &libro[at];
-            at += 1;
+            let line = lines[k];
             let first = k == 0;
             for (column, expected) in [
                 ("Fecha Expedición", inv.issue_date.format("%d/%m/%Y").to_string()),
