@@ -516,6 +516,13 @@ async fn status(path: &Path) -> Result<i32> {
     for (state, n) in counts {
         println!("  {state:<12} {n}");
     }
+    let reviews = store::ledger::review_counts(&pool).await?;
+    if !reviews.is_empty() {
+        println!("invoices by review state (`invoices list --state STATE`):");
+        for (state, n) in reviews {
+            println!("  {state:<12} {n}");
+        }
+    }
     println!("outbox backlog: {}", store::pending_mail_count(&pool).await?);
     match store::last_imap_contact(&pool).await? {
         Some(t) => println!("last IMAP contact: {}", t.format("%Y-%m-%d %H:%M:%S UTC")),

@@ -313,3 +313,11 @@ pub async fn hints_for_sender(pool: &PgPool, sender: &str) -> Result<Vec<serde_j
     .fetch_all(pool)
     .await?)
 }
+
+/// Invoices per review state, for `status`.
+pub async fn review_counts(pool: &PgPool) -> Result<Vec<(String, i64)>> {
+    let rows = sqlx::query("SELECT review_state, count(*) FROM invoices GROUP BY review_state ORDER BY review_state")
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+}
