@@ -224,7 +224,10 @@ async fn the_list_and_the_libro_registro_show_every_field_of_the_stored_invoices
     let by_supplier = stdout(&cli(&w, &["invoices", "list", "--format", "csv", "--supplier", "Laura"]));
     assert_eq!(parse_csv(&by_supplier, ',').len(), 1);
 
-    let libro = parse_csv(&stdout(&cli(&w, &["export", "--format", "libro-registro"])), ';');
+    println!("{}", stdout(&cli(&w, &["invoices", "list"])));
+    let libro_text = stdout(&cli(&w, &["export", "--format", "libro-registro"]));
+    println!("{libro_text}");
+    let libro = parse_csv(&libro_text, ';');
     // One line per invoice and rate: 1 + 3 + 1.
     assert_eq!(libro.len(), 5, "{libro:?}");
     for inv in &invoices {
@@ -284,6 +287,7 @@ async fn a_correction_is_shown_with_its_audit_record_and_used_by_the_export() {
 
     let dir = tempfile::tempdir().unwrap();
     let show = stdout(&cli(&w, &["invoices", "show", &id, "--save-original", &dir.path().display().to_string()]));
+    println!("{show}");
     assert!(show.contains(&format!("invoice {id}: corrected")), "{show}");
     let total_line = show.lines().find(|l| l.starts_with("total_amount")).unwrap();
     assert!(total_line.contains("600.00") && total_line.ends_with("correction"), "{total_line}");

@@ -191,7 +191,7 @@ async fn show(config: &Path, id: i64, save_original: Option<&Path>) -> Result<i3
         }
     }
     if let Some(checks) = e.checks.as_ref().filter(|c| !c.is_empty()) {
-        println!("\nchecks:");
+        println!("\nchecks (on the values as read):");
         for c in checks {
             let detail = c.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
             println!("  {} {}{detail}", if c.ok { "ok  " } else { "FAIL" }, c.name);
