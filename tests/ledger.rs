@@ -379,3 +379,75 @@ async fn after_one_correction_the_next_invoices_of_an_unusual_layout_are_read_ri
     assert!(later.iter().all(|(_, s)| s["invoice_number"] == "supplier_memory"), "{later:?}");
     w.drop_database().await;
 }
+
+/// Two workers read two copies of one invoice (other bytes) at the same moment: the unique key on supplier and
+/// number makes the second INSERT wait for the first to commit, then store nothing.
+#[tokio::test]
+async fn two_workers_storing_the_same_invoice_at_once_make_one_row() {
+    use invoice_intake::extract::{Extraction, Party};
+    use invoice_intake::store::{self, InvoiceOrigin, NewAttachment, NewMessage};
+    let w = TestWorld::new().await;
+    let pool = store::connect(w.config.database.url.expose(), 4).await.unwrap();
+    store::migrate(&pool).await.unwrap();
+    let mut e = Extraction::empty("a.pdf");
+    e.invoice_number = Some("FN-2025-0042".into());
+    e.total_amount = Some(Decimal::new(53216, 2));
+    e.issue_date = "2025-10-15".parse().ok();
+    e.supplier = Some(Party { tax_id: Some("B12345674".into()), ..Default::default() });
+
+    let mut refs = Vec::new();
+    for uid in [1u32, 2] {
+        let raw = format!("Subject: copy {uid}\r\n\r\n");
+        let m = NewMessage {
+            mailbox: "INBOX",
+            uidvalidity: 1,
+            uid,
+            message_id: None,
+            sender: Some("a@x.test"),
+            subject: None,
+            raw: raw.as_bytes(),
+            raw_sha256: &format!("{uid:064}"),
+            size_bytes: raw.len() as u64,
+        };
+        let message = store::insert_message(&pool, &m).await.unwrap().unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        let a = NewAttachment {
+            message_ref: message,
+            position: 0,
+            filename: "a.pdf",
+            content_type: "pdf",
+            size_bytes: 1,
+            sha256: &format!("{uid}"),
+            status: "ok",
+            error_code: None,
+            result: serde_json::json!([]),
+        };
+        let attachment = store::insert_attachment(&mut tx, &a).await.unwrap();
+        tx.commit().await.unwrap();
+        refs.push((message, attachment, format!("{uid}")));
+    }
+    let origin = |i: usize| InvoiceOrigin {
+        message_ref: refs[i].0,
+        attachment_ref: refs[i].1,
+        message_id: None,
+        sender: "a@x.test",
+        sha256: &refs[i].2,
+        index: 0,
+    };
+    let mut first = pool.begin().await.unwrap();
+    assert!(store::insert_invoice(&mut first, &origin(0), &e).await.unwrap().is_some());
+    let mut second = pool.begin().await.unwrap();
+    let second_origin = origin(1);
+    {
+        let racing = store::insert_invoice(&mut second, &second_origin, &e);
+        tokio::pin!(racing);
+        // The second insert waits for the first transaction.
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(300), &mut racing).await.is_err());
+        first.commit().await.unwrap();
+        assert_eq!(racing.await.unwrap(), None, "the second copy stores nothing");
+    }
+    second.commit().await.unwrap();
+    assert_eq!(count_invoices(&w).await, 1);
+    pool.close().await;
+    w.drop_database().await;
+}
