@@ -33,6 +33,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The accountants' view of the stored invoices: list, show, correct, approve.
+    Invoices {
+        #[command(subcommand)]
+        command: crate::ledger::InvoicesCommand,
+    },
+    /// The stored invoices as a file: CSV, or the libro registro de facturas recibidas.
+    Export(crate::ledger::ExportArgs),
     /// Watch the mailbox until SIGTERM or SIGINT (the service).
     Run {
         /// The config file; else $INVOICE_INTAKE_CONFIG, else /etc/invoice-intake/config.toml.
@@ -165,6 +172,16 @@ pub struct JailArgs {
     /// A tax ID of our own company, never reported as the supplier's.
     #[arg(long = "own-tax-id")]
     own_tax_ids: Vec<String>,
+    /// A supplier-memory hint, as JSON (`extract::memory::FieldHint`).
+    #[arg(long = "hint", value_parser = json_arg::<crate::extract::memory::FieldHint>)]
+    hints: Vec<crate::extract::memory::FieldHint>,
+    /// A corrected value to locate on the page, as JSON (`extract::memory::LearnRequest`).
+    #[arg(long = "learn", value_parser = json_arg::<crate::extract::memory::LearnRequest>)]
+    learn: Vec<crate::extract::memory::LearnRequest>,
+}
+
+fn json_arg<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
+    serde_json::from_str(s).map_err(|e| e.to_string())
 }
 
 /// Run a parsed command; the returned code is the process exit code.
@@ -172,6 +189,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run { config } => serve(&config).await,
         Command::Once { config } => once(&config).await,
+        Command::Invoices { command } => crate::ledger::invoices(command).await,
+        Command::Export(args) => crate::ledger::export(args).await,
         Command::Extract { json, no_embedded, config, files } => {
             extract(json, no_embedded, config.as_deref(), &files).await
         }
@@ -230,6 +249,8 @@ pub fn run_in_jail(command: Command) -> Result<i32> {
                 max_image_pixels: jail.max_pixels,
                 own_names: jail.own_names,
                 own_tax_ids: jail.own_tax_ids,
+                hints: jail.hints,
+                learn: jail.learn,
             };
             // No dot in the directory's name: tesseract looks for a zone file named after the image up to its
             // last dot, and with a dot in `/tmp/.tmpXYZ/document` it took `/tmp/` for one and read no text.
@@ -579,6 +600,13 @@ async fn status(path: &Path) -> Result<i32> {
     }
     for (state, n) in counts {
         println!("  {state:<12} {n}");
+    }
+    let reviews = store::ledger::review_counts(&pool).await?;
+    if !reviews.is_empty() {
+        println!("invoices by review state (`invoices list --state STATE`):");
+        for (state, n) in reviews {
+            println!("  {state:<12} {n}");
+        }
     }
     println!("outbox backlog: {}", store::pending_mail_count(&pool).await?);
     if let Some(p) = store::oldest_pending_mail(&pool).await? {

@@ -5,7 +5,7 @@
 //! and bad values are rejected with an error that names the key, because a typo in `processed_mailbox` would
 //! otherwise silently leave mail in the inbox.
 
-pub use crate::extract::CompanyConfig;
+pub use crate::extract::{CompanyConfig, ForeignCustomer};
 pub use crate::mail::auth::SenderPolicy;
 pub use crate::mail::settings::{AuthMethod, ImapConfig, Language, SmtpConfig, Tls};
 pub use crate::sandbox::settings::{SandboxBackend, SandboxConfig};
@@ -120,6 +120,25 @@ impl SecurityConfig {
     }
 }
 
+/// `[review]`: when an invoice needs an accountant's look before it is booked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewConfig {
+    /// A field read with less confidence than this (0..1) puts the invoice in `needs_review`.
+    #[serde(default = "default_min_confidence")]
+    pub min_confidence: f32,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        ReviewConfig { min_confidence: default_min_confidence() }
+    }
+}
+
+fn default_min_confidence() -> f32 {
+    0.6
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyConfig {
@@ -183,6 +202,8 @@ pub struct Config {
     pub security: SecurityConfig,
     #[serde(default)]
     pub company: CompanyConfig,
+    #[serde(default)]
+    pub review: ReviewConfig,
     #[serde(default)]
     pub reply: ReplyConfig,
     #[serde(default)]
@@ -273,6 +294,9 @@ impl Config {
             if self.smtp.username.is_none() {
                 bail!("smtp.username is needed with smtp.auth = \"xoauth2\"");
             }
+        }
+        if !(0.0..=1.0).contains(&self.review.min_confidence) {
+            bail!("review.min_confidence must be between 0 and 1, got {}", self.review.min_confidence);
         }
         check_plaintext("imap", &self.imap.host, self.imap.tls, self.imap.allow_insecure)?;
         check_plaintext("smtp", &self.smtp.host, self.smtp.tls, self.smtp.allow_insecure)?;

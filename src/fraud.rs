@@ -3,7 +3,7 @@
 //! Pure comparisons, no I/O. Each signal is a reason for an accountant to look before paying, not a verdict:
 //! - the IBAN changed — the classic business-email-compromise fraud, where a lookalike or hijacked mailbox
 //!   sends a real-looking invoice that pays into the fraudster's account;
-//! - an invoice number came back with a different total — a doctored copy of a real invoice;
+//! - an invoice number came back with a different total or date — a doctored copy of a real invoice;
 //! - a payment QR code pays into another IBAN than the one the page prints — a sticker over the code, or a
 //!   PDF whose code was swapped.
 //!
@@ -50,6 +50,8 @@ pub enum Signal {
     NumberReusedWithDifferentTotal { number: String, previous_total: Decimal, now: Decimal },
     /// The payment QR code's IBAN is not the one printed on the page.
     QrIbanDiffersFromPage { code: String, page: String },
+    /// Same invoice number and total from the same supplier with a different issue date.
+    NumberReusedWithDifferentDate { number: String, previous_date: NaiveDate, now: NaiveDate },
 }
 
 /// The signals the new invoice raises against the supplier's history, IBAN first.
@@ -78,8 +80,10 @@ fn iban_changed(new: &NewInvoice, earlier: &[&PastInvoice]) -> Option<Signal> {
     Some(Signal::IbanChanged { previous: previous.clone(), now, since })
 }
 
-/// Flags an invoice number seen before with another total. If any earlier copy has the same total it is a
-/// duplicate, which the store's uniqueness check handles, and not a signal.
+/// Flags an invoice number seen before with another total, or with the same total and another date. A copy
+/// with the same total and date is the same invoice: the store keeps one row per invoice (`ledger::keys`), so
+/// such a copy only reaches here when it could not be recognised as one (read without the tax ID, say), and it
+/// is not a signal.
 fn number_reused(new: &NewInvoice, earlier: &[&PastInvoice]) -> Option<Signal> {
     let written = new.invoice_number.as_deref()?;
     let number = normalize_number(written)?;
@@ -90,15 +94,17 @@ fn number_reused(new: &NewInvoice, earlier: &[&PastInvoice]) -> Option<Signal> {
         .filter_map(|p| Some((*p, p.total_amount?)))
         .collect();
     // Decimal equality is numeric: 100.0 and 100.00 are the same total.
-    if same_number.iter().any(|(_, total)| *total == now) {
+    let same_total: Vec<(&PastInvoice, Decimal)> = same_number.iter().copied().filter(|(_, t)| *t == now).collect();
+    if same_total.iter().any(|(p, _)| p.issue_date == new.issue_date) {
         return None;
     }
+    let number = written.trim().to_string();
+    if let Some((p, _)) = latest(&same_total, |(p, _)| p.issue_date) {
+        let (Some(previous_date), Some(date)) = (p.issue_date, new.issue_date) else { return None };
+        return Some(Signal::NumberReusedWithDifferentDate { number, previous_date, now: date });
+    }
     let (_, previous_total) = latest(&same_number, |(p, _)| p.issue_date)?;
-    Some(Signal::NumberReusedWithDifferentTotal {
-        number: written.trim().to_string(),
-        previous_total: *previous_total,
-        now,
-    })
+    Some(Signal::NumberReusedWithDifferentTotal { number, previous_total: *previous_total, now })
 }
 
 /// The most recent item by issue date; undated ones count as oldest, and ties go to the later one in `items`.
@@ -130,7 +136,7 @@ impl Supplier {
 /// Upper-case alphanumerics, with the `ES` VAT prefix dropped so `ESB12345674` and `B-12345674` compare equal.
 /// Spanish NIF/NIE/CIF are nine characters and never start with `ES` themselves (a CIF's second character is a
 /// digit), so eleven characters starting with `ES` are always prefix plus number.
-fn normalize_tax_id(raw: &str) -> Option<String> {
+pub(crate) fn normalize_tax_id(raw: &str) -> Option<String> {
     let compact = compact_upper(raw);
     let id = match compact.strip_prefix("ES") {
         Some(number) if number.len() == 9 => number.to_string(),
@@ -147,7 +153,7 @@ fn normalize_iban(raw: &str) -> Option<String> {
 
 /// Invoice numbers compare case-insensitively and without whitespace; other punctuation is kept because
 /// `2024-1` and `20241` can be two different invoices.
-fn normalize_number(raw: &str) -> Option<String> {
+pub(crate) fn normalize_number(raw: &str) -> Option<String> {
     let number: String = raw.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_uppercase).collect();
     (!number.is_empty()).then_some(number)
 }
@@ -173,6 +179,21 @@ impl Signal {
                     format!(
                         "The payment QR code carries the IBAN {code}, but the invoice prints {page}: a sticker or a \
                          tampered PDF. Confirm the account by phone with a known contact before paying."
+                    )
+                }
+            }
+            Signal::NumberReusedWithDifferentDate { number, previous_date, now } => {
+                if spanish {
+                    format!(
+                        "La factura número {number} de este proveedor ya llegó con fecha {} y ahora llega con fecha \
+                         {} y el mismo total: compruebe cuál es la buena antes de pagar.",
+                        previous_date.format("%d/%m/%Y"),
+                        now.format("%d/%m/%Y")
+                    )
+                } else {
+                    format!(
+                        "Invoice number {number} from this supplier already arrived dated {previous_date} and now \
+                         arrives dated {now} with the same total: check which one is genuine before paying."
                     )
                 }
             }
@@ -362,10 +383,20 @@ mod tests {
                 }],
             },
             Case {
-                name: "same number and same total is a duplicate, not a signal",
+                name: "same number, total and date is the same invoice, not a signal",
+                new: new(SUPPLIER, SENDER, "F-1", "1234.5", IBAN_A),
+                history: vec![past(SUPPLIER, SENDER, "F-1", "1234.50", IBAN_A, "2024-06-01")],
+                expected: vec![],
+            },
+            Case {
+                name: "same number and total with another date is a signal: the store keeps both",
                 new: new(SUPPLIER, SENDER, "F-1", "1234.5", IBAN_A),
                 history: vec![past(SUPPLIER, SENDER, "F-1", "1234.50", IBAN_A, "2024-01-10")],
-                expected: vec![],
+                expected: vec![Signal::NumberReusedWithDifferentDate {
+                    number: "F-1".into(),
+                    previous_date: date("2024-01-10"),
+                    now: date("2024-06-01"),
+                }],
             },
             Case {
                 name: "another supplier with the same number",

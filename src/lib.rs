@@ -12,6 +12,7 @@ pub mod config;
 pub mod eval;
 pub mod extract;
 pub mod fraud;
+pub mod ledger;
 pub mod mail;
 pub mod metrics;
 pub mod pipeline;

@@ -735,6 +735,11 @@ impl App {
         let budget = self.config.sandbox.message_budget();
         let started = Instant::now();
         let mut out_of_time = false;
+        // Where corrections taught us this sender's suppliers print their fields (`extract::memory`).
+        let hints = match (&too_large, incoming.from.as_deref()) {
+            (None, Some(from)) if !incoming.documents.is_empty() => crate::ledger::hints_for(&self.pool, from).await?,
+            _ => Vec::new(),
+        };
         if too_large.is_none() {
             for doc in &incoming.documents {
                 if self.stopping.is_cancelled() {
@@ -772,7 +777,11 @@ impl App {
                     bytes = doc.bytes.len()
                 );
                 let started = Instant::now();
-                let results = self.sandbox.extract(&doc.filename, &doc.bytes).instrument(span).await;
+                let results = self
+                    .sandbox
+                    .extract_with_memory(&doc.filename, &doc.bytes, hints.clone(), Vec::new())
+                    .instrument(span)
+                    .await;
                 Metrics::global().sandbox_seconds.observe(started.elapsed().as_secs_f64());
                 for r in &results {
                     Metrics::global().document(r.error.as_ref().map_or("ok", |e| e.code.as_str()));
@@ -903,7 +912,19 @@ impl App {
                     outcomes.push((label, Outcome::Failed(e)));
                     continue;
                 }
-                if let Some(existing) = store::invoice_by_document(tx, &sender, &sha, index as i32).await? {
+                let e = match self.addressed_to_us(e) {
+                    Ok(e) => e,
+                    Err(not_ours) => {
+                        outcomes.push((label, *not_ours));
+                        continue;
+                    }
+                };
+                let keys = crate::ledger::keys::InvoiceKeys::of(&e, &sender);
+                let earlier = match store::invoice_by_document(tx, &sender, &sha, index as i32).await? {
+                    Some(same_file) => Some(same_file),
+                    None => store::ledger::invoice_by_content(tx, &keys).await?,
+                };
+                if let Some(existing) = earlier {
                     outcomes.push((
                         label,
                         Outcome::Duplicate {
@@ -926,18 +947,30 @@ impl App {
                     Some(invoice_id) => {
                         info!(invoice_id, number = e.invoice_number.as_deref().unwrap_or(""), "invoice stored");
                         let alerts = self.fraud_signals(tx, &sender, invoice_id, &e).await?;
+                        let (review, reasons) =
+                            crate::ledger::review::assess(&e, &alerts, self.config.review.min_confidence);
+                        store::ledger::set_review(tx, invoice_id, review.as_str(), &serde_json::to_value(&reasons)?)
+                            .await?;
                         stored.push((label.clone(), e.clone(), invoice_id, alerts));
                         outcomes.push((label, Outcome::Stored(e)));
                     }
-                    None => outcomes.push((
-                        label,
-                        Outcome::Duplicate { extraction: e, first_seen: chrono::Utc::now(), invoice_number: None },
-                    )),
+                    // Another worker stored the same invoice while we read it; its commit came first.
+                    None => {
+                        let first = store::ledger::invoice_by_content(tx, &keys).await?;
+                        outcomes.push((
+                            label,
+                            Outcome::Duplicate {
+                                extraction: e,
+                                first_seen: first.as_ref().map_or_else(chrono::Utc::now, |f| f.created_at),
+                                invoice_number: first.and_then(|f| f.invoice_number),
+                            },
+                        ))
+                    }
                 }
             }
         }
 
-        let any_invoice = outcomes.iter().any(|(_, o)| !matches!(o, Outcome::Failed(_)));
+        let any_invoice = outcomes.iter().any(|(_, o)| matches!(o, Outcome::Stored(_) | Outcome::Duplicate { .. }));
         let (state, target, mut reason) = if let Some(why) = &poisoned {
             (MessageState::Quarantined, &self.config.imap.failed_mailbox, Some(why.clone()))
         } else if let Some(MessageError::TooLarge { bytes, limit }) = too_large {
@@ -957,8 +990,9 @@ impl App {
         } else {
             let why = outcomes
                 .iter()
-                .filter_map(|(n, o)| {
-                    o.extraction().error.as_ref().map(|e| format!("{n}: {} ({})", e.code.as_str(), e.message))
+                .filter_map(|(n, o)| match o {
+                    Outcome::NotForUs { reason, .. } => Some(format!("{n}: not for us ({reason})")),
+                    _ => o.extraction().error.as_ref().map(|e| format!("{n}: {} ({})", e.code.as_str(), e.message)),
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
@@ -1106,6 +1140,19 @@ impl App {
                  (reply.max_replies_without_invoice_per_hour = {budget})"
             )
         }))
+    }
+
+    /// An invoice whose customer is clearly another company is flagged with a failed `addressed_to_us` check
+    /// (so it needs review and the confirmation says `[REVISAR]`), or with `on_foreign_customer = "reject"`
+    /// returned as the supplier's answer instead of being booked.
+    fn addressed_to_us(&self, mut e: Extraction) -> std::result::Result<Extraction, Box<Outcome>> {
+        let Some(why) = crate::ledger::review::foreign_customer(&e, &self.config.company) else { return Ok(e) };
+        warn!(reason = why.as_str(), "invoice addressed to another company");
+        if self.config.company.on_foreign_customer == crate::config::ForeignCustomer::Reject {
+            return Err(Box::new(Outcome::NotForUs { extraction: e, reason: why }));
+        }
+        e.push_check(crate::extract::Check::new(crate::ledger::review::ADDRESSED_TO_US, false, Some(why)));
+        Ok(e)
     }
 
     /// Compare a newly stored invoice with the supplier's history: a changed IBAN (business email compromise)

@@ -4,8 +4,10 @@
 //! Order of preference: structured XML (attached, or embedded in a PDF), then the PDF text layer, then OCR.
 //! The rules that read fields (`rules`, `text`, `einvoice`) are pure functions of text or XML.
 
+pub mod breakdown;
 pub mod einvoice;
 pub mod kind;
+pub mod memory;
 pub mod model;
 pub mod ocr;
 mod options;
@@ -22,7 +24,7 @@ use std::path::Path;
 
 pub use kind::{sniff, DocumentKind};
 pub use model::{Check, DocumentType, ErrorCode, Extraction, Party, QrCode, Source, Status};
-pub use options::{CompanyConfig, ExtractOptions};
+pub use options::{CompanyConfig, ExtractOptions, ForeignCustomer};
 
 /// Below this many letters and digits a PDF's text layer is a scan's stray metadata, not its content.
 const MIN_TEXT_CHARS: usize = 40;
@@ -214,9 +216,8 @@ fn read_pdf_visual(
     layer: &pdf::TextLayer,
     workdir: &Path,
 ) -> Extraction {
-    let own = own_company(opts);
     if layer.text.chars().filter(|c| c.is_alphanumeric()).count() >= MIN_TEXT_CHARS {
-        return text::read_invoice_text(name, &layer.text, Source::PdfText, &own);
+        return read_text(name, &layer.text, Source::PdfText, opts);
     }
     let pages = layer.pages;
     let pages_dir = workdir.join("pages");
@@ -239,7 +240,22 @@ fn read_pdf_visual(
         }
         let _ = std::fs::remove_file(&image);
     }
-    text::read_invoice_text(name, &text, Source::Ocr, &own)
+    read_text(name, &text, Source::Ocr, opts)
+}
+
+/// The rules on laid-out text, then what they leave to others: the supplier's remembered layout
+/// (`memory`) and the VAT breakdown per rate (`breakdown`).
+fn read_text(name: &str, text: &str, source: Source, opts: &ExtractOptions) -> Extraction {
+    let mut e = text::read_invoice_text(name, text, source, &own_company(opts));
+    if e.is_ok() {
+        memory::apply(&mut e, text, &opts.hints);
+        breakdown::fill(&mut e, text);
+    }
+    let learned = memory::learn_all(text, &opts.learn);
+    if !learned.is_empty() {
+        e.learned = Some(learned);
+    }
+    e
 }
 
 fn read_image(path: &Path, name: &str, bytes: &[u8], opts: &ExtractOptions, workdir: &Path) -> Vec<Extraction> {
@@ -264,7 +280,7 @@ fn read_image(path: &Path, name: &str, bytes: &[u8], opts: &ExtractOptions, work
     }
     let langs = ocr::languages();
     let (mut result, text) = match ocr::image_to_text(path, &langs, None, workdir) {
-        Ok(text) => (text::read_invoice_text(name, &text, Source::Ocr, &own_company(opts)), text),
+        Ok(text) => (read_text(name, &text, Source::Ocr, opts), text),
         Err((code, msg)) => (Extraction::failed(name, code, msg), String::new()),
     };
     qr::merge::apply(&mut result, &qr::decode::in_image_file(path, 1), &text);

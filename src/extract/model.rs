@@ -26,6 +26,8 @@ pub enum Source {
     QrVerifactu,
     QrTicketbai,
     QrPt,
+    /// A field read where a correction taught us this supplier prints it (`extract::memory`).
+    SupplierMemory,
 }
 
 impl Source {
@@ -222,12 +224,17 @@ pub struct Extraction {
     pub checks: Option<Vec<Check>>,
     #[serde(default)]
     pub warnings: Option<Vec<String>>,
-    /// Fields that did not come from `source`: a QR code's fields, with confidence 1 (`extract::qr`).
+    /// Fields that did not come from `source`: a QR code's fields, with confidence 1 (`extract::qr`), and
+    /// `supplier_memory` for a field read where a correction taught us this supplier prints it (`extract::memory`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field_sources: Option<BTreeMap<String, Source>>,
     /// The codes found on the page, one entry each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qr_codes: Option<Vec<QrCode>>,
+    /// Where this page prints the values the worker asked about (`sandbox::ExtractOptions::learn`), for the
+    /// supplier memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<Vec<crate::extract::memory::FieldHint>>,
 }
 
 impl Extraction {
@@ -258,6 +265,7 @@ impl Extraction {
             warnings: None,
             field_sources: None,
             qr_codes: None,
+            learned: None,
         }
     }
 

@@ -11,6 +11,19 @@ pub struct CompanyConfig {
     pub names: Vec<String>,
     #[serde(default)]
     pub tax_ids: Vec<String>,
+    /// What to do with an invoice whose customer is clearly another company.
+    #[serde(default)]
+    pub on_foreign_customer: ForeignCustomer,
+}
+
+/// `[company] on_foreign_customer`: book an invoice addressed to another company flagged for review, or answer
+/// the supplier that it is not ours and book nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForeignCustomer {
+    #[default]
+    Flag,
+    Reject,
 }
 
 /// Options the extractor needs besides the document.
@@ -21,6 +34,10 @@ pub struct ExtractOptions {
     pub max_image_pixels: u64,
     pub own_names: Vec<String>,
     pub own_tax_ids: Vec<String>,
+    /// Where the supplier memory says suppliers print their fields (`extract::memory`).
+    pub hints: Vec<crate::extract::memory::FieldHint>,
+    /// Corrected values whose place on the page the extractor should report (`Extraction::learned`).
+    pub learn: Vec<crate::extract::memory::LearnRequest>,
 }
 
 impl ExtractOptions {
@@ -35,6 +52,14 @@ impl ExtractOptions {
         }
         args.extend(self.own_names.iter().map(|n| format!("--own-name={n}")));
         args.extend(self.own_tax_ids.iter().map(|t| format!("--own-tax-id={t}")));
+        args.extend(self.memory_args());
         args
+    }
+
+    /// `--hint=JSON` and `--learn=JSON`, one per hint and per request.
+    pub fn memory_args(&self) -> Vec<String> {
+        let hints = self.hints.iter().map(|h| format!("--hint={}", serde_json::to_string(h).unwrap_or_default()));
+        let learn = self.learn.iter().map(|l| format!("--learn={}", serde_json::to_string(l).unwrap_or_default()));
+        hints.chain(learn).collect()
     }
 }

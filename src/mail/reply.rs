@@ -41,20 +41,26 @@ const SUBJECT_NUMBER_CHARS: usize = 40;
 #[derive(Debug, Clone)]
 pub enum Outcome {
     Stored(Extraction),
-    /// The same sender sent this very document before.
+    /// This invoice is stored already: the same document from the same sender, or the same supplier and number
+    /// (another copy, or the XML beside its own PDF).
     Duplicate {
         extraction: Extraction,
         first_seen: DateTime<Utc>,
         invoice_number: Option<String>,
     },
     Failed(Extraction),
+    /// Not booked: the invoice is addressed to another company (`[company] on_foreign_customer = "reject"`).
+    NotForUs {
+        extraction: Extraction,
+        reason: String,
+    },
 }
 
 impl Outcome {
     pub fn extraction(&self) -> &Extraction {
         match self {
             Outcome::Stored(e) | Outcome::Failed(e) => e,
-            Outcome::Duplicate { extraction, .. } => extraction,
+            Outcome::Duplicate { extraction, .. } | Outcome::NotForUs { extraction, .. } => extraction,
         }
     }
 }
@@ -221,14 +227,21 @@ fn outcome_lines(name: &str, outcome: &Outcome, c: &ReplyContent<'_>) -> Vec<Str
             let number = invoice_number.as_deref().unwrap_or("-");
             out.push(if es {
                 format!(
-                    "- {name}: duplicado. Ya recibimos este mismo documento el {} (factura nº {number}); no lo registramos de nuevo.",
+                    "- {name}: duplicado. Ya recibimos esta factura el {} (factura nº {number}); no la registramos de nuevo.",
                     date_es(first_seen.date_naive())
                 )
             } else {
                 format!(
-                    "- {name}: duplicate. We already received this very document on {} (invoice {number}); it is not recorded again.",
+                    "- {name}: duplicate. We already received this invoice on {} (invoice {number}); it is not recorded again.",
                     first_seen.date_naive()
                 )
+            });
+        }
+        Outcome::NotForUs { reason, .. } => {
+            out.push(if es {
+                format!("- {name}: no registrada: la factura no va dirigida a nuestra empresa ({reason}). Envíela a su destinatario, por favor.")
+            } else {
+                format!("- {name}: not recorded: the invoice is not addressed to our company ({reason}). Please send it to its recipient.")
             });
         }
         Outcome::Failed(e) => {
@@ -381,6 +394,8 @@ fn check_sentence(check: &crate::extract::Check, es: bool) -> String {
             "the total is negative on an ordinary invoice; if it is a credit, please send it as a credit note"
                 .to_string()
         }
+        ("addressed_to_us", true) => "la factura no va dirigida a nuestra empresa".to_string(),
+        ("addressed_to_us", false) => "the invoice is not addressed to our company".to_string(),
         (name, true) => format!("la comprobación {name} no se cumple"),
         (name, false) => format!("check {name} failed"),
     };

@@ -36,6 +36,14 @@ pub const STDIN_INPUT: &str = "-";
 /// The longest first line `receive_document` reads: a file name, JSON-quoted.
 const MAX_NAME_LINE: u64 = 16 * 1024;
 
+/// `sandbox-run` with `options`, reading its document from stdin.
+fn stdin_args(options: &ExtractOptions) -> Vec<String> {
+    let mut args = vec!["sandbox-run".to_string()];
+    args.extend(options.to_args());
+    args.push(STDIN_INPUT.to_string());
+    args
+}
+
 /// Where the extractor runs. Each backend is a seam with its own implementation, chosen once from the config.
 #[derive(Debug, Clone)]
 enum Backend {
@@ -195,6 +203,7 @@ impl Sandbox {
                 max_image_pixels: cfg.max_image_pixels,
                 own_names: company.names.clone(),
                 own_tax_ids: company.tax_ids.clone(),
+                ..Default::default()
             },
             ocr_languages: cfg.ocr_languages.clone(),
             standby: Standby::new(standby),
@@ -232,12 +241,38 @@ impl Sandbox {
         results
     }
 
+    /// Extract one document with supplier-memory hints and learning requests on top of the configured options.
+    /// Such a document needs a jail started with them, not a standby one; without any it is `extract`.
+    pub async fn extract_with_memory(
+        &self,
+        filename: &str,
+        bytes: &[u8],
+        hints: Vec<crate::extract::memory::FieldHint>,
+        learn: Vec<crate::extract::memory::LearnRequest>,
+    ) -> Vec<Extraction> {
+        if hints.is_empty() && learn.is_empty() {
+            return self.extract(filename, bytes).await;
+        }
+        let options = ExtractOptions { hints, learn, ..self.options.clone() };
+        if let Backend::E2b(e2b) = &self.backend {
+            return e2b.extract(filename, bytes, &options).await;
+        }
+        let outcome = match self.start_now(&stdin_args(&options)).await {
+            Ok(started) => started.finish(Some((filename, bytes)), self.timeout).await,
+            Err(e) => Err(e),
+        };
+        let mut results = self.results_of(filename, outcome);
+        let digest = crate::extract::sha256_hex(bytes);
+        for r in &mut results {
+            r.file = filename.to_string();
+            r.sha256 = Some(digest.clone());
+        }
+        results
+    }
+
     /// The arguments of the extractor that reads one document from its stdin (see `receive_document`).
     fn run_args(&self) -> Vec<String> {
-        let mut args = vec!["sandbox-run".to_string()];
-        args.extend(self.options.to_args());
-        args.push(STDIN_INPUT.to_string());
-        args
+        stdin_args(&self.options)
     }
 
     /// Start the extractor with `args`, in the configured backend, with its stdin, stdout and stderr piped. It
@@ -337,6 +372,11 @@ impl Sandbox {
             }
             None => self.read_in_new_jail(document).await,
         };
+        self.results_of(filename, outcome)
+    }
+
+    /// The results of a jail's run, or the error result that says why there are none.
+    fn results_of(&self, filename: &str, outcome: Result<Finished>) -> Vec<Extraction> {
         match outcome {
             Ok(f) => parse_output(filename, f.output.status, &f.output.stdout, &f.output.stderr),
             Err(e) if e.is::<TimedOut>() => vec![failure(

@@ -31,6 +31,8 @@ use std::time::Duration;
 
 use crate::extract::Extraction;
 
+pub mod ledger;
+
 /// How long to wait for a pooled connection before the step fails and is retried.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -490,22 +492,26 @@ pub struct InvoiceOrigin<'a> {
     pub index: i32,
 }
 
-/// Store one invoice. Returns its id, or `None` when the same sender already sent this very document.
+/// Store one invoice. Returns its id, or `None` when the same sender already sent this very document, or the
+/// same invoice is stored already (`ledger::keys`; a concurrent insert of it waits for the first to commit).
 pub async fn insert_invoice(
     tx: &mut Transaction<'_, Postgres>,
     o: &InvoiceOrigin<'_>,
     e: &Extraction,
 ) -> Result<Option<i64>> {
     let e = &clean_extraction(e.clone());
+    let keys = crate::ledger::keys::InvoiceKeys::of(e, o.sender);
     let supplier = e.supplier.clone().unwrap_or_default();
     let customer = e.customer.clone().unwrap_or_default();
     let result = serde_json::to_value(e)?;
     let row = sqlx::query(
         "INSERT INTO invoices (message_ref, attachment_ref, message_id, sender, attachment_sha256, document_index,
              source, document_type, invoice_number, issue_date, due_date, currency, supplier_name, supplier_tax_id,
-             supplier_iban, customer_name, customer_tax_id, net_amount, tax_amount, total_amount, amount_due, result)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
-         ON CONFLICT (sender, attachment_sha256, document_index) DO NOTHING RETURNING id",
+             supplier_iban, customer_name, customer_tax_id, net_amount, tax_amount, total_amount, amount_due, result,
+             supplier_key, number_key, variant_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+             $23, $24, $25)
+         ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(o.message_ref)
     .bind(o.attachment_ref)
@@ -529,6 +535,9 @@ pub async fn insert_invoice(
     .bind(e.total_amount)
     .bind(e.amount_due)
     .bind(&result)
+    .bind(&keys.supplier)
+    .bind(&keys.number)
+    .bind(&keys.variant)
     .fetch_optional(&mut **tx)
     .await?;
     Ok(row.map(|r| r.get(0)))

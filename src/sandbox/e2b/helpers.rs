@@ -21,6 +21,7 @@ pub(super) fn run_args(filename: &str, o: &ExtractOptions) -> Vec<String> {
     }
     a.extend(o.own_names.iter().map(|n| format!("--own-name={n}")));
     a.extend(o.own_tax_ids.iter().map(|t| format!("--own-tax-id={t}")));
+    a.extend(o.memory_args());
     a.push(SANDBOX_DOCUMENT.into());
     a
 }
