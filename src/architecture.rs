@@ -86,6 +86,9 @@ fn graph() -> Graph {
                 stack.push(path);
                 continue;
             }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
             let rel = path.strip_prefix(&src).unwrap();
             let top = rel.iter().next().unwrap().to_string_lossy().trim_end_matches(".rs").to_string();
             let is_test_file = rel.iter().any(|c| c == "tests" || c == "tests.rs");

@@ -81,7 +81,7 @@ fn iban_changed(new: &NewInvoice, earlier: &[&PastInvoice]) -> Option<Signal> {
 }
 
 /// Flags an invoice number seen before with another total, or with the same total and another date. A copy
-/// with the same total and date is the same invoice: the store keeps one row per invoice (`ledger::keys`), so
+/// with the same total and date is the same invoice: the store keeps one row per invoice (`store::keys`), so
 /// such a copy only reaches here when it could not be recognised as one (read without the tax ID, say), and it
 /// is not a signal.
 fn number_reused(new: &NewInvoice, earlier: &[&PastInvoice]) -> Option<Signal> {
@@ -133,17 +133,7 @@ impl Supplier {
     }
 }
 
-/// Upper-case alphanumerics, with the `ES` VAT prefix dropped so `ESB12345674` and `B-12345674` compare equal.
-/// Spanish NIF/NIE/CIF are nine characters and never start with `ES` themselves (a CIF's second character is a
-/// digit), so eleven characters starting with `ES` are always prefix plus number.
-pub(crate) fn normalize_tax_id(raw: &str) -> Option<String> {
-    let compact = compact_upper(raw);
-    let id = match compact.strip_prefix("ES") {
-        Some(number) if number.len() == 9 => number.to_string(),
-        _ => compact,
-    };
-    (!id.is_empty()).then_some(id)
-}
+pub(crate) use crate::extract::normalize::normalize_tax_id;
 
 /// ISO 13616 electronic form: no spaces (or other separators), upper-case.
 fn normalize_iban(raw: &str) -> Option<String> {

@@ -919,7 +919,7 @@ impl App {
                         continue;
                     }
                 };
-                let keys = crate::ledger::keys::InvoiceKeys::of(&e, &sender);
+                let keys = crate::store::keys::InvoiceKeys::of(&e, &sender);
                 let earlier = match store::invoice_by_document(tx, &sender, &sha, index as i32).await? {
                     Some(same_file) => Some(same_file),
                     None => store::ledger::invoice_by_content(tx, &keys).await?,

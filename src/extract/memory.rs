@@ -25,7 +25,7 @@ pub const FIELDS: &[&str] =
 /// Where one supplier prints one field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldHint {
-    /// Whose layout it is: the supplier key of `ledger::keys` (`tax:…`, `name:…` or `sender:…`).
+    /// Whose layout it is: the supplier key of the ledger (`tax:…`, `name:…` or `sender:…`).
     pub supplier: String,
     pub field: String,
     /// The label as printed, folded (lower-case, no accents), without its trailing colon.
@@ -143,11 +143,11 @@ pub fn apply(e: &mut Extraction, text: &str, hints: &[FieldHint]) {
 fn same_supplier(e: &Extraction, key: &str) -> bool {
     let supplier = e.supplier.as_ref();
     if let Some(tax) = key.strip_prefix("tax:") {
-        let read = supplier.and_then(|s| s.tax_id.as_deref()).and_then(crate::fraud::normalize_tax_id);
+        let read = supplier.and_then(|s| s.tax_id.as_deref()).and_then(crate::extract::normalize::normalize_tax_id);
         return read.as_deref() == Some(tax);
     }
     if let Some(name) = key.strip_prefix("name:") {
-        let read = supplier.and_then(|s| s.name.as_deref()).and_then(crate::ledger::keys::normalize_name);
+        let read = supplier.and_then(|s| s.name.as_deref()).and_then(crate::extract::normalize::normalize_name);
         return read.as_deref() == Some(name);
     }
     key.starts_with("sender:")

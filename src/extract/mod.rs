@@ -9,6 +9,7 @@ pub mod einvoice;
 pub mod kind;
 pub mod memory;
 pub mod model;
+pub mod normalize;
 pub mod ocr;
 mod options;
 pub mod pdf;

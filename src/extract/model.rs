@@ -77,7 +77,7 @@ pub enum Status {
     Error,
 }
 
-/// The schema's error codes. Each maps to one sentence the supplier can act on (see `mail::reply`).
+/// The schema's error codes. Each maps to one sentence the supplier can act on (see the replies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {

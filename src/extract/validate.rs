@@ -123,7 +123,7 @@ fn totals_checks(e: &mut Extraction, notes: &[String]) {
 
 /// `s` on one line without control characters, bounded; `None` when nothing is left.
 pub fn text(s: &str, max_chars: usize) -> Option<String> {
-    let s = crate::mail::headers::shorten(&crate::mail::headers::one_line(s), max_chars);
+    let s = crate::extract::normalize::shorten(&crate::extract::normalize::one_line(s), max_chars);
     (!s.is_empty()).then_some(s)
 }
 

@@ -9,7 +9,7 @@
 
 pub mod correct;
 pub mod export;
-pub mod keys;
+pub use crate::store::keys;
 pub mod review;
 
 use anyhow::{bail, Context, Result};
@@ -88,8 +88,11 @@ pub enum ExportFormat {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
+    /// The service's config file (for the database).
     #[arg(long)]
     config: PathBuf,
+    /// `csv`: one row per invoice; `libro-registro`: the Spanish register of received invoices, one line per
+    /// invoice and VAT rate.
     #[arg(long, value_enum)]
     format: ExportFormat,
     /// Invoices issued on or after this day (YYYY-MM-DD).

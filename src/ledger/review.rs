@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::keys::normalize_name;
 use crate::config::CompanyConfig;
 use crate::extract::Extraction;
 use crate::fraud::normalize_tax_id;
+use crate::store::keys::normalize_name;
 
 /// The name of the check that records that the customer on the invoice is not us.
 pub const ADDRESSED_TO_US: &str = "addressed_to_us";

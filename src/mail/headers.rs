@@ -18,38 +18,7 @@ pub const MAX_MESSAGE_ID_CHARS: usize = 250;
 /// the first and the latest are what mail clients thread by).
 pub const REFERENCES_TAIL: usize = 4;
 
-/// `s` on one line: control characters (C0, DEL, C1), line and paragraph separators and bidi overrides become a
-/// space, runs of whitespace one space, and the ends are trimmed.
-pub fn one_line(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().min(4 * MAX_LINE_CHARS));
-    let mut space = false;
-    for c in s.chars() {
-        let blank = c.is_whitespace() || c.is_control() || is_format_override(c);
-        if blank {
-            space = !out.is_empty();
-        } else {
-            if space {
-                out.push(' ');
-                space = false;
-            }
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Characters that reorder or hide text when shown (U+202A..U+202E, U+2066..U+2069, U+200B..U+200F, U+FEFF).
-fn is_format_override(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
-}
-
-/// `s` cut to at most `max_chars` characters, ending in an ellipsis when cut.
-pub fn shorten(s: &str, max_chars: usize) -> String {
-    match s.char_indices().nth(max_chars.saturating_sub(1)) {
-        Some((at, _)) if s[at..].chars().count() > 1 => format!("{}…", s[..at].trim_end()),
-        _ => s.to_string(),
-    }
-}
+pub use crate::extract::normalize::{one_line, shorten};
 
 /// A value for a header: one line, at most `MAX_HEADER_CHARS`.
 pub fn header_text(s: &str) -> String {

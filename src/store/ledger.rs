@@ -8,7 +8,7 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::ExistingInvoice;
 use crate::extract::Extraction;
-use crate::ledger::keys::InvoiceKeys;
+use crate::store::keys::InvoiceKeys;
 
 /// The stored invoice with the same supplier, number, total and date, if any (a copy with other bytes).
 pub async fn invoice_by_content(

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use crate::extract::Extraction;
 
+pub mod keys;
 pub mod ledger;
 
 /// How long to wait for a pooled connection before the step fails and is retried.
@@ -493,14 +494,14 @@ pub struct InvoiceOrigin<'a> {
 }
 
 /// Store one invoice. Returns its id, or `None` when the same sender already sent this very document, or the
-/// same invoice is stored already (`ledger::keys`; a concurrent insert of it waits for the first to commit).
+/// same invoice is stored already (`store::keys`; a concurrent insert of it waits for the first to commit).
 pub async fn insert_invoice(
     tx: &mut Transaction<'_, Postgres>,
     o: &InvoiceOrigin<'_>,
     e: &Extraction,
 ) -> Result<Option<i64>> {
     let e = &clean_extraction(e.clone());
-    let keys = crate::ledger::keys::InvoiceKeys::of(e, o.sender);
+    let keys = crate::store::keys::InvoiceKeys::of(e, o.sender);
     let supplier = e.supplier.clone().unwrap_or_default();
     let customer = e.customer.clone().unwrap_or_default();
     let result = serde_json::to_value(e)?;

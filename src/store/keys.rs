@@ -37,28 +37,7 @@ impl InvoiceKeys {
     }
 }
 
-/// Legal forms that one copy prints and another leaves out (`S.L.`, `SLU`, `GmbH`, …).
-const LEGAL_FORMS: &[&str] = &[
-    "sl", "slu", "sa", "sau", "scoop", "sll", "slne", "cb", "gmbh", "ag", "sarl", "sas", "bv", "nv", "ltd", "llc",
-    "inc", "srl", "spa",
-];
-
-/// A company name folded to lower-case ASCII words, without punctuation or a trailing legal form:
-/// `Suministros Norte, S.L.` and `SUMINISTROS NORTE SL` give `suministros norte`.
-pub fn normalize_name(name: &str) -> Option<String> {
-    let folded = crate::extract::rules::fold(name);
-    // Dots and hyphens inside a legal form (`S.L.`, `S.Coop.`) join its letters; other punctuation separates.
-    let mut words: Vec<String> = folded
-        .split(|c: char| c.is_whitespace() || c == ',')
-        .map(|w| w.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>())
-        .filter(|w| !w.is_empty())
-        .collect();
-    while words.len() > 1 && words.last().is_some_and(|w| LEGAL_FORMS.contains(&w.as_str())) {
-        words.pop();
-    }
-    let joined = words.join(" ");
-    (!joined.is_empty()).then_some(joined)
-}
+pub use crate::extract::normalize::normalize_name;
 
 #[cfg(test)]
 mod tests {
