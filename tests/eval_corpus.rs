@@ -216,7 +216,8 @@ mod layout_families {
             .args(docs.iter().map(|(name, _)| dir.path().join(name)))
             .output()
             .expect("run extract");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // `extract` exits 1 when some file could not be read; each file still gets its line, checked below.
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
         let results: Vec<Value> =
             String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(results.len(), docs.len());
