@@ -880,6 +880,9 @@ pub async fn own_mail_among(tx: &mut Transaction<'_, Postgres>, ids: &[String]) 
 
 /// Replies to `address` queued within the last hour about messages that stored no invoice.
 pub async fn recent_replies_without_invoice(tx: &mut Transaction<'_, Postgres>, address: &str) -> Result<i64> {
+    // Messages from one sender are handled in parallel slots; without this lock each transaction counts before
+    // the others commit their replies and the budget is exceeded. Held until this transaction ends.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext(lower($1)))").bind(address).execute(&mut **tx).await?;
     Ok(sqlx::query_scalar(
         "SELECT count(*) FROM outbox o
          WHERE o.kind = 'reply' AND lower($1) IN (SELECT lower(r) FROM unnest(o.recipients) r)
