@@ -36,12 +36,28 @@ pub struct NotifyConfig {
     /// alert each (spam would flood the accountants).
     #[serde(default = "default_alert_digest_minutes")]
     pub alert_digest_minutes: u64,
+    /// The language of the accountants' mails; `reply.default_language` when absent.
+    #[serde(default)]
+    pub language: Option<Language>,
+    /// The most bytes of original documents attached to one confirmation; a batch's documents past it are named
+    /// but not attached.
+    #[serde(default = "default_max_batch_attachment_bytes")]
+    pub max_batch_attachment_bytes: u64,
 }
 
 impl Default for NotifyConfig {
     fn default() -> Self {
-        NotifyConfig { accountants: Vec::new(), alert_digest_minutes: default_alert_digest_minutes() }
+        NotifyConfig {
+            accountants: Vec::new(),
+            alert_digest_minutes: default_alert_digest_minutes(),
+            language: None,
+            max_batch_attachment_bytes: default_max_batch_attachment_bytes(),
+        }
     }
+}
+
+fn default_max_batch_attachment_bytes() -> u64 {
+    20 * 1024 * 1024
 }
 
 fn default_alert_digest_minutes() -> u64 {
@@ -300,8 +316,11 @@ impl Config {
         }
         check_plaintext("imap", &self.imap.host, self.imap.tls, self.imap.allow_insecure)?;
         check_plaintext("smtp", &self.smtp.host, self.smtp.tls, self.smtp.allow_insecure)?;
-        if !looks_like_address(&self.smtp.from) {
-            bail!("smtp.from must be an email address, got {:?}", self.smtp.from);
+        if self.smtp.from.parse::<lettre::message::Mailbox>().is_err() {
+            bail!(
+                "smtp.from must be an email address, optionally with a display name (\"Name\" <a@b>), got {:?}",
+                self.smtp.from
+            );
         }
         for (i, a) in self.notify.accountants.iter().enumerate() {
             if !looks_like_address(a) {

@@ -2,9 +2,11 @@
 
 pub mod auth;
 pub mod headers;
+pub mod i18n;
 pub mod imap;
 pub mod mime;
 pub mod oauth2;
+pub mod render;
 pub mod reply;
 pub mod settings;
 pub mod smtp;

@@ -5,37 +5,49 @@
 //! in a header unescaped (lettre encodes headers), are bounded and kept on one line (`headers`), and are
 //! HTML-escaped in the HTML part.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::Message;
-use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
+use super::render::{self, Rendered};
 use super::settings::Language;
-use crate::extract::{validate, ErrorCode, Extraction};
-use crate::mail::headers::{self, header_text, line_text, one_line, shorten};
-use crate::mail::mime::{SkipReason, Skipped};
+use crate::extract::{ErrorCode, Extraction};
+use crate::mail::headers::{self, header_text, shorten};
+use crate::mail::mime::Skipped;
 
-/// RFC 3834 section 5: our replies say they are automatic, so well-behaved responders do not answer them.
-#[derive(Debug, Clone)]
-struct AutoSubmitted(String);
+/// A header whose value is plain text we write.
+macro_rules! text_header {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        struct $name(String);
 
-impl Header for AutoSubmitted {
-    fn name() -> HeaderName {
-        HeaderName::new_from_ascii_str("Auto-Submitted")
-    }
-    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(AutoSubmitted(s.to_string()))
-    }
-    fn display(&self) -> HeaderValue {
-        HeaderValue::new(Self::name(), self.0.clone())
-    }
+        impl Header for $name {
+            fn name() -> HeaderName {
+                HeaderName::new_from_ascii_str($field)
+            }
+            fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+                Ok($name(s.to_string()))
+            }
+            fn display(&self) -> HeaderValue {
+                HeaderValue::new(Self::name(), self.0.clone())
+            }
+        }
+    };
 }
 
-/// The most characters of a supplier's name (or a sender) and of an invoice number in a subject we write.
-const SUBJECT_NAME_CHARS: usize = 80;
-const SUBJECT_NUMBER_CHARS: usize = 40;
+text_header!(
+    /// RFC 3834 section 5: our replies say they are automatic, so well-behaved responders do not answer them.
+    AutoSubmitted,
+    "Auto-Submitted"
+);
+text_header!(
+    /// RFC 3282: the language we wrote in, so a mail client (and the next reply) can follow it.
+    ContentLanguage,
+    "Content-Language"
+);
 
 /// What happened to one document of a message.
 #[derive(Debug, Clone)]
@@ -100,380 +112,44 @@ pub struct Thread<'a> {
 }
 
 /// A stable Message-ID: the same content for the same message always gets the same id, so queuing it twice
-/// (after a crash) is a no-op in the outbox and a resend is recognisable.
+/// (after a crash) is a no-op in the outbox and a resend is recognisable. `from` may carry a display name.
 pub fn stable_message_id(kind: &str, message_ref: i64, body: &str, from: &str) -> String {
     let digest = Sha256::digest(body.as_bytes());
-    let domain = from.rsplit_once('@').map(|(_, d)| d).unwrap_or("invoice-intake.invalid");
+    let address = from.parse::<Mailbox>().map(|m| m.email.to_string()).unwrap_or_else(|_| from.to_string());
+    let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("invoice-intake.invalid");
     format!("<{kind}.{message_ref}.{}@{domain}>", hex::encode(&digest[..6]))
 }
 
-pub fn reply_subject(original: &str) -> String {
-    let trimmed = original.trim();
-    let lower = trimmed.to_lowercase();
-    if lower.starts_with("re:") || lower.starts_with("re ") {
-        trimmed.to_string()
-    } else if trimmed.is_empty() {
-        "Re: (sin asunto)".to_string()
-    } else {
-        format!("Re: {trimmed}")
-    }
+/// A document that goes with a mail to the accountants: the original, byte for byte, under its own name.
+#[derive(Debug, Clone)]
+pub struct Attachment<'a> {
+    pub filename: &'a str,
+    pub content_type: &'a str,
+    pub bytes: &'a [u8],
 }
 
-/// The reply to the supplier, as plain text (the HTML part is built from the same lines).
-pub fn reply_lines(c: &ReplyContent<'_>) -> Vec<String> {
-    let es = c.language == Language::Es;
-    let mut lines = Vec::new();
-    lines.push(if es { "Hola:".to_string() } else { "Hello,".to_string() });
-    lines.push(String::new());
-    if let Some(first) = c.resent_of {
-        lines.push(if es {
-            format!("Este mensaje ya lo recibimos el {}; no registramos nada dos veces.", date_es(first.date_naive()))
-        } else {
-            format!("We already received this message on {}; nothing is recorded twice.", first.date_naive())
-        });
-        lines.push(String::new());
-    }
-    match c.message_error {
-        Some(MessageError::TooLarge { bytes, limit }) => {
-            lines.push(if es {
-                format!(
-                    "Su mensaje ocupa {} y el máximo que aceptamos es {}; envíe la factura en un PDF más pequeño, por favor.",
-                    size(bytes),
-                    size(limit)
-                )
-            } else {
-                format!(
-                    "Your message is {} and the most we accept is {}; please send the invoice as a smaller PDF.",
-                    size(bytes),
-                    size(limit)
-                )
-            });
-        }
-        Some(MessageError::UnderReview) => lines.push(if es {
-            "Hemos recibido su mensaje, pero no hemos podido leerlo automáticamente; una persona lo revisará y le responderá.".into()
-        } else {
-            "We received your message but could not read it automatically; a person will review it and get back to you.".into()
-        }),
-        None if c.outcomes.is_empty() => {
-            lines.push(if es {
-                "No hemos encontrado ninguna factura adjunta en su mensaje. Envíe la factura como PDF, imagen (PNG, JPEG, TIFF) o factura electrónica XML, por favor.".into()
-            } else {
-                "We found no invoice attached to your message. Please send the invoice as a PDF, an image (PNG, JPEG, TIFF) or an XML e-invoice.".into()
-            });
-        }
-        None => {
-            lines.push(if es {
-                "Gracias. Esto es lo que hemos leído de su mensaje:".into()
-            } else {
-                "Thank you. This is what we read from your message:".into()
-            });
-            lines.push(String::new());
-            for (name, outcome) in c.outcomes {
-                lines.extend(outcome_lines(name, outcome, c));
-            }
-        }
-    }
-    for s in c.skipped {
-        lines.push(match (s.reason, es) {
-            (SkipReason::UnsupportedType, true) => {
-                format!("- {}: no es un PDF, una imagen ni una factura XML, así que no lo hemos leído.", s.filename)
-            }
-            (SkipReason::UnsupportedType, false) => {
-                format!("- {}: not a PDF, an image or an XML invoice, so we did not read it.", s.filename)
-            }
-            (SkipReason::TooMany, true) => format!(
-                "- {}: no leído; leemos como máximo {} documentos por mensaje. Envíelo en otro mensaje, por favor.",
-                s.filename, c.max_attachments
-            ),
-            (SkipReason::TooMany, false) => format!(
-                "- {}: not read; we read at most {} documents per message. Please send it in another message.",
-                s.filename, c.max_attachments
-            ),
-            (SkipReason::TooDeep, true) => format!(
-                "- {}: es un mensaje reenviado dentro de demasiados reenvíos y no lo hemos abierto. Envíe la factura adjunta directamente, por favor.",
-                s.filename
-            ),
-            (SkipReason::TooDeep, false) => format!(
-                "- {}: a forwarded message inside too many forwards, so we did not open it. Please attach the invoice directly.",
-                s.filename
-            ),
-        });
-    }
-    lines.push(String::new());
-    lines.push(if es {
-        "Este es un mensaje automático del buzón de facturas.".into()
-    } else {
-        "This is an automatic message from the invoice mailbox.".into()
-    });
-    lines
-}
-
-fn outcome_lines(name: &str, outcome: &Outcome, c: &ReplyContent<'_>) -> Vec<String> {
-    let es = c.language == Language::Es;
-    let mut out = Vec::new();
-    match outcome {
-        Outcome::Stored(e) => {
-            out.push(format!("- {name}: {}", if es { "registrada." } else { "recorded." }));
-            out.extend(field_lines(e, es).into_iter().map(|l| format!("    {l}")));
-            for check in e.failed_checks() {
-                out.push(format!(
-                    "    {} {}",
-                    if es { "Atención:" } else { "Please check:" },
-                    check_sentence(check, es)
-                ));
-            }
-        }
-        Outcome::Duplicate { first_seen, invoice_number, .. } => {
-            let number = invoice_number.as_deref().unwrap_or("-");
-            out.push(if es {
-                format!(
-                    "- {name}: duplicado. Ya recibimos esta factura el {} (factura nº {number}); no la registramos de nuevo.",
-                    date_es(first_seen.date_naive())
-                )
-            } else {
-                format!(
-                    "- {name}: duplicate. We already received this invoice on {} (invoice {number}); it is not recorded again.",
-                    first_seen.date_naive()
-                )
-            });
-        }
-        Outcome::NotForUs { reason, .. } => {
-            out.push(if es {
-                format!("- {name}: no registrada: la factura no va dirigida a nuestra empresa ({reason}). Envíela a su destinatario, por favor.")
-            } else {
-                format!("- {name}: not recorded: the invoice is not addressed to our company ({reason}). Please send it to its recipient.")
-            });
-        }
-        Outcome::Failed(e) => {
-            let code = e.error.as_ref().map(|er| er.code).unwrap_or(ErrorCode::Unreadable);
-            let detail = e.error.as_ref().map(|er| er.message.as_str()).unwrap_or("");
-            out.push(format!("- {name}: {}", error_sentence(code, detail, es, c.max_pages)));
-        }
-    }
-    out
-}
-
-fn field_lines(e: &Extraction, es: bool) -> Vec<String> {
-    let mut v = Vec::new();
-    let label = |es_l: &str, en_l: &str| if es { es_l.to_string() } else { en_l.to_string() };
-    if let Some(n) = e.display_number() {
-        v.push(format!("{}: {n}", label("Factura nº", "Invoice number")));
-    }
-    if let Some(d) = e.issue_date {
-        v.push(format!("{}: {}", label("Fecha", "Date"), if es { date_es(d) } else { d.to_string() }));
-    }
-    if let Some(d) = e.due_date {
-        v.push(format!("{}: {}", label("Vencimiento", "Due date"), if es { date_es(d) } else { d.to_string() }));
-    }
-    if let Some(s) = &e.supplier {
-        let who = match (&s.name, &s.tax_id) {
-            (Some(n), Some(t)) => Some(format!("{n} ({t})")),
-            (Some(n), None) => Some(n.clone()),
-            (None, Some(t)) => Some(t.clone()),
-            (None, None) => None,
-        };
-        if let Some(who) = who {
-            v.push(format!("{}: {who}", label("Proveedor", "Supplier")));
-        }
-    }
-    let cur = e.currency.clone().unwrap_or_default();
-    if let Some(t) = e.total_amount {
-        v.push(format!("{}: {} {cur}", label("Total", "Total"), money(t, es)).trim_end().to_string());
-    }
-    if let (Some(due), Some(total)) = (e.amount_due, e.total_amount) {
-        if due != total {
-            v.push(format!("{}: {} {cur}", label("A pagar", "Amount due"), money(due, es)).trim_end().to_string());
-        }
-    }
-    v.extend(qr_line(e, es));
-    if v.is_empty() {
-        v.push(label(
-            "No hemos podido leer ningún dato con seguridad.",
-            "We could not read any field with confidence.",
-        ));
-    }
-    v
-}
-
-/// Which fields were read from a QR code on the page, so the reader knows they are the code's, not the text's.
-fn qr_line(e: &Extraction, es: bool) -> Option<String> {
-    let fields: Vec<&str> =
-        e.field_sources.iter().flatten().filter(|(_, s)| s.is_qr()).map(|(f, _)| f.as_str()).collect();
-    if fields.is_empty() {
-        return None;
-    }
-    let what = if es { "Leído del código QR" } else { "Read from the QR code" };
-    Some(format!("{what}: {}", fields.join(", ")))
-}
-
-/// One sentence the supplier can act on, per error code.
-pub fn error_sentence(code: ErrorCode, detail: &str, es: bool, max_pages: u32) -> String {
-    match (code, es) {
-        (ErrorCode::Encrypted, true) => "El PDF está protegido con contraseña; envíelo sin contraseña, por favor.".into(),
-        (ErrorCode::Encrypted, false) => "The PDF is password-protected; please send it without a password.".into(),
-        (ErrorCode::Unreadable, true) => {
-            "El archivo está dañado y no se puede abrir; exporte de nuevo la factura a PDF y envíela otra vez, por favor.".into()
-        }
-        (ErrorCode::Unreadable, false) => {
-            "The file is damaged and cannot be opened; please export the invoice to PDF again and resend it.".into()
-        }
-        (ErrorCode::UnsupportedType, true) => format!(
-            "no podemos leer este tipo de archivo{}; envíe la factura en PDF, por favor.",
-            paren(detail)
-        ),
-        (ErrorCode::UnsupportedType, false) => {
-            format!("we cannot read this kind of file{}; please send the invoice as a PDF.", paren(detail))
-        }
-        (ErrorCode::TooLarge, true) => format!(
-            "el archivo es demasiado grande{}; envíe un PDF más pequeño o una imagen de menor resolución, por favor.",
-            paren(detail)
-        ),
-        (ErrorCode::TooLarge, false) => format!(
-            "the file is too large{}; please send a smaller PDF or a lower-resolution image.",
-            paren(detail)
-        ),
-        (ErrorCode::TooManyPages, true) => format!(
-            "el PDF tiene demasiadas páginas (leemos hasta {max_pages}); envíe solo la factura, por favor."
-        ),
-        (ErrorCode::TooManyPages, false) => {
-            format!("the PDF has too many pages (we read up to {max_pages}); please send only the invoice.")
-        }
-        (ErrorCode::NoInvoiceFound, true) => {
-            "no hemos encontrado una factura en este documento; si lo es, envíe el PDF original o una imagen nítida, por favor.".into()
-        }
-        (ErrorCode::NoInvoiceFound, false) => {
-            "we found no invoice in this document; if it is one, please send the original PDF or a sharp image.".into()
-        }
-        (ErrorCode::InvalidEinvoice, true) => {
-            format!("la factura electrónica XML no es válida{}; corríjala y envíela de nuevo, por favor.", paren(detail))
-        }
-        (ErrorCode::InvalidEinvoice, false) => {
-            format!("the XML e-invoice is not valid{}; please correct it and send it again.", paren(detail))
-        }
-        (ErrorCode::Timeout | ErrorCode::SandboxFailure, true) => {
-            "no hemos podido leerlo automáticamente; una persona lo revisará.".into()
-        }
-        (ErrorCode::Timeout | ErrorCode::SandboxFailure, false) => {
-            "we could not read it automatically; a person will review it.".into()
-        }
-    }
-}
-
-fn paren(detail: &str) -> String {
-    let d = detail.trim().trim_end_matches('.');
-    if d.is_empty() {
-        String::new()
-    } else {
-        format!(" ({d})")
-    }
-}
-
-fn check_sentence(check: &crate::extract::Check, es: bool) -> String {
-    let what = match (check.name.as_str(), es) {
-        ("totals_add_up" | "BR-CO-15", true) => "el total no coincide con la base imponible más el IVA".to_string(),
-        ("totals_add_up" | "BR-CO-15", false) => "the total does not match the net amount plus tax".to_string(),
-        ("tax_id_checksum", true) => "el NIF/CIF/número de IVA no es válido (dígito de control)".to_string(),
-        ("tax_id_checksum", false) => "the tax ID's check digit is wrong".to_string(),
-        ("iban_checksum", true) => "el IBAN no es válido (dígitos de control)".to_string(),
-        ("iban_checksum", false) => "the IBAN's check digits are wrong".to_string(),
-        ("xml_matches_visual", true) => "los datos del XML no coinciden con lo que muestra el PDF".to_string(),
-        ("xml_matches_visual", false) => "the embedded XML does not match what the PDF shows".to_string(),
-        ("qr_matches_visual", true) => "el código QR no coincide con lo que imprime la factura".to_string(),
-        ("qr_matches_visual", false) => "the QR code does not match what the invoice prints".to_string(),
-        (validate::CHECK_TOTAL_READ, true) => {
-            "no hemos podido leer el importe total; revíselo y, si hace falta, envíe la factura de nuevo".to_string()
-        }
-        (validate::CHECK_TOTAL_READ, false) => {
-            "we could not read the total; please check it and resend the invoice if needed".to_string()
-        }
-        (validate::CHECK_TOTAL_POSITIVE, true) => {
-            "el total es negativo en una factura ordinaria; si es un abono, envíelo como factura rectificativa"
-                .to_string()
-        }
-        (validate::CHECK_TOTAL_POSITIVE, false) => {
-            "the total is negative on an ordinary invoice; if it is a credit, please send it as a credit note"
-                .to_string()
-        }
-        ("addressed_to_us", true) => "la factura no va dirigida a nuestra empresa".to_string(),
-        ("addressed_to_us", false) => "the invoice is not addressed to our company".to_string(),
-        (name, true) => format!("la comprobación {name} no se cumple"),
-        (name, false) => format!("check {name} failed"),
-    };
-    match &check.detail {
-        Some(d) if !d.is_empty() => format!("{what} ({d})."),
-        _ => format!("{what}."),
-    }
-}
-
-pub fn money(d: Decimal, es: bool) -> String {
-    let s = format!("{:.2}", d.round_dp(2));
-    let (neg, s) = s.strip_prefix('-').map(|r| (true, r)).unwrap_or((false, s.as_str()));
-    let (int, frac) = s.split_once('.').unwrap_or((s, "00"));
-    let mut grouped = String::new();
-    for (i, ch) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            grouped.push(if es { '.' } else { ',' });
-        }
-        grouped.push(ch);
-    }
-    format!("{}{grouped}{}{frac}", if neg { "-" } else { "" }, if es { ',' } else { '.' })
-}
-
-fn date_es(d: NaiveDate) -> String {
-    d.format("%d/%m/%Y").to_string()
-}
-
-fn size(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
-}
-
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn to_html(lines: &[String]) -> String {
-    let mut html = String::from("<!DOCTYPE html><html><body style=\"font-family:sans-serif\">\n");
-    for l in lines {
-        if l.is_empty() {
-            html.push_str("<br>\n");
-        } else if let Some(rest) = l.strip_prefix("    ") {
-            html.push_str(&format!("<div style=\"margin-left:2em\">{}</div>\n", html_escape(rest)));
-        } else {
-            html.push_str(&format!("<div>{}</div>\n", html_escape(l)));
-        }
-    }
-    html.push_str("</body></html>\n");
-    html
-}
-
-/// Build a mail with a plain-text and an HTML part from the same lines.
+/// Build a mail with a plain-text and an HTML alternative, and the attachments after them.
 fn build(
     from: &str,
     to: &[String],
-    subject: &str,
+    rendered: &Rendered,
     message_id: &str,
     thread: Option<&Thread<'_>>,
-    lines: &[String],
+    reply_to: Option<&str>,
+    attachments: &[Attachment<'_>],
 ) -> anyhow::Result<Message> {
     let mut b = Message::builder()
         .from(from.parse::<Mailbox>()?)
-        .subject(header_text(subject))
+        .subject(header_text(&rendered.subject))
         .message_id(Some(message_id.to_string()))
         .header(AutoSubmitted("auto-replied".into()))
+        .header(ContentLanguage(rendered.language.code().to_string()))
         .date_now();
     for t in to {
         b = b.to(t.parse::<Mailbox>()?);
+    }
+    if let Some(r) = reply_to {
+        b = b.reply_to(r.parse::<Mailbox>()?);
     }
     if let Some(th) = thread {
         if let Some(id) = th.message_id.and_then(headers::message_id) {
@@ -481,25 +157,23 @@ fn build(
             b = b.references(headers::references(th.references, &id).join(" "));
         }
     }
-    // Each line stays one line, however a value inside it was written.
-    let lines: Vec<String> = lines
-        .iter()
-        .map(|l| {
-            let indent = if l.starts_with("    ") { "    " } else { "" };
-            format!("{indent}{}", shorten(&one_line(l), headers::MAX_LINE_CHARS))
-        })
-        .collect();
-    let text = lines.join("\n") + "\n";
-    Ok(b.multipart(
-        MultiPart::alternative()
-            .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
-            .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(to_html(&lines))),
-    )?)
-}
-
-/// A Message-ID as a line of a mail's body shows it.
-fn angle(id: &str) -> String {
-    headers::message_id(id).unwrap_or_else(|| line_text(id))
+    // Each line stays within what SMTP servers take, however a value inside it was written.
+    let text: String =
+        rendered.text.lines().map(|l| shorten(l, headers::MAX_LINE_CHARS + 200)).collect::<Vec<_>>().join("\n") + "\n";
+    let alternative = MultiPart::alternative()
+        .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
+        .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(rendered.html.clone()));
+    if attachments.is_empty() {
+        return Ok(b.multipart(alternative)?);
+    }
+    let mut mixed = MultiPart::mixed().multipart(alternative);
+    for a in attachments {
+        let content_type = ContentType::parse(a.content_type)
+            .unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("a valid content type"));
+        let name = header_text(a.filename);
+        mixed = mixed.singlepart(lettre::message::Attachment::new(name).body(a.bytes.to_vec(), content_type));
+    }
+    Ok(b.multipart(mixed)?)
 }
 
 /// The supplier's reply, with its stable Message-ID.
@@ -508,9 +182,9 @@ pub fn compose_reply(
     content: &ReplyContent<'_>,
     message_ref: i64,
 ) -> anyhow::Result<(String, Message)> {
-    let lines = reply_lines(content);
-    let id = stable_message_id("reply", message_ref, &lines.join("\n"), thread.from);
-    let msg = build(thread.from, &[thread.to.to_string()], &reply_subject(thread.subject), &id, Some(thread), &lines)?;
+    let rendered = render::render_reply(content, thread.subject)?;
+    let id = stable_message_id("reply", message_ref, &rendered.text, thread.from);
+    let msg = build(thread.from, &[thread.to.to_string()], &rendered, &id, Some(thread), None, &[])?;
     Ok((id, msg))
 }
 
@@ -524,218 +198,158 @@ pub struct Confirmation<'a> {
     pub message_id: Option<&'a str>,
     pub message_ref: i64,
     pub invoice_ref: i64,
-    /// Fraud signals (a changed IBAN, a reused number), one sentence each, shown first.
+    /// Fraud signals (a changed IBAN, a reused number), one sentence each in `language`, shown first.
     pub alerts: &'a [String],
+    /// When the mail arrived.
+    pub received: Option<DateTime<Utc>>,
+    /// A field read with less confidence than this (0..1) is marked for review (`[review] min_confidence`).
+    pub min_confidence: f32,
+    /// The original document goes with the confirmation (it fits `[notify] max_batch_attachment_bytes`).
+    pub attached: bool,
 }
 
-pub fn confirmation_lines(c: &Confirmation<'_>) -> Vec<String> {
-    let es = c.language == Language::Es;
-    let e = c.extraction;
-    let mut lines =
-        vec![if es { "Factura registrada:".to_string() } else { "Invoice recorded:".to_string() }, String::new()];
-    for a in c.alerts {
-        lines.push(format!("{} {a}", if es { "ALERTA:" } else { "ALERT:" }));
-    }
-    if !c.alerts.is_empty() {
-        lines.push(String::new());
-    }
-    lines.extend(field_lines(e, es).into_iter().map(|l| format!("    {l}")));
-    let cur = e.currency.clone().unwrap_or_default();
-    for (label_es, label_en, v) in [("Base imponible", "Net amount", e.net_amount), ("Impuestos", "Tax", e.tax_amount)]
-    {
-        if let Some(v) = v {
-            lines.push(
-                format!("    {}: {} {cur}", if es { label_es } else { label_en }, money(v, es)).trim_end().to_string(),
-            );
-        }
-    }
-    if let Some(c) = e.customer.as_ref().and_then(|p| p.name.clone().or(p.tax_id.clone())) {
-        lines.push(format!("    {}: {c}", if es { "Cliente" } else { "Customer" }));
-    }
-    if let Some(iban) = e.supplier.as_ref().and_then(|p| p.iban.clone()) {
-        lines.push(format!("    IBAN: {iban}"));
-    }
-    let source =
-        e.source.map(|s| serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default());
-    lines.push(format!("    {}: {}", if es { "Origen" } else { "Source" }, source.unwrap_or_default()));
-    if let Some(conf) = &e.confidence {
-        let parts: Vec<String> = conf.iter().map(|(k, v)| format!("{k} {:.0}%", v * 100.0)).collect();
-        if !parts.is_empty() {
-            lines.push(format!("    {}: {}", if es { "Confianza" } else { "Confidence" }, parts.join(", ")));
-        }
-    }
-    for check in e.failed_checks() {
-        lines.push(format!("    {} {}", if es { "Atención:" } else { "Warning:" }, check_sentence(check, es)));
-    }
-    for w in e.warnings.iter().flatten() {
-        lines.push(format!("    {} {w}", if es { "Aviso:" } else { "Note:" }));
-    }
-    lines.push(String::new());
-    lines.push(format!(
-        "{}: {} ({})",
-        if es { "Documento" } else { "Document" },
-        c.filename,
-        e.sha256.as_deref().unwrap_or("")
-    ));
-    lines.push(format!("{}: {}", if es { "Remitente" } else { "Sender" }, line_text(c.sender)));
-    lines.push(format!("{}: {}", if es { "Asunto" } else { "Subject" }, line_text(c.subject)));
-    if let Some(id) = c.message_id {
-        lines.push(format!("Message-ID: {}", angle(id)));
-    }
-    lines.push(format!(
-        "{}: message {} / invoice {}",
-        if es { "Referencia" } else { "Reference" },
-        c.message_ref,
-        c.invoice_ref
-    ));
-    lines
+/// Where the accountants' replies go: the intake mailbox, so an answer to a confirmation comes back to us.
+#[derive(Debug, Clone, Copy)]
+pub struct Addresses<'a> {
+    /// `smtp.from`, with its display name if it has one.
+    pub from: &'a str,
+    pub to: &'a [String],
+    pub reply_to: Option<&'a str>,
 }
 
 pub fn compose_confirmation(
-    from: &str,
-    accountants: &[String],
+    to: &Addresses<'_>,
     c: &Confirmation<'_>,
+    original: Option<Attachment<'_>>,
 ) -> anyhow::Result<(String, Message)> {
-    let es = c.language == Language::Es;
-    let lines = confirmation_lines(c);
-    let e = c.extraction;
-    let who =
-        e.supplier.as_ref().and_then(|s| s.name.clone().or(s.tax_id.clone())).unwrap_or_else(|| c.sender.to_string());
-    // Bounded one by one, so a long name cannot push the number and the total out of the subject.
-    let who = shorten(&one_line(&who), SUBJECT_NAME_CHARS);
-    let number = shorten(&one_line(&e.display_number().unwrap_or_else(|| "?".into())), SUBJECT_NUMBER_CHARS);
-    let total = e
-        .total_amount
-        .map(|t| format!(" — {} {}", money(t, es), e.currency.clone().unwrap_or_default()))
-        .unwrap_or_default();
-    let flag = if !c.alerts.is_empty() {
-        if es {
-            "[ALERTA] "
-        } else {
-            "[ALERT] "
-        }
-    } else if e.failed_checks().next().is_some() {
-        if es {
-            "[REVISAR] "
-        } else {
-            "[CHECK] "
-        }
-    } else {
-        ""
-    };
-    let subject = if es {
-        format!("{flag}Factura registrada: {who} nº {number}{total}")
-    } else {
-        format!("{flag}Invoice recorded: {who} no. {number}{total}")
-    };
-    let id = stable_message_id(&format!("confirm{}", c.invoice_ref), c.message_ref, &lines.join("\n"), from);
-    let msg = build(from, accountants, subject.trim(), &id, None, &lines)?;
+    let rendered = render::render_confirmation(&Confirmation { attached: original.is_some(), ..*c })?;
+    let id = stable_message_id(&format!("confirm{}", c.invoice_ref), c.message_ref, &rendered.text, to.from);
+    let attachments: Vec<Attachment<'_>> = original.into_iter().collect();
+    let msg = build(to.from, to.to, &rendered, &id, None, to.reply_to, &attachments)?;
     Ok((id, msg))
 }
 
-/// The accountants' alert for a mail we quarantined without answering (its sender is not authenticated).
-pub struct QuarantineAlert<'a> {
+/// One invoice of a message that brought several.
+pub struct BatchItem<'a> {
+    pub extraction: &'a Extraction,
+    pub filename: &'a str,
+    pub invoice_ref: i64,
+    pub alerts: &'a [String],
+}
+
+/// The one confirmation for a message with several invoices (a Facturae batch, many PDFs).
+pub struct BatchConfirmation<'a> {
     pub language: Language,
+    pub items: &'a [BatchItem<'a>],
+    /// The documents of the message that could not be read.
+    pub failed: &'a [(String, ErrorCode)],
     pub sender: &'a str,
-    pub reply_to: Option<&'a str>,
     pub subject: &'a str,
     pub message_id: Option<&'a str>,
-    pub reason: &'a str,
     pub message_ref: i64,
+    pub received: Option<DateTime<Utc>>,
+    pub min_confidence: f32,
+    /// How many original documents go with it.
+    pub attached: usize,
 }
 
-pub fn compose_quarantine_alert(
-    from: &str,
-    accountants: &[String],
-    a: &QuarantineAlert<'_>,
+/// The originals that fit in `max_bytes` together, in order; a document shared by several invoices (one XML
+/// holding a batch) once.
+pub fn attachments_within<'a>(docs: &[Attachment<'a>], max_bytes: u64) -> Vec<Attachment<'a>> {
+    let mut out: Vec<Attachment<'a>> = Vec::new();
+    let mut used = 0u64;
+    for d in docs {
+        if out.iter().any(|o| o.filename == d.filename && o.bytes == d.bytes) {
+            continue;
+        }
+        let size = d.bytes.len() as u64;
+        if used + size <= max_bytes {
+            used += size;
+            out.push(d.clone());
+        }
+    }
+    out
+}
+
+pub fn compose_batch_confirmation(
+    to: &Addresses<'_>,
+    b: &BatchConfirmation<'_>,
+    originals: &[Attachment<'_>],
 ) -> anyhow::Result<(String, Message)> {
-    let es = a.language == Language::Es;
-    let mut lines = vec![
-        if es {
-            "Un mensaje a la dirección de facturas no ha superado la comprobación del remitente. No se ha respondido ni registrado nada; está en cuarentena.".to_string()
-        } else {
-            "A message to the invoice address failed the sender check. Nothing was answered or recorded; it is quarantined.".to_string()
-        },
-        String::new(),
-        format!("{}: {}", if es { "Motivo" } else { "Reason" }, line_text(a.reason)),
-        format!("From: {}", line_text(a.sender)),
-    ];
-    if let Some(r) = a.reply_to {
-        lines.push(format!("Reply-To: {}", line_text(r)));
-    }
-    lines.push(format!("{}: {}", if es { "Asunto" } else { "Subject" }, line_text(a.subject)));
-    if let Some(id) = a.message_id {
-        lines.push(format!("Message-ID: {}", angle(id)));
-    }
-    lines.push(String::new());
-    lines.push(if es {
-        format!("Si el remitente es legítimo: invoice-intake reprocess --config … {}", a.message_ref)
-    } else {
-        format!("If the sender is genuine: invoice-intake reprocess --config … {}", a.message_ref)
-    });
-    let sender = shorten(&one_line(a.sender), SUBJECT_NAME_CHARS);
-    let subject = if es {
-        format!("[ALERTA] Remitente no autenticado: {sender}")
-    } else {
-        format!("[ALERT] Unauthenticated sender: {sender}")
-    };
-    let id = stable_message_id("alert", a.message_ref, &lines.join("\n"), from);
-    let msg = build(from, accountants, &subject, &id, None, &lines)?;
+    let rendered = render::render_batch(&BatchConfirmation { attached: originals.len(), ..*b })?;
+    let id = stable_message_id("confirm-batch", b.message_ref, &rendered.text, to.from);
+    let msg = build(to.from, to.to, &rendered, &id, None, to.reply_to, originals)?;
     Ok((id, msg))
 }
 
-/// One mail to the accountants for every message quarantined (unauthenticated sender) since the last one: spam
-/// would otherwise send them an alert per mail.
+/// One mail to the accountants for every message quarantined (unauthenticated sender) or left without an
+/// invoice since the last one: spam or a broken sender would otherwise send them a mail each.
 pub fn compose_alert_digest(
-    from: &str,
-    accountants: &[String],
+    to: &Addresses<'_>,
     language: Language,
-    alerts: &[QuarantineAlert<'_>],
+    alerts: &render::AlertsView,
 ) -> anyhow::Result<(String, Message)> {
-    let es = language == Language::Es;
-    let mut lines = vec![
-        if es {
-            format!("{} mensajes a la dirección de facturas no han superado la comprobación del remitente. No se ha respondido ni registrado nada; están en cuarentena.", alerts.len())
-        } else {
-            format!("{} messages to the invoice address failed the sender check. Nothing was answered or recorded; they are quarantined.", alerts.len())
-        },
-        String::new(),
-    ];
-    for a in alerts {
-        lines.push(format!("#{} From: {}", a.message_ref, line_text(a.sender)));
-        lines.push(format!("    {}: {}", if es { "Asunto" } else { "Subject" }, line_text(a.subject)));
-        lines.push(format!("    {}: {}", if es { "Motivo" } else { "Reason" }, line_text(a.reason)));
-        if let Some(id) = a.message_id {
-            lines.push(format!("    Message-ID: {}", angle(id)));
-        }
-    }
-    lines.push(String::new());
-    lines.push(if es {
-        "Si un remitente es legítimo: invoice-intake reprocess --config … <número>".to_string()
-    } else {
-        "If a sender is genuine: invoice-intake reprocess --config … <number>".to_string()
-    });
-    let subject = match (alerts, es) {
-        ([one], true) => {
-            format!("[ALERTA] Remitente no autenticado: {}", shorten(&one_line(one.sender), SUBJECT_NAME_CHARS))
-        }
-        ([one], false) => {
-            format!("[ALERT] Unauthenticated sender: {}", shorten(&one_line(one.sender), SUBJECT_NAME_CHARS))
-        }
-        (_, true) => format!("[ALERTA] {} mensajes de remitentes no autenticados", alerts.len()),
-        (_, false) => format!("[ALERT] {} messages from unauthenticated senders", alerts.len()),
-    };
-    let first = alerts.first().map_or(0, |a| a.message_ref);
-    let id = stable_message_id("alerts", first, &lines.join("\n"), from);
-    let msg = build(from, accountants, &subject, &id, None, &lines)?;
+    let rendered = render::render_alerts(alerts, language)?;
+    let first =
+        alerts.quarantined.iter().map(|q| q.message_ref).chain(alerts.failed.iter().map(|f| f.message_ref)).min();
+    let id = stable_message_id("alerts", first.unwrap_or(0), &rendered.text, to.from);
+    let msg = build(to.from, to.to, &rendered, &id, None, to.reply_to, &[])?;
+    Ok((id, msg))
+}
+
+/// The daily digest as a mail, with the day's CSV when there is one.
+pub fn compose_digest(
+    to: &Addresses<'_>,
+    language: Language,
+    digest: &render::DigestView,
+    csv: Option<Attachment<'_>>,
+) -> anyhow::Result<(String, Message)> {
+    let rendered =
+        render::render_digest(&render::DigestView { csv_attached: csv.is_some(), ..digest.clone() }, language)?;
+    let id = stable_message_id("digest", digest.date.num_days_from_ce() as i64, &rendered.text, to.from);
+    let attachments: Vec<Attachment<'_>> = csv.into_iter().collect();
+    let msg = build(to.from, to.to, &rendered, &id, None, to.reply_to, &attachments)?;
     Ok((id, msg))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::extract::{Party, Status};
+    use crate::extract::{ErrorCode, Party, Status};
+    use chrono::NaiveDate;
+    use mail_parser::MimeHeaders;
+    use rust_decimal::Decimal;
     use std::str::FromStr;
+
+    fn reply_text(c: &ReplyContent<'_>) -> String {
+        render::render_reply(c, "Factura").unwrap().text
+    }
+
+    fn to() -> Addresses<'static> {
+        static LIST: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        Addresses {
+            from: "intake@example.test",
+            to: LIST.get_or_init(|| vec!["accounts@example.test".to_string()]),
+            reply_to: None,
+        }
+    }
+
+    fn confirmation<'a>(e: &'a Extraction, subject: &'a str, filename: &'a str) -> Confirmation<'a> {
+        Confirmation {
+            language: Language::Es,
+            extraction: e,
+            filename,
+            sender: "billing@supplier.test",
+            subject,
+            message_id: Some("m1@supplier.test"),
+            message_ref: 3,
+            invoice_ref: 9,
+            alerts: &[],
+            received: None,
+            min_confidence: 0.6,
+            attached: false,
+        }
+    }
 
     fn invoice() -> Extraction {
         let mut e = Extraction::empty("factura.pdf");
@@ -766,24 +380,24 @@ mod tests {
     #[test]
     fn a_stored_invoice_is_read_back_in_spanish() {
         let o = vec![("factura.pdf".to_string(), Outcome::Stored(invoice()))];
-        let text = reply_lines(&content(&o, Language::Es)).join("\n");
-        assert!(text.contains("factura.pdf: registrada."), "{text}");
-        assert!(text.contains("Factura nº: 2025-0042"), "{text}");
-        assert!(text.contains("Fecha: 15/10/2025"), "{text}");
-        assert!(text.contains("Total: 1.210,00 EUR"), "{text}");
+        let text = reply_text(&content(&o, Language::Es));
+        assert!(text.contains("factura.pdf: registrada"), "{text}");
+        assert!(text.contains("Número            2025-0042"), "{text}");
+        assert!(text.contains("Fecha de emisión  15/10/2025"), "{text}");
+        assert!(text.contains("Total             1.210,00 EUR"), "{text}");
     }
 
     #[test]
     fn an_encrypted_pdf_gets_the_sentence_the_supplier_can_act_on() {
         let e = Extraction::failed("f.pdf", ErrorCode::Encrypted, "password");
         let o = vec![("f.pdf".to_string(), Outcome::Failed(e))];
-        let text = reply_lines(&content(&o, Language::Es)).join("\n");
+        let text = reply_text(&content(&o, Language::Es));
         assert!(text.contains("El PDF está protegido con contraseña; envíelo sin contraseña, por favor."), "{text}");
     }
 
     #[test]
     fn a_mail_without_documents_is_told_so_in_english() {
-        let text = reply_lines(&content(&[], Language::En)).join("\n");
+        let text = reply_text(&content(&[], Language::En));
         assert!(text.contains("We found no invoice attached"), "{text}");
     }
 
@@ -791,9 +405,13 @@ mod tests {
     fn a_failed_total_check_is_shown_plainly() {
         let mut e = invoice();
         e.push_check(crate::extract::Check::new("totals_add_up", false, Some("1000.00 + 210.00 ≠ 1200.00".into())));
+        let _ = ErrorCode::Unreadable;
         let o = vec![("factura.pdf".to_string(), Outcome::Stored(e))];
-        let text = reply_lines(&content(&o, Language::Es)).join("\n");
-        assert!(text.contains("el total no coincide con la base imponible más el IVA"), "{text}");
+        let text = reply_text(&content(&o, Language::Es));
+        assert!(
+            text.contains("El total no coincide con la base imponible más el IVA (1000.00 + 210.00 ≠ 1200.00)"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -816,8 +434,9 @@ mod tests {
         assert!(raw.contains(&format!("Message-ID: {id}")), "{raw}");
         let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
         let html = parsed.body_html(0).unwrap();
-        assert!(html.contains("&lt;b&gt;Norte&lt;/b&gt;"), "HTML part must escape: {html}");
-        assert!(parsed.body_text(0).unwrap().contains("Total: 1.210,00 EUR"));
+        assert!(html.contains("&lt;b&gt;Norte&lt;"), "HTML part must escape: {html}");
+        assert!(!html.contains("<b>Norte"), "HTML part must escape: {html}");
+        assert!(parsed.body_text(0).unwrap().contains("1.210,00 EUR"));
         // The same content gives the same Message-ID: the outbox key that stops double replies.
         let (id2, _) = compose_reply(&thread, &content(&o, Language::Es), 7).unwrap();
         assert_eq!(id, id2);
@@ -838,39 +457,30 @@ mod tests {
     }
 
     #[test]
-    fn money_is_grouped_by_locale() {
-        let cases = [
-            ("1210", true, "1.210,00"),
-            ("1234567.5", false, "1,234,567.50"),
-            ("-45.1", true, "-45,10"),
-            ("0", true, "0,00"),
-        ];
-        for (input, es, want) in cases {
-            assert_eq!(money(Decimal::from_str(input).unwrap(), es), want);
-        }
-    }
-
-    #[test]
     fn the_confirmation_names_the_fields_and_the_message() {
         let e = invoice();
-        let c = Confirmation {
-            language: Language::Es,
-            extraction: &e,
-            filename: "factura.pdf",
-            sender: "billing@supplier.test",
-            subject: "Factura octubre",
-            message_id: Some("m1@supplier.test"),
-            message_ref: 3,
-            invoice_ref: 9,
-            alerts: &[],
+        let c = confirmation(&e, "Factura octubre", "factura.pdf");
+        let accountants = ["accounts@example.test".to_string()];
+        let to = Addresses {
+            from: "\"Facturas Ejemplo S.L.\" <intake@example.test>",
+            to: &accountants,
+            reply_to: Some("intake@example.test"),
         };
-        let (_, msg) = compose_confirmation("intake@example.test", &["accounts@example.test".to_string()], &c).unwrap();
+        let original = Attachment { filename: "factura.pdf", content_type: "application/pdf", bytes: b"%PDF-1.4 x" };
+        let (id, msg) = compose_confirmation(&to, &c, Some(original)).unwrap();
+        assert!(id.ends_with("@example.test>"), "{id}");
         let raw = msg.formatted();
         let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
         let body = parsed.body_text(0).unwrap();
         assert!(parsed.subject().unwrap().contains("Factura registrada"));
         assert!(body.contains("Message-ID: <m1@supplier.test>"), "{body}");
         assert!(body.contains("Remitente: billing@supplier.test"), "{body}");
+        assert!(body.contains("El documento original va adjunto: factura.pdf."), "{body}");
+        assert_eq!(parsed.reply_to().and_then(|r| r.first()).and_then(|a| a.address()), Some("intake@example.test"));
+        assert_eq!(parsed.from().and_then(|r| r.first()).and_then(|a| a.name()), Some("Facturas Ejemplo S.L."));
+        let attached = parsed.attachments().next().expect("the original");
+        assert_eq!(attached.attachment_name(), Some("factura.pdf"));
+        assert_eq!(attached.contents(), b"%PDF-1.4 x");
         assert_eq!(e.status, Status::Ok);
     }
 
@@ -919,18 +529,8 @@ mod tests {
         let mut e = invoice();
         e.supplier.as_mut().unwrap().name = Some("N".repeat(6 * 1024 * 1024));
         let subject = "ñ".repeat(50_000);
-        let c = Confirmation {
-            language: Language::Es,
-            extraction: &e,
-            filename: "factura.pdf",
-            sender: "billing@supplier.test",
-            subject: &subject,
-            message_id: Some("m1@supplier.test"),
-            message_ref: 3,
-            invoice_ref: 9,
-            alerts: &[],
-        };
-        let (_, msg) = compose_confirmation("intake@example.test", &["accounts@example.test".to_string()], &c).unwrap();
+        let c = confirmation(&e, &subject, "factura.pdf");
+        let (_, msg) = compose_confirmation(&to(), &c, None).unwrap();
         let raw = msg.formatted();
         assert!(raw.len() < 20_000, "{} bytes", raw.len());
         assert_bounded(&raw);
@@ -942,28 +542,19 @@ mod tests {
     fn encoded_line_breaks_and_controls_in_a_subject_add_no_lines_to_the_accountants_mails() {
         let subject = "Factura\r\nIBAN: ES00 0000 0000\n\u{1b}[2J\u{7}\0fin";
         let e = invoice();
-        let c = Confirmation {
-            language: Language::Es,
-            extraction: &e,
-            filename: "f.pdf\nIBAN: ES11",
-            sender: "billing@supplier.test",
-            subject,
-            message_id: Some("m1@supplier.test"),
-            message_ref: 3,
-            invoice_ref: 9,
-            alerts: &[],
+        let c = confirmation(&e, subject, "f.pdf\nIBAN: ES11");
+        let (_, confirmation) = compose_confirmation(&to(), &c, None).unwrap();
+        let alerts = render::AlertsView {
+            quarantined: vec![render::QuarantinedMail {
+                message_ref: 4,
+                sender: "x@evil.test".into(),
+                subject: subject.into(),
+                message_id: None,
+                reason: "sender not authenticated: spf fail; Reply-To: y@evil.test\r\nIBAN: ES22".into(),
+            }],
+            failed: vec![],
         };
-        let (_, confirmation) = compose_confirmation("i@example.test", &["a@example.test".to_string()], &c).unwrap();
-        let alert = QuarantineAlert {
-            language: Language::Es,
-            sender: "x@evil.test",
-            reply_to: Some("y@evil.test\r\nIBAN: ES22"),
-            subject,
-            message_id: None,
-            reason: "spf fail",
-            message_ref: 4,
-        };
-        let (_, alert) = compose_quarantine_alert("i@example.test", &["a@example.test".to_string()], &alert).unwrap();
+        let (_, alert) = compose_alert_digest(&to(), Language::Es, &alerts).unwrap();
         for msg in [confirmation, alert] {
             let raw = msg.formatted();
             let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();

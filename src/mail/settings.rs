@@ -5,6 +5,23 @@ use crate::secret::Secret;
 use serde::Deserialize;
 use std::path::PathBuf;
 
+impl SmtpConfig {
+    /// The bare address of `from`, lower-cased: the envelope sender, and how our own mail is recognised.
+    pub fn from_address(&self) -> String {
+        bare_address(&self.from)
+    }
+}
+
+/// `facturas@example.com` of `"Facturas Ejemplo S.L." <facturas@example.com>` (or of a bare address).
+pub fn bare_address(mailbox: &str) -> String {
+    let s = mailbox.trim();
+    let inner = match (s.rfind('<'), s.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &s[open + 1..close],
+        _ => s,
+    };
+    inner.trim().to_lowercase()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tls {
@@ -83,7 +100,8 @@ pub struct SmtpConfig {
     pub allow_insecure: bool,
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
-    /// The address replies come from; also how we recognise our own mail and never answer it.
+    /// The address replies come from, with a display name if wanted (`"Facturas Ejemplo S.L." <facturas@…>`);
+    /// its address is also how we recognise our own mail and never answer it (`from_address`).
     pub from: String,
     #[serde(default)]
     pub username: Option<String>,
@@ -98,11 +116,41 @@ pub struct SmtpConfig {
     pub oauth2: Option<super::oauth2::OAuth2Config>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// The languages our mails are written in; each has a catalog in `mail::i18n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     Es,
     En,
+    De,
+    Fr,
+    Nl,
+    It,
+    Pt,
+}
+
+impl Language {
+    pub const ALL: [Language; 7] =
+        [Language::Es, Language::En, Language::De, Language::Fr, Language::Nl, Language::It, Language::Pt];
+
+    /// The ISO 639-1 code, as `Content-Language` writes it.
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::Es => "es",
+            Language::En => "en",
+            Language::De => "de",
+            Language::Fr => "fr",
+            Language::Nl => "nl",
+            Language::It => "it",
+            Language::Pt => "pt",
+        }
+    }
+
+    /// The language of a tag such as `de-AT` or `pt_BR`; `None` for one we do not write.
+    pub fn from_tag(tag: &str) -> Option<Language> {
+        let primary = tag.trim().split(['-', '_', ';']).next()?.trim().to_ascii_lowercase();
+        Language::ALL.into_iter().find(|l| l.code() == primary)
+    }
 }
 
 fn default_imap_port() -> u16 {

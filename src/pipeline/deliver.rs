@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::mail::reply;
+use crate::extract::ErrorCode;
+use crate::mail::{render, reply};
 use crate::metrics::Metrics;
 use crate::store;
 
@@ -83,7 +84,7 @@ impl App {
         DELIVERY_SLOTS.min(connections.saturating_sub(self.concurrency() + 1)).max(1)
     }
 
-    /// Queue the accountants' digest of quarantined mail, when some waits and none went out within the period.
+    /// Queue the accountants' digest of quarantined mail and of mail that left no invoice, when some waits and none went out within the period.
     pub(super) async fn send_alert_digest(&self) -> Result<()> {
         const MAX_PER_DIGEST: i64 = 200;
         let period = Duration::from_secs(self.config.notify.alert_digest_minutes * 60);
@@ -92,31 +93,45 @@ impl App {
         if pending.is_empty() || self.config.notify.accountants.is_empty() {
             return Ok(());
         }
-        let alerts: Vec<reply::QuarantineAlert<'_>> = pending
-            .iter()
-            .map(|p| reply::QuarantineAlert {
-                language: self.config.reply.default_language,
-                sender: p.sender.as_deref().unwrap_or("?"),
-                reply_to: None,
-                subject: p.subject.as_deref().unwrap_or(""),
-                message_id: p.message_id.as_deref(),
-                reason: p.reason.as_deref().unwrap_or(""),
-                message_ref: p.id,
-            })
-            .collect();
-        let (id, mail) = reply::compose_alert_digest(
-            &self.config.smtp.from,
-            &self.config.notify.accountants,
-            self.config.reply.default_language,
-            &alerts,
-        )?;
+        let mut view = render::AlertsView::default();
+        for p in &pending {
+            let reason = p.reason.clone().unwrap_or_default();
+            let sender = p.sender.clone().unwrap_or_else(|| "?".into());
+            let subject = p.subject.clone().unwrap_or_default();
+            if reason.starts_with("sender not authenticated") {
+                view.quarantined.push(render::QuarantinedMail {
+                    message_ref: p.id,
+                    sender,
+                    subject,
+                    message_id: p.message_id.clone(),
+                    reason,
+                });
+            } else {
+                let (documents, kind) = failure_of(&reason);
+                view.failed.push(render::FailedMail {
+                    message_ref: p.id,
+                    sender,
+                    subject,
+                    received: None,
+                    documents,
+                    kind,
+                });
+            }
+        }
+        let intake = self.intake_address();
+        let to = reply::Addresses {
+            from: &self.config.smtp.from,
+            to: &self.config.notify.accountants,
+            reply_to: Some(&intake),
+        };
+        let (id, mail) = reply::compose_alert_digest(&to, self.accountants_language(), &view)?;
         store::enqueue_mail(
             &mut tx,
             &store::NewOutboxMail {
                 message_ref: pending[0].id,
                 kind: "alert",
                 mail_message_id: &id,
-                envelope_from: &self.config.smtp.from,
+                envelope_from: &self.config.smtp.from_address(),
                 recipients: &self.config.notify.accountants,
                 body: &mail.formatted(),
             },
@@ -248,5 +263,44 @@ impl App {
         let mut p = self.smtp_pause.lock().expect("smtp pause lock");
         p.until = None;
         p.next = Duration::from_secs(1);
+    }
+}
+
+/// What a failed message's reason (as `finalize` writes it) says went wrong: the documents named, and the first
+/// error code among them.
+fn failure_of(reason: &str) -> (Vec<String>, render::FailureKind) {
+    if reason.starts_with("too_large:") {
+        return (Vec::new(), render::FailureKind::MessageTooLarge);
+    }
+    let mut documents = Vec::new();
+    let mut code = None;
+    for part in reason.split("; ") {
+        let Some((name, rest)) = part.split_once(": ") else { continue };
+        let word = rest.split_whitespace().next().unwrap_or("");
+        if let Ok(c) = serde_json::from_value::<ErrorCode>(serde_json::Value::String(word.to_string())) {
+            documents.push(name.to_string());
+            code.get_or_insert(c);
+        }
+    }
+    match code {
+        Some(c) => (documents, render::FailureKind::Document(c)),
+        None => (documents, render::FailureKind::NoDocuments),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_reason_names_its_documents_and_first_error() {
+        let (docs, kind) = failure_of("a.pdf: unreadable (broken xref); b.pdf: encrypted (password)");
+        assert_eq!(docs, ["a.pdf", "b.pdf"]);
+        assert_eq!(kind, render::FailureKind::Document(ErrorCode::Unreadable));
+        assert_eq!(failure_of("no invoice attached").1, render::FailureKind::NoDocuments);
+        assert_eq!(
+            failure_of("too_large: the message is 9 bytes; limits.max_message_bytes is 1").1,
+            render::FailureKind::MessageTooLarge
+        );
     }
 }

@@ -12,7 +12,46 @@ use crate::store::{self, MessageState, StoredMessage};
 
 use super::App;
 
+/// An invoice this message brought and we stored.
+struct Stored {
+    label: String,
+    extraction: Extraction,
+    invoice_id: i64,
+    /// Fraud signals, as sentences in the accountants' language.
+    alerts: Vec<String>,
+    /// Which of the message's documents it was read from.
+    doc_index: usize,
+}
+
+fn attachment(d: &mime::Document) -> reply::Attachment<'_> {
+    reply::Attachment { filename: &d.filename, content_type: d.kind.as_str(), bytes: &d.bytes }
+}
+
+/// The language of the first document that says where its supplier is.
+fn document_language(outcomes: &[(String, Outcome)]) -> Option<Language> {
+    outcomes.iter().find_map(|(_, o)| {
+        let country = o.extraction().supplier.as_ref()?.country.as_deref()?;
+        crate::mail::i18n::language_of_country(country)
+    })
+}
+
 impl App {
+    /// The accountants' language: `[notify] language`, else `[reply] default_language`.
+    pub(super) fn accountants_language(&self) -> Language {
+        self.config.notify.language.unwrap_or(self.config.reply.default_language)
+    }
+
+    /// Where replies to our mails should go: the mailbox we read (the IMAP user, when it is an address), else
+    /// the address we send from.
+    pub(super) fn intake_address(&self) -> String {
+        let user = self.config.imap.username.trim();
+        if user.parse::<lettre::Address>().is_ok() {
+            user.to_string()
+        } else {
+            self.config.smtp.from_address()
+        }
+    }
+
     /// Store the outcome, queue the replies and decide the message's folder, all in one transaction.
     /// `poisoned` says why extraction kept failing when it did on the last attempt.
     pub(super) async fn finalize(
@@ -35,7 +74,9 @@ impl App {
             _ => None,
         };
         let mut outcomes: Vec<(String, Outcome)> = Vec::new();
-        let mut stored: Vec<(String, Extraction, i64, Vec<String>)> = Vec::new();
+        let mut stored: Vec<Stored> = Vec::new();
+        // The documents, kept to go with the accountants' confirmation.
+        let mut originals: Vec<mime::Document> = Vec::new();
         for (position, (doc, results)) in extracted.into_iter().enumerate() {
             let sha = crate::extract::sha256_hex(&doc.bytes);
             let summary = serde_json::to_value(&results)?;
@@ -56,8 +97,11 @@ impl App {
             )
             .await?;
             let several = results.len() > 1;
+            let doc_index = originals.len();
+            let filename = doc.filename.clone();
+            originals.push(doc);
             for (index, e) in results.into_iter().enumerate() {
-                let label = if several { format!("{} #{}", doc.filename, index + 1) } else { doc.filename.clone() };
+                let label = if several { format!("{filename} #{}", index + 1) } else { filename.clone() };
                 if !e.is_ok() {
                     outcomes.push((label, Outcome::Failed(e)));
                     continue;
@@ -101,7 +145,13 @@ impl App {
                             crate::ledger::review::assess(&e, &alerts, self.config.review.min_confidence);
                         store::ledger::set_review(tx, invoice_id, review.as_str(), &serde_json::to_value(&reasons)?)
                             .await?;
-                        stored.push((label.clone(), e.clone(), invoice_id, alerts));
+                        stored.push(Stored {
+                            label: label.clone(),
+                            extraction: e.clone(),
+                            invoice_id,
+                            alerts,
+                            doc_index,
+                        });
                         outcomes.push((label, Outcome::Stored(e)));
                     }
                     // Another worker stored the same invoice while we read it; its commit came first.
@@ -161,7 +211,9 @@ impl App {
                 None => note,
             });
         }
-        let language = incoming.language.unwrap_or(self.config.reply.default_language);
+        // The supplier's language: their mail's, else their document's, else the configured one.
+        let language =
+            incoming.language.or_else(|| document_language(&outcomes)).unwrap_or(self.config.reply.default_language);
         let held = match (&incoming.no_reply, any_invoice) {
             (None, false) => self.reply_held(tx, incoming).await?,
             _ => None,
@@ -200,7 +252,7 @@ impl App {
                                 message_ref: m.id,
                                 kind: "reply",
                                 mail_message_id: &id,
-                                envelope_from: &self.config.smtp.from,
+                                envelope_from: &self.config.smtp.from_address(),
                                 recipients: std::slice::from_ref(to),
                                 body: &mail.formatted(),
                             },
@@ -238,37 +290,104 @@ impl App {
             }
         }
         if !self.config.notify.accountants.is_empty() {
-            for (filename, e, invoice_id, alerts) in &stored {
-                let c = reply::Confirmation {
-                    language: self.config.reply.default_language,
-                    extraction: e,
-                    filename,
-                    sender: &sender,
-                    subject: &incoming.subject,
-                    message_id: incoming.message_id.as_deref(),
-                    message_ref: m.id,
-                    invoice_ref: *invoice_id,
-                    alerts,
-                };
-                let (id, mail) =
-                    reply::compose_confirmation(&self.config.smtp.from, &self.config.notify.accountants, &c)?;
-                store::enqueue_mail(
-                    tx,
-                    &store::NewOutboxMail {
-                        message_ref: m.id,
-                        kind: "confirmation",
-                        mail_message_id: &id,
-                        envelope_from: &self.config.smtp.from,
-                        recipients: &self.config.notify.accountants,
-                        body: &mail.formatted(),
-                    },
-                )
-                .await?;
+            self.confirm(tx, m, incoming, &sender, &stored, &outcomes, &originals).await?;
+            // A message that left no invoice is reported in the next alert digest, not in a mail of its own.
+            if state == MessageState::Failed {
+                store::mark_alert_pending(tx, m.id).await?;
             }
         }
         store::finish_message(tx, m.id, state, reason.as_deref(), Some(target)).await?;
         info!(state = state.as_str(), documents = outcomes.len(), "message handled");
         Ok(state)
+    }
+
+    /// Queue the accountants' confirmation: one per message, with the original documents attached (as many as
+    /// `[notify] max_batch_attachment_bytes` allows); a single invoice gets its full table, several a summary.
+    #[allow(clippy::too_many_arguments)]
+    async fn confirm(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        m: &StoredMessage,
+        incoming: &Incoming,
+        sender: &str,
+        stored: &[Stored],
+        outcomes: &[(String, Outcome)],
+        originals: &[mime::Document],
+    ) -> Result<()> {
+        if stored.is_empty() {
+            return Ok(());
+        }
+        let language = self.accountants_language();
+        let intake = self.intake_address();
+        let to = reply::Addresses {
+            from: &self.config.smtp.from,
+            to: &self.config.notify.accountants,
+            reply_to: Some(&intake),
+        };
+        let max = self.config.notify.max_batch_attachment_bytes;
+        let (id, mail) = if let [one] = stored {
+            let original = originals.get(one.doc_index).filter(|d| d.bytes.len() as u64 <= max).map(attachment);
+            let c = reply::Confirmation {
+                language,
+                extraction: &one.extraction,
+                filename: &one.label,
+                sender,
+                subject: &incoming.subject,
+                message_id: incoming.message_id.as_deref(),
+                message_ref: m.id,
+                invoice_ref: one.invoice_id,
+                alerts: &one.alerts,
+                received: Some(m.received_at),
+                min_confidence: self.config.review.min_confidence,
+                attached: original.is_some(),
+            };
+            reply::compose_confirmation(&to, &c, original)?
+        } else {
+            let items: Vec<reply::BatchItem<'_>> = stored
+                .iter()
+                .map(|s| reply::BatchItem {
+                    extraction: &s.extraction,
+                    filename: &s.label,
+                    invoice_ref: s.invoice_id,
+                    alerts: &s.alerts,
+                })
+                .collect();
+            let failed: Vec<(String, crate::extract::ErrorCode)> = outcomes
+                .iter()
+                .filter_map(|(name, o)| match o {
+                    Outcome::Failed(e) => Some((name.clone(), e.error.as_ref()?.code)),
+                    _ => None,
+                })
+                .collect();
+            let docs: Vec<reply::Attachment<'_>> = originals.iter().map(attachment).collect();
+            let attached = reply::attachments_within(&docs, max);
+            let b = reply::BatchConfirmation {
+                language,
+                items: &items,
+                failed: &failed,
+                sender,
+                subject: &incoming.subject,
+                message_id: incoming.message_id.as_deref(),
+                message_ref: m.id,
+                received: Some(m.received_at),
+                min_confidence: self.config.review.min_confidence,
+                attached: attached.len(),
+            };
+            reply::compose_batch_confirmation(&to, &b, &attached)?
+        };
+        store::enqueue_mail(
+            tx,
+            &store::NewOutboxMail {
+                message_ref: m.id,
+                kind: "confirmation",
+                mail_message_id: &id,
+                envelope_from: &self.config.smtp.from_address(),
+                recipients: &self.config.notify.accountants,
+                body: &mail.formatted(),
+            },
+        )
+        .await?;
+        Ok(())
     }
 
     /// Why a mail without an invoice gets no reply, when it gets none: it answers a mail of ours (a robot that
@@ -336,7 +455,7 @@ impl App {
         }
         warn!(invoice_id, count = signals.len(), "fraud signals raised");
         store::set_fraud_signals(tx, invoice_id, &serde_json::to_value(&signals)?).await?;
-        let es = self.config.reply.default_language == Language::Es;
-        Ok(signals.iter().map(|s| s.describe(es)).collect())
+        let language = self.accountants_language();
+        Ok(signals.iter().map(|s| crate::mail::i18n::fraud_sentence(s, language)).collect())
     }
 }

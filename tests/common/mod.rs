@@ -95,6 +95,11 @@ pub struct TestWorld {
     pub config_toml: String,
 }
 
+/// Whether a mail's text shows `value` on a line labelled `label` (its tables pad the space between them).
+pub fn shows(text: &str, label: &str, value: &str) -> bool {
+    text.lines().map(str::trim).any(|l| l.strip_prefix(label).is_some_and(|rest| rest.trim_start().starts_with(value)))
+}
+
 pub fn random_tag() -> String {
     use rand::Rng;
     let mut rng = rand::thread_rng();
