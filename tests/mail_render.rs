@@ -41,7 +41,7 @@ fn good_invoice() -> Extraction {
     e.due_date = NaiveDate::from_ymd_opt(2025, 11, 14);
     e.currency = Some("EUR".into());
     e.supplier = Some(Party {
-        name: Some("Suministros <b>Norte</b> S.L.".into()),
+        name: Some("Suministros Norte S.L.".into()),
         tax_id: Some("B12345674".into()),
         country: Some("ES".into()),
         iban: Some("ES9121000418450200051332".into()),
@@ -210,6 +210,7 @@ fn batch(lang: Language) -> Rendered {
         message_ref: 5,
         received: Some(received()),
         min_confidence: 0.6,
+        documents: 3,
         attached: 2,
     })
     .unwrap()
@@ -415,7 +416,7 @@ fn no_mail_shows_a_raw_key_or_a_percentage() {
 fn the_confirmation_lists_what_the_accountants_book_by() {
     let r = confirmation(Language::Es);
     for want in [
-        "[ALERTA] Factura registrada: Suministros <b>Norte</b> S.L. nº 2025-0042 — 1.430,00 EUR",
+        "[ALERTA] Factura registrada: Suministros Norte S.L. nº 2025-0042 — 1.430,00 EUR",
         "Fecha de emisión",
         "15/10/2025",
         "Vencimiento",
@@ -438,9 +439,8 @@ fn the_confirmation_lists_what_the_accountants_book_by() {
     ] {
         assert!(readable(&r).contains(want), "{want:?} missing:\n{}", r.text);
     }
-    // The alert comes before the table, and the HTML escapes the supplier's name.
+    // The alert comes before the table.
     assert!(r.text.find("ALERTA:").unwrap() < r.text.find("Base imponible").unwrap(), "{}", r.text);
-    assert!(r.html.contains("&lt;b&gt;Norte"), "{}", r.html);
     assert!(r.html.contains("<table"), "a real table");
     let review = confirmation_review(Language::Es);
     assert!(review.subject.starts_with("[REVISAR] "), "{}", review.subject);
@@ -449,7 +449,95 @@ fn the_confirmation_lists_what_the_accountants_book_by() {
 }
 
 #[test]
+fn values_from_a_document_are_shown_never_interpreted() {
+    let mut e = good_invoice();
+    e.supplier.as_mut().unwrap().name = Some("Norte <img src=x onerror=alert(1)> & \"Hijos\"".into());
+    e.invoice_number = Some("<script>alert(1)</script>".into());
+    let r = render::render_confirmation(&Confirmation {
+        language: Language::Es,
+        extraction: &e,
+        filename: "<b>f</b>.pdf",
+        sender: "a@b.test",
+        subject: "<i>x</i>",
+        message_id: None,
+        message_ref: 1,
+        invoice_ref: 2,
+        alerts: &[],
+        received: None,
+        min_confidence: 0.6,
+        attached: true,
+    })
+    .unwrap();
+    for raw in ["<img", "<script", "<b>f", "<i>x"] {
+        assert!(!r.html.contains(raw), "{raw} reached the HTML: {}", r.html);
+    }
+    assert!(r.html.contains("Norte &lt;img src=x onerror=alert(1)&gt; &amp; &quot;Hijos&quot;"), "{}", r.html);
+    assert!(r.text.contains("Norte <img src=x onerror=alert(1)> & \"Hijos\""), "the text part shows it as it is");
+}
+
+#[test]
 fn an_english_mail_without_a_subject_is_answered_in_english() {
     assert_eq!(reply_failures(Language::En).subject, "Re: (no subject)");
     assert_eq!(reply_failures(Language::De).subject, "Re: (kein Betreff)");
+}
+
+/// Headless Chromium, as `scripts/deps` installs it.
+fn chromium() -> PathBuf {
+    let found = ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .map(|name| PathBuf::from("/usr/bin").join(name))
+        .find(|p| p.exists());
+    found.expect("headless Chromium is needed to look at the mails (scripts/deps installs the chromium package)")
+}
+
+/// Render `html` in headless Chromium at `width` pixels and return the screenshot, kept in
+/// target/mail-screenshots/`name`.png.
+fn screenshot(name: &str, html: &str, width: u32) -> image::RgbaImage {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/mail-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let page = dir.join(format!("{name}.html"));
+    let png = dir.join(format!("{name}.png"));
+    std::fs::write(&page, html).unwrap();
+    let _ = std::fs::remove_file(&png);
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            &format!("--user-data-dir={}", profile.path().display()),
+            &format!("--window-size={width},1400"),
+            &format!("--screenshot={}", png.display()),
+        ])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(png.exists(), "Chromium wrote no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    image::open(&png).unwrap().to_rgba8()
+}
+
+fn pixels_like(img: &image::RgbaImage, rgb: [u8; 3]) -> usize {
+    img.pixels().filter(|p| p.0[..3].iter().zip(rgb).all(|(a, b)| a.abs_diff(b) <= 2)).count()
+}
+
+#[test]
+fn the_confirmation_and_the_digest_render_in_a_browser_with_their_warnings_highlighted() {
+    let shot = screenshot("confirmation.es", &confirmation(Language::Es).html, 800);
+    assert_eq!(shot.width(), 800);
+    // The fraud alert is a red box, and the card is white on grey.
+    assert!(pixels_like(&shot, [0xff, 0xeb, 0xe9]) > 10_000, "no red alert box");
+    assert!(pixels_like(&shot, [0xff, 0xff, 0xff]) > 200_000, "no white card");
+    let review = screenshot("confirmation_review.es", &confirmation_review(Language::Es).html, 800);
+    assert!(pixels_like(&review, [0xff, 0xf8, 0xc5]) > 10_000, "no yellow review box");
+    let digest = screenshot("digest.es", &digest(Language::Es).html, 800);
+    assert!(pixels_like(&digest, [0xff, 0xf8, 0xc5]) > 10_000, "the invoice to review is not highlighted");
+    let batch = screenshot("batch.es", &batch(Language::Es).html, 1000);
+    assert!(pixels_like(&batch, [0xff, 0xf8, 0xc5]) > 5_000, "the doubtful invoice of the batch is not highlighted");
+    // A phone's width: the tables still fit.
+    let narrow = screenshot("confirmation.es.narrow", &confirmation(Language::Es).html, 400);
+    assert_eq!(narrow.width(), 400);
+    screenshot("reply_failures.de", &reply_failures(Language::De).html, 800);
+    screenshot("alerts.en", &alerts(Language::En).html, 800);
 }

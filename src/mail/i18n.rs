@@ -176,7 +176,7 @@ pub fn check_sentence(check: &Check, lang: Language) -> String {
         validate::CHECK_TOTAL_POSITIVE => "check.total_positive",
         "addressed_to_us" => "check.addressed_to_us",
         "lines_sum" => "check.lines_sum",
-        n if n.starts_with("BR-") => "check.einvoice_rule",
+        n if n.starts_with("BR-") || n.starts_with("PEPPOL-") => "check.einvoice_rule",
         _ => "check.other",
     };
     let what = tf(lang, key, &[("rule", &check.name)]);

@@ -65,6 +65,7 @@ fn env() -> &'static Environment<'static> {
             // The templates are part of the binary and a test renders each; a broken one renders as an error.
             let _ = env.add_template(name, src);
         }
+        env.add_filter("wrap", |s: String, width: usize, indent: String| wrap(&s, width, &indent));
         env.add_function("t", |state: &State, key: &str| -> String {
             let lang = state.lookup("lang").and_then(|v| v.as_str().and_then(Language::from_tag));
             t(lang.unwrap_or(Language::En), key).to_string()
@@ -84,6 +85,44 @@ fn render(base: &str, lang: Language, subject: String, ctx: serde_json::Value) -
     let text = env().get_template(&format!("{base}.txt"))?.render(&ctx)?;
     let html = env().get_template(&format!("{base}.html"))?.render(&ctx)?;
     Ok(Rendered { language: lang, subject, text: tidy_text(&text), html: tidy_html(&html) })
+}
+
+/// `s` in lines of at most `width` characters (a longer word keeps its own line), the ones after the first
+/// starting with `indent`: plain text stays readable in any mail client.
+fn wrap(s: &str, width: usize, indent: &str) -> String {
+    // An IBAN's groups of four, and words joined by a no-break space, stay on one line.
+    let group = |w: &str| {
+        let w = w.trim_end_matches([',', '.', ':', ';', ')']);
+        (1..=4).contains(&w.len()) && w.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    };
+    // French puts a space before `:` and `;`; the mark stays with its word.
+    let mark = |w: &str| w.chars().all(|c| matches!(c, ':' | ';' | '!' | '?' | '»'));
+    let mut words: Vec<String> = Vec::new();
+    for w in s.split([' ', '\u{a0}', '\u{202f}']).filter(|w| !w.is_empty()) {
+        match words.last_mut() {
+            Some(last)
+                if mark(w) || (group(w) && last.rsplit(' ').next().is_some_and(|l| group(l) && l.len() == 4)) =>
+            {
+                last.push(' ');
+                last.push_str(w);
+            }
+            _ => words.push(w.to_string()),
+        }
+    }
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in &words {
+        let limit = if lines.is_empty() { width } else { width.saturating_sub(chars(indent)) };
+        if !line.is_empty() && chars(&line) + 1 + chars(word) > limit {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines.join(&format!("\n{indent}"))
 }
 
 /// No trailing spaces, and never more than one empty line in a row.
@@ -653,13 +692,7 @@ pub fn render_batch(b: &BatchConfirmation<'_>) -> anyhow::Result<Rendered> {
             cells: vec![
                 number,
                 supplier_name(e, b.sender),
-                e.customer
-                    .as_ref()
-                    .and_then(|c| c.name.as_deref().or(c.tax_id.as_deref()))
-                    .map(line_text)
-                    .unwrap_or_default(),
                 e.issue_date.map(|d| i18n::date(d, lang)).unwrap_or_default(),
-                e.due_date.map(|d| i18n::date(d, lang)).unwrap_or_default(),
                 money(e.net_amount),
                 money(e.tax_amount),
                 money(e.total_amount),
@@ -671,16 +704,14 @@ pub fn render_batch(b: &BatchConfirmation<'_>) -> anyhow::Result<Rendered> {
     }
     let total =
         sums(b.items.iter().filter_map(|i| Some((i.extraction.total_amount?, i.extraction.currency.clone()))), lang);
-    let mut sum_cells = vec![String::new(); 9];
+    let mut sum_cells = vec![String::new(); 7];
     sum_cells[0] = t(lang, "batch.sum").to_string();
-    sum_cells[7] = total.clone();
+    sum_cells[5] = total.clone();
     rows.push(GridRow { cells: sum_cells, warn: false, strong: true });
     let head = [
         "field.number",
         "field.supplier",
-        "field.customer",
         "field.issue_date",
-        "field.due_date",
         "field.base",
         "field.vat",
         "field.total",
@@ -688,7 +719,7 @@ pub fn render_batch(b: &BatchConfirmation<'_>) -> anyhow::Result<Rendered> {
     ]
     .map(|k| t(lang, k).to_string())
     .to_vec();
-    let mut sections = vec![Section::new(None, head, rows, vec![5, 6, 7])];
+    let mut sections = vec![Section::new(None, head, rows, vec![3, 4, 5])];
     if !b.failed.is_empty() {
         let rows = b
             .failed
@@ -706,13 +737,13 @@ pub fn render_batch(b: &BatchConfirmation<'_>) -> anyhow::Result<Rendered> {
     }
     let count = b.items.len().to_string();
     let outro = vec![
-        if b.attached >= b.items.len() + b.failed.len() {
+        if b.attached >= b.documents {
             tf(lang, "batch.attached", &[("count", &b.attached.to_string())])
         } else {
             tf(
                 lang,
                 "batch.partly_attached",
-                &[("attached", &b.attached.to_string()), ("count", &(b.items.len() + b.failed.len()).to_string())],
+                &[("attached", &b.attached.to_string()), ("count", &b.documents.to_string())],
             )
         },
         t(lang, "confirm.reply_hint").to_string(),

@@ -249,7 +249,8 @@ pub struct BatchConfirmation<'a> {
     pub message_ref: i64,
     pub received: Option<DateTime<Utc>>,
     pub min_confidence: f32,
-    /// How many original documents go with it.
+    /// How many documents the message brought, and how many of them go with the confirmation.
+    pub documents: usize,
     pub attached: usize,
 }
 
@@ -315,14 +316,16 @@ pub fn compose_digest(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::extract::{ErrorCode, Party, Status};
+    use crate::extract::{Party, Status};
     use chrono::NaiveDate;
     use mail_parser::MimeHeaders;
     use rust_decimal::Decimal;
     use std::str::FromStr;
 
+    /// The reply's text, its words single-spaced (the text part wraps long sentences).
     fn reply_text(c: &ReplyContent<'_>) -> String {
-        render::render_reply(c, "Factura").unwrap().text
+        let text = render::render_reply(c, "Factura").unwrap().text;
+        text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
     }
 
     fn to() -> Addresses<'static> {
@@ -382,9 +385,9 @@ mod tests {
         let o = vec![("factura.pdf".to_string(), Outcome::Stored(invoice()))];
         let text = reply_text(&content(&o, Language::Es));
         assert!(text.contains("factura.pdf: registrada"), "{text}");
-        assert!(text.contains("Número            2025-0042"), "{text}");
-        assert!(text.contains("Fecha de emisión  15/10/2025"), "{text}");
-        assert!(text.contains("Total             1.210,00 EUR"), "{text}");
+        assert!(text.contains("Número 2025-0042"), "{text}");
+        assert!(text.contains("Fecha de emisión 15/10/2025"), "{text}");
+        assert!(text.contains("Total 1.210,00 EUR"), "{text}");
     }
 
     #[test]
@@ -392,7 +395,8 @@ mod tests {
         let e = Extraction::failed("f.pdf", ErrorCode::Encrypted, "password");
         let o = vec![("f.pdf".to_string(), Outcome::Failed(e))];
         let text = reply_text(&content(&o, Language::Es));
-        assert!(text.contains("El PDF está protegido con contraseña; envíelo sin contraseña, por favor."), "{text}");
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("El PDF está protegido con contraseña; envíelo sin contraseña, por favor."), "{text}");
     }
 
     #[test]
@@ -405,9 +409,8 @@ mod tests {
     fn a_failed_total_check_is_shown_plainly() {
         let mut e = invoice();
         e.push_check(crate::extract::Check::new("totals_add_up", false, Some("1000.00 + 210.00 ≠ 1200.00".into())));
-        let _ = ErrorCode::Unreadable;
         let o = vec![("factura.pdf".to_string(), Outcome::Stored(e))];
-        let text = reply_text(&content(&o, Language::Es));
+        let text = reply_text(&content(&o, Language::Es)).replace('\n', " ");
         assert!(
             text.contains("El total no coincide con la base imponible más el IVA (1000.00 + 210.00 ≠ 1200.00)"),
             "{text}"

@@ -371,6 +371,7 @@ impl App {
                 message_ref: m.id,
                 received: Some(m.received_at),
                 min_confidence: self.config.review.min_confidence,
+                documents: originals.len(),
                 attached: attached.len(),
             };
             reply::compose_batch_confirmation(&to, &b, &attached)?

@@ -100,6 +100,11 @@ pub fn shows(text: &str, label: &str, value: &str) -> bool {
     text.lines().map(str::trim).any(|l| l.strip_prefix(label).is_some_and(|rest| rest.trim_start().starts_with(value)))
 }
 
+/// A mail's text on one line, its words single-spaced: what a sentence says, however the mail wrapped it.
+pub fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 pub fn random_tag() -> String {
     use rand::Rng;
     let mut rng = rand::thread_rng();
