@@ -2,7 +2,7 @@
 //! `tests/snapshots/mails/` (text and HTML): the reply to a supplier (all fine, and with failures), the
 //! confirmation, the batch summary, the daily digest and the alert digest.
 //!
-//! A changed rendering fails here until its copy is reviewed: `UPDATE_SNAPSHOTS=1 cargo test --test mail_render`
+//! A changed rendering fails here until its copy is reviewed: `UPDATE_SNAPSHOTS=1 cargo test --test it mail_render::`
 //! rewrites the copies, and `git diff tests/snapshots` shows what changed.
 //!
 //! Beside the snapshots: no mail in one language carries the other's words, and no mail shows a raw key.

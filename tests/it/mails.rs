@@ -2,7 +2,7 @@
 //! confirmation carries the original document byte for byte, a 50-invoice Facturae batch gives one confirmation,
 //! a damaged PDF reaches the accountants in the alert digest, and `smtp.from` may carry a display name.
 
-mod common;
+use crate::common;
 
 use common::pdf::SampleInvoice;
 use common::{corpus, MailBuilder, TestWorld};
