@@ -284,6 +284,20 @@ async fn a_correction_is_shown_with_its_audit_record_and_used_by_the_export() {
         &["invoices", "correct", &id, "total_amount=600.00", "supplier.name=Suministros del Norte S.L.", "--by", "ana"],
     ));
     assert!(out.contains(&format!("invoice {id}: total_amount {} -> 600.00", inv.total())), "{out}");
+    // The checks run again on the corrected record: the printed net and tax no longer make 600.00.
+    let sum = inv.net() + inv.tax();
+    let failed = format!("FAIL totals_add_up: net {} + tax {} = {sum} (total 600.00)", inv.net(), inv.tax());
+    assert!(out.contains(&failed), "{out}");
+    assert!(
+        out.contains("ok   tax_id_checksum: supplier tax id")
+            && out.ends_with(&format!("invoice {id}: needs_review\n"))
+    );
+    let show = stdout(&cli(&w, &["invoices", "show", &id]));
+    assert!(show.contains("checks (after the corrections):") && show.contains(&format!("  {failed}")), "{show}");
+    assert!(show.contains(&format!("  - check totals_add_up failed: net {}", inv.net())), "{show}");
+    let out = stdout(&cli(&w, &["invoices", "correct", &id, "net_amount=495,87", "tax_amount=104.13", "--by", "ana"]));
+    assert!(out.contains("ok   totals_add_up: net 495.87 + tax 104.13 = 600.00 (total 600.00)"), "{out}");
+    assert!(out.ends_with(&format!("invoice {id}: corrected\n")), "{out}");
 
     let dir = tempfile::tempdir().unwrap();
     let show = stdout(&cli(&w, &["invoices", "show", &id, "--save-original", &dir.path().display().to_string()]));

@@ -199,7 +199,8 @@ async fn show(config: &Path, id: i64, save_original: Option<&Path>) -> Result<i3
         }
     }
     if let Some(checks) = e.checks.as_ref().filter(|c| !c.is_empty()) {
-        println!("\nchecks (on the values as read):");
+        let when = if corrections.is_empty() { "on the values as read" } else { "after the corrections" };
+        println!("\nchecks ({when}):");
         for c in checks {
             let detail = c.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
             println!("  {} {}{detail}", if c.ok { "ok  " } else { "FAIL" }, c.name);
@@ -284,12 +285,19 @@ async fn correct(config: &Path, id: i64, assignments: &[String], by: &str) -> Re
             }
         }
     }
+    let failed = correct::recheck(&mut e);
+    let (state, reasons) = if failed.is_empty() {
+        (ReviewState::Corrected, Vec::new())
+    } else {
+        (ReviewState::NeedsReview, failed.iter().map(review::reason).collect())
+    };
     let supplier = keys::InvoiceKeys::of(&e, &row.sender).supplier;
     let hints = learn(&cfg, &pool, id, &supplier, &changes).await;
 
     let mut tx = pool.begin().await?;
     db::lock_invoice(&mut tx, id).await?.context("the invoice disappeared")?;
-    if let Err(err) = db::update_fields(&mut tx, id, &e, &row.sender).await {
+    let stored = db::update_fields(&mut tx, id, &e, &row.sender, state.as_str(), &serde_json::json!(reasons)).await;
+    if let Err(err) = stored {
         if is_unique_violation(&err) {
             eprintln!("invoice {id}: with this correction it would be the same invoice as one already stored; nothing was changed");
             return Ok(2);
@@ -323,7 +331,11 @@ async fn correct(config: &Path, id: i64, assignments: &[String], by: &str) -> Re
             h.pattern
         );
     }
-    println!("invoice {id}: corrected");
+    for c in e.checks.iter().flatten().filter(|c| correct::RECHECKED.contains(&c.name.as_str())) {
+        let detail = c.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+        println!("check again {} {}{detail}", if c.ok { "ok  " } else { "FAIL" }, c.name);
+    }
+    println!("invoice {id}: {}", state.as_str());
     Ok(0)
 }
 

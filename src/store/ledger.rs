@@ -9,6 +9,7 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use super::ExistingInvoice;
 use crate::extract::Extraction;
 use crate::store::keys::InvoiceKeys;
+use crate::store::{InvoiceFields, FIELD_COLUMNS};
 
 /// The stored invoice with the same supplier, number, total and date, if any (a copy with other bytes).
 pub async fn invoice_by_content(
@@ -159,40 +160,20 @@ pub async fn lock_invoice(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result
     Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
-/// Write a corrected extraction over the invoice's fields and keys, and mark it `corrected`.
-pub async fn update_fields(tx: &mut Transaction<'_, Postgres>, id: i64, e: &Extraction, sender: &str) -> Result<()> {
-    let keys = InvoiceKeys::of(e, sender);
-    let supplier = e.supplier.clone().unwrap_or_default();
-    let customer = e.customer.clone().unwrap_or_default();
-    let result = serde_json::to_value(e)?;
-    sqlx::query(
-        "UPDATE invoices SET document_type = $2, invoice_number = $3, issue_date = $4, due_date = $5, currency = $6,
-             supplier_name = $7, supplier_tax_id = $8, supplier_iban = $9, customer_name = $10, customer_tax_id = $11,
-             net_amount = $12, tax_amount = $13, total_amount = $14, amount_due = $15, result = $16,
-             supplier_key = $17, number_key = $18, variant_key = $19, review_state = 'corrected'
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(result.get("document_type").and_then(|v| v.as_str()))
-    .bind(e.display_number())
-    .bind(e.issue_date)
-    .bind(e.due_date)
-    .bind(&e.currency)
-    .bind(supplier.name)
-    .bind(supplier.tax_id)
-    .bind(supplier.iban)
-    .bind(customer.name)
-    .bind(customer.tax_id)
-    .bind(e.net_amount)
-    .bind(e.tax_amount)
-    .bind(e.total_amount)
-    .bind(e.amount_due)
-    .bind(&result)
-    .bind(&keys.supplier)
-    .bind(&keys.number)
-    .bind(&keys.variant)
-    .execute(&mut **tx)
-    .await?;
+/// Write a corrected extraction over the invoice's fields and keys, with the review state it now has.
+pub async fn update_fields(
+    tx: &mut Transaction<'_, Postgres>,
+    id: i64,
+    e: &Extraction,
+    sender: &str,
+    state: &str,
+    reasons: &serde_json::Value,
+) -> Result<()> {
+    let fields = InvoiceFields::of(e, sender)?;
+    let sets: Vec<String> = FIELD_COLUMNS.iter().enumerate().map(|(k, c)| format!("{c} = ${}", k + 4)).collect();
+    let sql = format!("UPDATE invoices SET review_state = $2, review_reasons = $3, {} WHERE id = $1", sets.join(", "));
+    let q = sqlx::query(&sql).bind(id).bind(state).bind(reasons);
+    fields.bind(q).execute(&mut **tx).await?;
     Ok(())
 }
 
