@@ -1,0 +1,342 @@
+//! What a read message comes to: its invoices stored, its fraud signals, its reply and confirmation queued.
+
+use anyhow::Result;
+use tracing::{info, warn};
+
+use crate::config::Language;
+use crate::extract::Extraction;
+use crate::fraud;
+use crate::mail::mime::{self, Incoming};
+use crate::mail::reply::{self, MessageError, Outcome, ReplyContent, Thread};
+use crate::store::{self, MessageState, StoredMessage};
+
+use super::App;
+
+impl App {
+    /// Store the outcome, queue the replies and decide the message's folder, all in one transaction.
+    /// `poisoned` says why extraction kept failing when it did on the last attempt.
+    pub(super) async fn finalize(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        m: &StoredMessage,
+        incoming: &Incoming,
+        extracted: Vec<(mime::Document, Vec<Extraction>)>,
+        too_large: Option<MessageError>,
+        poisoned: Option<String>,
+    ) -> Result<MessageState> {
+        // A mail without a From is nobody's: its documents are its own, never merged with other such mail.
+        let sender = match incoming.from.as_deref() {
+            Some(from) => store::clean_address(from),
+            None => format!("(no sender: message {})", m.id),
+        };
+        // A resend is the same Message-ID from the same sender; another sender reusing the id learns nothing.
+        let resent_of = match (&incoming.message_id, &incoming.from) {
+            (Some(id), Some(_)) => store::earlier_message_from(tx, id, &sender, m.id).await?.map(|(_, at)| at),
+            _ => None,
+        };
+        let mut outcomes: Vec<(String, Outcome)> = Vec::new();
+        let mut stored: Vec<(String, Extraction, i64, Vec<String>)> = Vec::new();
+        for (position, (doc, results)) in extracted.into_iter().enumerate() {
+            let sha = crate::extract::sha256_hex(&doc.bytes);
+            let summary = serde_json::to_value(&results)?;
+            let first_error = results.iter().find_map(|r| r.error.as_ref().map(|e| e.code.as_str()));
+            let attachment_id = store::insert_attachment(
+                tx,
+                &store::NewAttachment {
+                    message_ref: m.id,
+                    position: position as i32,
+                    filename: &doc.filename,
+                    content_type: doc.kind.as_str(),
+                    size_bytes: doc.bytes.len() as i64,
+                    sha256: &sha,
+                    status: if results.iter().any(Extraction::is_ok) { "ok" } else { "error" },
+                    error_code: first_error,
+                    result: summary,
+                },
+            )
+            .await?;
+            let several = results.len() > 1;
+            for (index, e) in results.into_iter().enumerate() {
+                let label = if several { format!("{} #{}", doc.filename, index + 1) } else { doc.filename.clone() };
+                if !e.is_ok() {
+                    outcomes.push((label, Outcome::Failed(e)));
+                    continue;
+                }
+                let e = match self.addressed_to_us(e) {
+                    Ok(e) => e,
+                    Err(not_ours) => {
+                        outcomes.push((label, *not_ours));
+                        continue;
+                    }
+                };
+                let keys = crate::store::keys::InvoiceKeys::of(&e, &sender);
+                let earlier = match store::invoice_by_document(tx, &sender, &sha, index as i32).await? {
+                    Some(same_file) => Some(same_file),
+                    None => store::ledger::invoice_by_content(tx, &keys).await?,
+                };
+                if let Some(existing) = earlier {
+                    outcomes.push((
+                        label,
+                        Outcome::Duplicate {
+                            extraction: e,
+                            first_seen: existing.created_at,
+                            invoice_number: existing.invoice_number,
+                        },
+                    ));
+                    continue;
+                }
+                let origin = store::InvoiceOrigin {
+                    message_ref: m.id,
+                    attachment_ref: attachment_id,
+                    message_id: incoming.message_id.as_deref(),
+                    sender: &sender,
+                    sha256: &sha,
+                    index: index as i32,
+                };
+                match store::insert_invoice(tx, &origin, &e).await? {
+                    Some(invoice_id) => {
+                        info!(invoice_id, number = e.invoice_number.as_deref().unwrap_or(""), "invoice stored");
+                        let alerts = self.fraud_signals(tx, &sender, invoice_id, &e).await?;
+                        let (review, reasons) =
+                            crate::ledger::review::assess(&e, &alerts, self.config.review.min_confidence);
+                        store::ledger::set_review(tx, invoice_id, review.as_str(), &serde_json::to_value(&reasons)?)
+                            .await?;
+                        stored.push((label.clone(), e.clone(), invoice_id, alerts));
+                        outcomes.push((label, Outcome::Stored(e)));
+                    }
+                    // Another worker stored the same invoice while we read it; its commit came first.
+                    None => {
+                        let first = store::ledger::invoice_by_content(tx, &keys).await?;
+                        outcomes.push((
+                            label,
+                            Outcome::Duplicate {
+                                extraction: e,
+                                first_seen: first.as_ref().map_or_else(chrono::Utc::now, |f| f.created_at),
+                                invoice_number: first.and_then(|f| f.invoice_number),
+                            },
+                        ))
+                    }
+                }
+            }
+        }
+
+        let any_invoice = outcomes.iter().any(|(_, o)| matches!(o, Outcome::Stored(_) | Outcome::Duplicate { .. }));
+        let (state, target, mut reason) = if let Some(why) = &poisoned {
+            (MessageState::Quarantined, &self.config.imap.failed_mailbox, Some(why.clone()))
+        } else if let Some(MessageError::TooLarge { bytes, limit }) = too_large {
+            (
+                MessageState::Failed,
+                &self.config.imap.failed_mailbox,
+                Some(format!("too_large: the message is {bytes} bytes; limits.max_message_bytes is {limit}")),
+            )
+        } else if any_invoice {
+            (MessageState::Processed, &self.config.imap.processed_mailbox, None)
+        } else if incoming.documents.is_empty() && incoming.no_reply.is_some() {
+            (
+                MessageState::Ignored,
+                &self.config.imap.processed_mailbox,
+                incoming.no_reply.as_ref().map(|r| format!("not answered: {r}")),
+            )
+        } else {
+            let why = outcomes
+                .iter()
+                .filter_map(|(n, o)| match o {
+                    Outcome::NotForUs { reason, .. } => Some(format!("{n}: not for us ({reason})")),
+                    _ => o.extraction().error.as_ref().map(|e| format!("{n}: {} ({})", e.code.as_str(), e.message)),
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            let why = if why.is_empty() { "no invoice attached".to_string() } else { why };
+            (MessageState::Failed, &self.config.imap.failed_mailbox, Some(why))
+        };
+
+        let not_read = incoming.skipped.iter().filter(|k| k.reason == mime::SkipReason::TooMany).count();
+        if not_read > 0 {
+            let note = format!(
+                "too_many_attachments: {not_read} documents past limits.max_attachments ({}) were not read",
+                self.config.limits.max_attachments
+            );
+            reason = Some(match reason {
+                Some(r) => format!("{r}; {note}"),
+                None => note,
+            });
+        }
+        let language = incoming.language.unwrap_or(self.config.reply.default_language);
+        let held = match (&incoming.no_reply, any_invoice) {
+            (None, false) => self.reply_held(tx, incoming).await?,
+            _ => None,
+        };
+        match (&incoming.no_reply, &incoming.reply_to) {
+            (None, Some(_)) if held.is_some() => {
+                let note = format!("not answered: {}", held.unwrap_or_default());
+                info!(reason = note.as_str(), "not replying");
+                reason = Some(match reason {
+                    Some(r) => format!("{r}; {note}"),
+                    None => note,
+                });
+            }
+            (None, Some(to)) => {
+                let content = ReplyContent {
+                    language,
+                    outcomes: &outcomes,
+                    skipped: &incoming.skipped,
+                    resent_of,
+                    message_error: too_large.or(poisoned.is_some().then_some(MessageError::UnderReview)),
+                    max_pages: self.config.sandbox.max_pages,
+                    max_attachments: self.config.limits.max_attachments,
+                };
+                let thread = Thread {
+                    from: &self.config.smtp.from,
+                    to,
+                    subject: &incoming.subject,
+                    message_id: incoming.message_id.as_deref(),
+                    references: &incoming.references,
+                };
+                match reply::compose_reply(&thread, &content, m.id) {
+                    Ok((id, mail)) => {
+                        store::enqueue_mail(
+                            tx,
+                            &store::NewOutboxMail {
+                                message_ref: m.id,
+                                kind: "reply",
+                                mail_message_id: &id,
+                                envelope_from: &self.config.smtp.from,
+                                recipients: std::slice::from_ref(to),
+                                body: &mail.formatted(),
+                            },
+                        )
+                        .await?;
+                    }
+                    // The address came from the mail's own headers: one we cannot write to is a fact about this
+                    // mail, not a reason to stop. The outcome is stored and the operator sees why nobody was told.
+                    Err(e) => {
+                        warn!(to = to.as_str(), error = %e, "cannot write a reply to this address; not replying");
+                        let note = format!("not answered: the reply address {to:?} is not usable ({e})");
+                        reason = Some(match reason {
+                            Some(r) => format!("{r}; {note}"),
+                            None => note,
+                        });
+                    }
+                }
+            }
+            (Some(why), _) => {
+                info!(reason = %why, "not replying");
+                let note = format!("not answered: {why}");
+                reason = Some(match reason {
+                    Some(r) if r.contains(&note) => r,
+                    Some(r) => format!("{r}; {note}"),
+                    None => note,
+                });
+            }
+            (None, None) => {
+                info!("no sender address; not replying");
+                let note = "not answered: no sender address".to_string();
+                reason = Some(match reason {
+                    Some(r) => format!("{r}; {note}"),
+                    None => note,
+                });
+            }
+        }
+        if !self.config.notify.accountants.is_empty() {
+            for (filename, e, invoice_id, alerts) in &stored {
+                let c = reply::Confirmation {
+                    language: self.config.reply.default_language,
+                    extraction: e,
+                    filename,
+                    sender: &sender,
+                    subject: &incoming.subject,
+                    message_id: incoming.message_id.as_deref(),
+                    message_ref: m.id,
+                    invoice_ref: *invoice_id,
+                    alerts,
+                };
+                let (id, mail) =
+                    reply::compose_confirmation(&self.config.smtp.from, &self.config.notify.accountants, &c)?;
+                store::enqueue_mail(
+                    tx,
+                    &store::NewOutboxMail {
+                        message_ref: m.id,
+                        kind: "confirmation",
+                        mail_message_id: &id,
+                        envelope_from: &self.config.smtp.from,
+                        recipients: &self.config.notify.accountants,
+                        body: &mail.formatted(),
+                    },
+                )
+                .await?;
+            }
+        }
+        store::finish_message(tx, m.id, state, reason.as_deref(), Some(target)).await?;
+        info!(state = state.as_str(), documents = outcomes.len(), "message handled");
+        Ok(state)
+    }
+
+    /// Why a mail without an invoice gets no reply, when it gets none: it answers a mail of ours (a robot that
+    /// does not mark itself, RFC 3834, would loop with us), or its sender had their hourly share of replies.
+    pub(super) async fn reply_held(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        incoming: &Incoming,
+    ) -> Result<Option<String>> {
+        if let Some(ours) = store::own_mail_among(tx, &incoming.answers).await? {
+            return Ok(Some(format!("it answers our mail {ours} and carries no invoice")));
+        }
+        let Some(to) = &incoming.reply_to else { return Ok(None) };
+        let budget = self.config.reply.max_replies_without_invoice_per_hour;
+        let sent = store::recent_replies_without_invoice(tx, to).await?;
+        Ok((sent >= i64::from(budget)).then(|| {
+            format!(
+                "{sent} replies about mail without an invoice went to {to} within the hour \
+                 (reply.max_replies_without_invoice_per_hour = {budget})"
+            )
+        }))
+    }
+
+    /// An invoice whose customer is clearly another company is flagged with a failed `addressed_to_us` check
+    /// (so it needs review and the confirmation says `[REVISAR]`), or with `on_foreign_customer = "reject"`
+    /// returned as the supplier's answer instead of being booked.
+    pub(super) fn addressed_to_us(&self, mut e: Extraction) -> std::result::Result<Extraction, Box<Outcome>> {
+        let Some(why) = crate::ledger::review::foreign_customer(&e, &self.config.company) else { return Ok(e) };
+        warn!(reason = why.as_str(), "invoice addressed to another company");
+        if self.config.company.on_foreign_customer == crate::config::ForeignCustomer::Reject {
+            return Err(Box::new(Outcome::NotForUs { extraction: e, reason: why }));
+        }
+        e.push_check(crate::extract::Check::new(crate::ledger::review::ADDRESSED_TO_US, false, Some(why)));
+        Ok(e)
+    }
+
+    /// Compare a newly stored invoice with the supplier's history: a changed IBAN (business email compromise)
+    /// or a reused number with another total. Signals are stored with the invoice and returned as sentences.
+    pub(super) async fn fraud_signals(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        sender: &str,
+        invoice_id: i64,
+        e: &Extraction,
+    ) -> Result<Vec<String>> {
+        let supplier = e.supplier.clone().unwrap_or_default();
+        let history = store::supplier_history(tx, supplier.tax_id.as_deref(), sender, invoice_id).await?;
+        let new = fraud::NewInvoice {
+            supplier_tax_id: supplier.tax_id,
+            sender: sender.to_string(),
+            invoice_number: e.display_number(),
+            total_amount: e.total_amount,
+            iban: supplier.iban,
+            issue_date: e.issue_date,
+            qr_iban_mismatch: e
+                .qr_codes
+                .iter()
+                .flatten()
+                // Every code on the page asks to be paid, a second bill's too.
+                .find_map(|c| Some((c.iban.clone()?, c.page_iban.clone()?))),
+        };
+        let signals = fraud::signals(&new, &history);
+        if signals.is_empty() {
+            return Ok(Vec::new());
+        }
+        warn!(invoice_id, count = signals.len(), "fraud signals raised");
+        store::set_fraud_signals(tx, invoice_id, &serde_json::to_value(&signals)?).await?;
+        let es = self.config.reply.default_language == Language::Es;
+        Ok(signals.iter().map(|s| s.describe(es)).collect())
+    }
+}
