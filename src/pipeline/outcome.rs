@@ -163,6 +163,8 @@ impl App {
         }
         let language = incoming.language.unwrap_or(self.config.reply.default_language);
         let held = match (&incoming.no_reply, any_invoice) {
+            // An invoice the accountants forwarded: they get the confirmation, nobody gets a supplier's reply.
+            (None, _) if self.is_accountant(incoming.from.as_deref()) => Some("it comes from the accountants".into()),
             (None, false) => self.reply_held(tx, incoming).await?,
             _ => None,
         };
@@ -264,6 +266,8 @@ impl App {
                     },
                 )
                 .await?;
+                // So that the accountants' reply to it finds the invoice.
+                store::accountants::remember_confirmation(tx, &id, &[*invoice_id]).await?;
             }
         }
         store::finish_message(tx, m.id, state, reason.as_deref(), Some(target)).await?;

@@ -54,6 +54,9 @@ pub struct Filter {
     /// Issue dates (the received date when the invoice shows none), for the exports.
     pub issued_from: Option<NaiveDate>,
     pub issued_to: Option<NaiveDate>,
+    /// Received in `[received_from, received_before)`, for the daily digest (a local day's bounds).
+    pub received_from: Option<DateTime<Utc>>,
+    pub received_before: Option<DateTime<Utc>>,
 }
 
 /// One invoice as the accountants see it, corrections applied.
@@ -132,6 +135,8 @@ pub async fn list_invoices(pool: &PgPool, f: &Filter) -> Result<Vec<LedgerRow>> 
                 OR i.sender ILIKE '%' || $4 || '%')
            AND ($5::date IS NULL OR coalesce(i.issue_date, m.received_at::date) >= $5)
            AND ($6::date IS NULL OR coalesce(i.issue_date, m.received_at::date) <= $6)
+           AND ($7::timestamptz IS NULL OR m.received_at >= $7)
+           AND ($8::timestamptz IS NULL OR m.received_at < $8)
          ORDER BY i.id"
     );
     let rows = sqlx::query(&sql)
@@ -141,6 +146,8 @@ pub async fn list_invoices(pool: &PgPool, f: &Filter) -> Result<Vec<LedgerRow>> 
         .bind(&f.supplier)
         .bind(f.issued_from)
         .bind(f.issued_to)
+        .bind(f.received_from)
+        .bind(f.received_before)
         .fetch_all(pool)
         .await?;
     Ok(rows.iter().map(ledger_row).collect())
@@ -234,11 +241,15 @@ pub async fn corrections(pool: &PgPool, invoice_id: i64) -> Result<Vec<Correctio
         .collect())
 }
 
+pub async fn review_state(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT review_state FROM invoices WHERE id = $1").bind(id).fetch_optional(&mut **tx).await?)
+}
+
 /// Mark invoices approved; returns the ids that exist.
-pub async fn approve(pool: &PgPool, ids: &[i64]) -> Result<Vec<i64>> {
+pub async fn approve<'e>(db: impl sqlx::PgExecutor<'e>, ids: &[i64]) -> Result<Vec<i64>> {
     Ok(sqlx::query_scalar("UPDATE invoices SET review_state = 'approved' WHERE id = ANY($1) RETURNING id")
         .bind(ids)
-        .fetch_all(pool)
+        .fetch_all(db)
         .await?)
 }
 

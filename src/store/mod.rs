@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use crate::extract::Extraction;
 
+pub mod accountants;
 pub mod keys;
 pub mod ledger;
 
