@@ -12,6 +12,36 @@ use crate::store::{self, MessageState, StoredMessage};
 
 use super::App;
 
+/// The folder a handled message is moved to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Folder {
+    Processed,
+    Failed,
+}
+
+/// What `decide` is told about a read message: its documents' outcomes (after the store's duplicate checks)
+/// and what was learnt about the mail itself.
+pub(super) struct Facts<'a> {
+    pub outcomes: &'a [(String, Outcome)],
+    pub incoming: &'a Incoming,
+    pub too_large: Option<&'a MessageError>,
+    /// Why extraction kept failing, when it did on the last attempt.
+    pub poisoned: Option<&'a str>,
+    /// Why the sender gets no reply: a mail without an invoice held back (`App::reply_held`), or one from the
+    /// accountants.
+    pub held: Option<&'a str>,
+    pub max_attachments: usize,
+}
+
+/// What a message comes to: its final state and folder, the reason an operator reads, and whom we answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Verdict<'a> {
+    pub state: MessageState,
+    pub folder: Folder,
+    pub reason: Option<String>,
+    pub reply_to: Option<&'a String>,
+}
+
 impl App {
     /// Store the outcome, queue the replies and decide the message's folder, all in one transaction.
     /// `poisoned` says why extraction kept failing when it did on the last attempt.
@@ -120,124 +150,67 @@ impl App {
             }
         }
 
-        let any_invoice = outcomes.iter().any(|(_, o)| matches!(o, Outcome::Stored(_) | Outcome::Duplicate { .. }));
-        let (state, target, mut reason) = if let Some(why) = &poisoned {
-            (MessageState::Quarantined, &self.config.imap.failed_mailbox, Some(why.clone()))
-        } else if let Some(MessageError::TooLarge { bytes, limit }) = too_large {
-            (
-                MessageState::Failed,
-                &self.config.imap.failed_mailbox,
-                Some(format!("too_large: the message is {bytes} bytes; limits.max_message_bytes is {limit}")),
-            )
-        } else if any_invoice {
-            (MessageState::Processed, &self.config.imap.processed_mailbox, None)
-        } else if incoming.documents.is_empty() && incoming.no_reply.is_some() {
-            (
-                MessageState::Ignored,
-                &self.config.imap.processed_mailbox,
-                incoming.no_reply.as_ref().map(|r| format!("not answered: {r}")),
-            )
-        } else {
-            let why = outcomes
-                .iter()
-                .filter_map(|(n, o)| match o {
-                    Outcome::NotForUs { reason, .. } => Some(format!("{n}: not for us ({reason})")),
-                    _ => o.extraction().error.as_ref().map(|e| format!("{n}: {} ({})", e.code.as_str(), e.message)),
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-            let why = if why.is_empty() { "no invoice attached".to_string() } else { why };
-            (MessageState::Failed, &self.config.imap.failed_mailbox, Some(why))
-        };
-
-        let not_read = incoming.skipped.iter().filter(|k| k.reason == mime::SkipReason::TooMany).count();
-        if not_read > 0 {
-            let note = format!(
-                "too_many_attachments: {not_read} documents past limits.max_attachments ({}) were not read",
-                self.config.limits.max_attachments
-            );
-            reason = Some(match reason {
-                Some(r) => format!("{r}; {note}"),
-                None => note,
-            });
-        }
-        let language = incoming.language.unwrap_or(self.config.reply.default_language);
+        let any_invoice = outcomes.iter().any(|(_, o)| is_invoice(o));
         let held = match (&incoming.no_reply, any_invoice) {
             // An invoice the accountants forwarded: they get the confirmation, nobody gets a supplier's reply.
             (None, _) if self.is_accountant(incoming.from.as_deref()) => Some("it comes from the accountants".into()),
             (None, false) => self.reply_held(tx, incoming).await?,
             _ => None,
         };
-        match (&incoming.no_reply, &incoming.reply_to) {
-            (None, Some(_)) if held.is_some() => {
-                let note = format!("not answered: {}", held.unwrap_or_default());
-                info!(reason = note.as_str(), "not replying");
-                reason = Some(match reason {
-                    Some(r) => format!("{r}; {note}"),
-                    None => note,
-                });
-            }
-            (None, Some(to)) => {
-                let content = ReplyContent {
-                    language,
-                    outcomes: &outcomes,
-                    skipped: &incoming.skipped,
-                    resent_of,
-                    message_error: too_large.or(poisoned.is_some().then_some(MessageError::UnderReview)),
-                    max_pages: self.config.sandbox.max_pages,
-                    max_attachments: self.config.limits.max_attachments,
-                };
-                let thread = Thread {
-                    from: &self.config.smtp.from,
-                    to,
-                    subject: &incoming.subject,
-                    message_id: incoming.message_id.as_deref(),
-                    references: &incoming.references,
-                };
-                match reply::compose_reply(&thread, &content, m.id) {
-                    Ok((id, mail)) => {
-                        store::enqueue_mail(
-                            tx,
-                            &store::NewOutboxMail {
-                                message_ref: m.id,
-                                kind: "reply",
-                                mail_message_id: &id,
-                                envelope_from: &self.config.smtp.from,
-                                recipients: std::slice::from_ref(to),
-                                body: &mail.formatted(),
-                            },
-                        )
-                        .await?;
-                    }
-                    // The address came from the mail's own headers: one we cannot write to is a fact about this
-                    // mail, not a reason to stop. The outcome is stored and the operator sees why nobody was told.
-                    Err(e) => {
-                        warn!(to = to.as_str(), error = %e, "cannot write a reply to this address; not replying");
-                        let note = format!("not answered: the reply address {to:?} is not usable ({e})");
-                        reason = Some(match reason {
-                            Some(r) => format!("{r}; {note}"),
-                            None => note,
-                        });
-                    }
+        let facts = Facts {
+            outcomes: &outcomes,
+            incoming,
+            too_large: too_large.as_ref(),
+            poisoned: poisoned.as_deref(),
+            held: held.as_deref(),
+            max_attachments: self.config.limits.max_attachments,
+        };
+        let Verdict { state, folder, mut reason, reply_to } = decide(&facts);
+        let target = match folder {
+            Folder::Processed => &self.config.imap.processed_mailbox,
+            Folder::Failed => &self.config.imap.failed_mailbox,
+        };
+        if let Some(to) = reply_to {
+            let content = ReplyContent {
+                language: incoming.language.unwrap_or(self.config.reply.default_language),
+                outcomes: &outcomes,
+                skipped: &incoming.skipped,
+                resent_of,
+                message_error: too_large.or(poisoned.is_some().then_some(MessageError::UnderReview)),
+                max_pages: self.config.sandbox.max_pages,
+                max_attachments: self.config.limits.max_attachments,
+            };
+            let thread = Thread {
+                from: &self.config.smtp.from,
+                to,
+                subject: &incoming.subject,
+                message_id: incoming.message_id.as_deref(),
+                references: &incoming.references,
+            };
+            match reply::compose_reply(&thread, &content, m.id) {
+                Ok((id, mail)) => {
+                    store::enqueue_mail(
+                        tx,
+                        &store::NewOutboxMail {
+                            message_ref: m.id,
+                            kind: "reply",
+                            mail_message_id: &id,
+                            envelope_from: &self.config.smtp.from,
+                            recipients: std::slice::from_ref(to),
+                            body: &mail.formatted(),
+                        },
+                    )
+                    .await?;
+                }
+                // The address came from the mail's own headers: one we cannot write to is a fact about this
+                // mail, not a reason to stop. The outcome is stored and the operator sees why nobody was told.
+                Err(e) => {
+                    warn!(to = to.as_str(), error = %e, "cannot write a reply to this address; not replying");
+                    add_note(&mut reason, format!("not answered: the reply address {to:?} is not usable ({e})"));
                 }
             }
-            (Some(why), _) => {
-                info!(reason = %why, "not replying");
-                let note = format!("not answered: {why}");
-                reason = Some(match reason {
-                    Some(r) if r.contains(&note) => r,
-                    Some(r) => format!("{r}; {note}"),
-                    None => note,
-                });
-            }
-            (None, None) => {
-                info!("no sender address; not replying");
-                let note = "not answered: no sender address".to_string();
-                reason = Some(match reason {
-                    Some(r) => format!("{r}; {note}"),
-                    None => note,
-                });
-            }
+        } else {
+            info!(reason = reason.as_deref().unwrap_or(""), "not replying");
         }
         if !self.config.notify.accountants.is_empty() {
             for (filename, e, invoice_id, alerts) in &stored {
@@ -342,5 +315,210 @@ impl App {
         store::set_fraud_signals(tx, invoice_id, &serde_json::to_value(&signals)?).await?;
         let es = self.config.reply.default_language == Language::Es;
         Ok(signals.iter().map(|s| s.describe(es)).collect())
+    }
+}
+
+/// Decide a read message's state, folder, reason and reply from what is known about it. No I/O: the store's
+/// answers (duplicates, the reply budget) come in through `facts`.
+pub(super) fn decide<'a>(facts: &Facts<'a>) -> Verdict<'a> {
+    let incoming = facts.incoming;
+    let any_invoice = facts.outcomes.iter().any(|(_, o)| is_invoice(o));
+    let (state, folder, mut reason) = if let Some(why) = facts.poisoned {
+        (MessageState::Quarantined, Folder::Failed, Some(why.to_string()))
+    } else if let Some(MessageError::TooLarge { bytes, limit }) = facts.too_large {
+        (
+            MessageState::Failed,
+            Folder::Failed,
+            Some(format!("too_large: the message is {bytes} bytes; limits.max_message_bytes is {limit}")),
+        )
+    } else if any_invoice {
+        (MessageState::Processed, Folder::Processed, None)
+    } else if incoming.documents.is_empty() && incoming.no_reply.is_some() {
+        (MessageState::Ignored, Folder::Processed, incoming.no_reply.as_ref().map(|r| format!("not answered: {r}")))
+    } else {
+        let why = facts
+            .outcomes
+            .iter()
+            .filter_map(|(n, o)| match o {
+                Outcome::NotForUs { reason, .. } => Some(format!("{n}: not for us ({reason})")),
+                _ => o.extraction().error.as_ref().map(|e| format!("{n}: {} ({})", e.code.as_str(), e.message)),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let why = if why.is_empty() { "no invoice attached".to_string() } else { why };
+        (MessageState::Failed, Folder::Failed, Some(why))
+    };
+    let not_read = incoming.skipped.iter().filter(|k| k.reason == mime::SkipReason::TooMany).count();
+    if not_read > 0 {
+        add_note(
+            &mut reason,
+            format!(
+                "too_many_attachments: {not_read} documents past limits.max_attachments ({}) were not read",
+                facts.max_attachments
+            ),
+        );
+    }
+    let reply_to = match (&incoming.no_reply, &incoming.reply_to, facts.held) {
+        (None, Some(_), Some(held)) => {
+            add_note(&mut reason, format!("not answered: {held}"));
+            None
+        }
+        (None, Some(to), None) => Some(to),
+        (Some(why), _, _) => {
+            add_note(&mut reason, format!("not answered: {why}"));
+            None
+        }
+        (None, None, _) => {
+            add_note(&mut reason, "not answered: no sender address".to_string());
+            None
+        }
+    };
+    Verdict { state, folder, reason, reply_to }
+}
+
+/// An invoice was read: stored now, or stored before.
+fn is_invoice(o: &Outcome) -> bool {
+    matches!(o, Outcome::Stored(_) | Outcome::Duplicate { .. })
+}
+
+/// Append `note` to an operator's reason, once.
+fn add_note(reason: &mut Option<String>, note: String) {
+    *reason = Some(match reason.take() {
+        Some(r) if r.contains(&note) => r,
+        Some(r) => format!("{r}; {note}"),
+        None => note,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::ErrorCode;
+
+    const OURS: &str = "intake@example.test";
+
+    fn mail(headers: &str) -> Incoming {
+        let raw = format!("From: Supplier <supplier@example.test>\r\nSubject: factura\r\n{headers}\r\nHola\r\n");
+        mime::parse(raw.as_bytes(), OURS, 10)
+    }
+
+    fn facts<'a>(incoming: &'a Incoming, outcomes: &'a [(String, Outcome)]) -> Facts<'a> {
+        Facts { outcomes, incoming, too_large: None, poisoned: None, held: None, max_attachments: 10 }
+    }
+
+    fn stored() -> (String, Outcome) {
+        let mut e = Extraction::empty("f.pdf");
+        e.invoice_number = Some("F-1".into());
+        ("f.pdf".into(), Outcome::Stored(e))
+    }
+
+    fn damaged() -> (String, Outcome) {
+        ("broken.pdf".into(), Outcome::Failed(Extraction::failed("broken.pdf", ErrorCode::Unreadable, "not a PDF")))
+    }
+
+    #[test]
+    fn a_stored_invoice_is_processed_and_answered() {
+        let incoming = mail("");
+        let outcomes = [stored()];
+        let v = decide(&facts(&incoming, &outcomes));
+        assert_eq!((v.state, v.folder, v.reason), (MessageState::Processed, Folder::Processed, None));
+        assert_eq!(v.reply_to.map(String::as_str), Some("supplier@example.test"));
+    }
+
+    #[test]
+    fn a_damaged_document_fails_the_message_with_its_reason_and_is_answered() {
+        let incoming = mail("");
+        let outcomes = [damaged()];
+        let v = decide(&facts(&incoming, &outcomes));
+        assert_eq!((v.state, v.folder), (MessageState::Failed, Folder::Failed));
+        assert_eq!(v.reason.as_deref(), Some("broken.pdf: unreadable (not a PDF)"));
+        assert!(v.reply_to.is_some());
+    }
+
+    #[test]
+    fn one_invoice_among_damaged_documents_is_enough_to_process_the_message() {
+        let incoming = mail("");
+        let outcomes = [damaged(), stored()];
+        assert_eq!(decide(&facts(&incoming, &outcomes)).state, MessageState::Processed);
+    }
+
+    #[test]
+    fn a_mail_without_documents_fails_with_no_invoice_attached() {
+        let incoming = mail("");
+        let v = decide(&facts(&incoming, &[]));
+        assert_eq!(v.state, MessageState::Failed);
+        assert_eq!(v.reason.as_deref(), Some("no invoice attached"));
+    }
+
+    #[test]
+    fn an_auto_reply_without_documents_is_ignored_and_not_answered() {
+        let incoming = mail("Auto-Submitted: auto-replied\r\n");
+        let v = decide(&facts(&incoming, &[]));
+        assert_eq!((v.state, v.folder), (MessageState::Ignored, Folder::Processed));
+        assert!(v.reply_to.is_none());
+        // The reason says why once, not twice.
+        let reason = v.reason.unwrap();
+        assert!(reason.starts_with("not answered: "), "{reason}");
+        assert!(!reason.contains(';'), "{reason}");
+    }
+
+    #[test]
+    fn a_poisoned_message_is_quarantined_whatever_was_read() {
+        let incoming = mail("");
+        let outcomes = [stored()];
+        let f = Facts { poisoned: Some("the extractor crashed 3 times"), ..facts(&incoming, &outcomes) };
+        let v = decide(&f);
+        assert_eq!((v.state, v.folder), (MessageState::Quarantined, Folder::Failed));
+        assert_eq!(v.reason.as_deref(), Some("the extractor crashed 3 times"));
+    }
+
+    #[test]
+    fn a_message_over_the_size_limit_fails_with_both_sizes() {
+        let incoming = mail("");
+        let too_large = MessageError::TooLarge { bytes: 30_000_000, limit: 25_000_000 };
+        let f = Facts { too_large: Some(&too_large), ..facts(&incoming, &[]) };
+        let v = decide(&f);
+        assert_eq!(v.state, MessageState::Failed);
+        assert_eq!(
+            v.reason.as_deref(),
+            Some("too_large: the message is 30000000 bytes; limits.max_message_bytes is 25000000")
+        );
+        assert!(v.reply_to.is_some(), "the sender learns the limit");
+    }
+
+    #[test]
+    fn a_held_reply_is_not_sent_and_the_operator_reads_why() {
+        let incoming = mail("");
+        let f =
+            Facts { held: Some("5 replies went to supplier@example.test within the hour"), ..facts(&incoming, &[]) };
+        let v = decide(&f);
+        assert!(v.reply_to.is_none());
+        assert_eq!(
+            v.reason.as_deref(),
+            Some("no invoice attached; not answered: 5 replies went to supplier@example.test within the hour")
+        );
+    }
+
+    #[test]
+    fn documents_past_the_attachment_limit_are_noted() {
+        let mut incoming = mail("");
+        incoming.skipped.push(mime::Skipped { filename: "11.pdf".into(), reason: mime::SkipReason::TooMany });
+        let outcomes = [stored()];
+        let v = decide(&facts(&incoming, &outcomes));
+        assert_eq!(v.state, MessageState::Processed);
+        assert_eq!(
+            v.reason.as_deref(),
+            Some("too_many_attachments: 1 documents past limits.max_attachments (10) were not read")
+        );
+    }
+
+    #[test]
+    fn a_mail_we_cannot_answer_says_so() {
+        let mut incoming = mail("");
+        incoming.reply_to = None;
+        let outcomes = [stored()];
+        let v = decide(&facts(&incoming, &outcomes));
+        assert_eq!(v.state, MessageState::Processed);
+        assert_eq!(v.reason.as_deref(), Some("not answered: no sender address"));
     }
 }
