@@ -183,7 +183,8 @@ impl App {
                     lines.push(w.changed.to_string());
                     for c in &done.changes {
                         let old = c.old.as_deref().unwrap_or("-");
-                        lines.push(format!("- {}: {old} → {}", w.field(&c.field), c.new));
+                        let (old_shown, new_shown) = (w.value(&c.field, old), w.value(&c.field, &c.new));
+                        lines.push(format!("- {}: {old_shown} → {new_shown}", w.field(&c.field)));
                         summary.push(format!("{} {old} -> {}", c.field, c.new));
                     }
                     for check in done.rechecked.iter().filter(|c| !c.ok) {
@@ -288,6 +289,16 @@ impl Words {
     fn field(&self, field: &str) -> String {
         let k = correct::FIELDS.iter().position(|f| *f == field);
         k.map(|k| self.fields[k].to_string()).unwrap_or_else(|| field.replace(['_', '.'], " "))
+    }
+
+    /// A value as this language writes it: amounts with a decimal comma except in English.
+    fn value(&self, field: &str, value: &str) -> String {
+        let amount = matches!(field, "net_amount" | "tax_amount" | "total_amount" | "amount_due");
+        if amount && !std::ptr::eq(self, &EN) {
+            value.replace('.', ",")
+        } else {
+            value.to_string()
+        }
     }
 
     fn check(&self, name: &str) -> &'static str {
@@ -471,6 +482,9 @@ mod tests {
         assert_eq!(words("es").field("total_amount"), "total");
         assert_eq!(words("en").field("issue_date"), "issue date");
         assert_eq!(words("fr").field("net_amount"), "montant HT");
+        assert_eq!(words("es").value("total_amount", "512.00"), "512,00");
+        assert_eq!(words("en").value("total_amount", "512.00"), "512.00");
+        assert_eq!(words("de").value("invoice_number", "F.1"), "F.1");
         assert_eq!(words("de").field("supplier.tax_id"), "USt-IdNr. des Lieferanten");
     }
 
