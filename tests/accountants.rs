@@ -6,7 +6,7 @@ mod common;
 
 use chrono::{Local, TimeZone, Utc};
 use common::pdf::{cif, SampleInvoice};
-use common::{MailBuilder, Received, TestWorld};
+use common::{cli, stdout, MailBuilder, Received, TestWorld};
 use invoice_intake::pipeline::App;
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,6 +95,13 @@ async fn an_accountants_reply_corrects_or_approves_the_invoice_and_gets_one_answ
     let note: String = sqlx::query_scalar("SELECT body FROM invoice_notes").fetch_one(&w.pool).await.unwrap();
     assert_eq!(note, "El proveedor confirma el importe por teléfono.");
     assert_eq!(w.mailbox_now("supplier").await.unwrap().len(), registered.len());
+    // What `invoices show` tells the accountants afterwards: the state, the audit trail, the note.
+    let show = stdout(&cli(&w, &["invoices", "show", &id.to_string()]));
+    let who = w.accountants();
+    assert!(show.starts_with(&format!("invoice {id}: approved\n")), "{show}");
+    assert!(show.contains(&format!("total_amount by {who} via mail: {} -> 512.00", inv.total())), "{show}");
+    assert!(show.contains(&format!("review_state by {who} via mail: needs_review -> approved")), "{show}");
+    assert!(show.contains(&format!("{who}: El proveedor confirma el importe por teléfono.")), "{show}");
     w.drop_database().await;
 }
 

@@ -5,31 +5,8 @@
 mod common;
 
 use common::pdf::{cif, Layout, SampleInvoice};
-use common::{MailBuilder, TestWorld};
+use common::{cli, stdout, MailBuilder, TestWorld};
 use rust_decimal::Decimal;
-use std::process::Output;
-
-/// Run the real binary with `args` and `--config` pointing at the world's config.
-fn cli(w: &TestWorld, args: &[&str]) -> Output {
-    let dir = std::env::temp_dir().join(format!("ledger-{}", w.tag));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("config.toml");
-    std::fs::write(&config, &w.config_toml).unwrap();
-    let mut full: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    full.push("--config".into());
-    full.push(config.display().to_string());
-    std::process::Command::new(env!("CARGO_BIN_EXE_invoice-intake")).args(&full).output().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
 
 /// Parse the CSV the commands print (our fields never hold a quote, so a split is enough) into header → value maps.
 fn parse_csv(text: &str, sep: char) -> Vec<std::collections::HashMap<String, String>> {
