@@ -128,6 +128,32 @@ async fn a_wrong_value_changes_nothing_and_a_stranger_cannot_correct() {
     w.drop_database().await;
 }
 
+#[tokio::test]
+async fn an_invoice_the_accountants_forward_is_booked_and_only_they_hear_of_it() {
+    let w = TestWorld::new().await;
+    let inv = SampleInvoice::basic("FN-2025-0044");
+    let mut forwarded = MailBuilder::new(&w, "Fwd: Factura").attach("f.pdf", "application/pdf", inv.render_pdf());
+    forwarded.from = format!("Ana Contable <{}>", w.accountants());
+    w.send(&forwarded.build()).await.unwrap();
+    // A question that names no invoice gets one answer saying how to name it.
+    let mut question = MailBuilder::new(&w, "Una pregunta").body("¿Está pagada la factura de Norte?");
+    question.from = w.accountants();
+    w.send(&question.build()).await.unwrap();
+    w.run_once().await.unwrap();
+
+    assert_eq!(w.scalar_i64("SELECT count(*) FROM invoices WHERE invoice_number = 'FN-2025-0044'").await, 1);
+    assert_eq!(outbox_kinds(&w).await, [("answer".into(), 1), ("confirmation".into(), 1)]);
+    let mails = w.mailbox("accounts", 2).await.unwrap();
+    let answer = mails.iter().find(|m| m.subject == "Re: Una pregunta").expect("the answer");
+    assert_eq!(answer.text.trim(), "No sabemos a qué factura se refiere: responda a la confirmación de la factura.");
+    let reason: String = sqlx::query_scalar("SELECT reason FROM messages WHERE subject = 'Fwd: Factura'")
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+    assert!(reason.contains("not answered: it comes from the accountants"), "{reason}");
+    w.drop_database().await;
+}
+
 /// The CSV attached to a mail, by its file name.
 fn attachment(raw: &[u8], name: &str) -> Option<String> {
     let m = mail_parser::MessageParser::default().parse(raw)?;
