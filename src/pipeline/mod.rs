@@ -25,7 +25,8 @@
 //! service.
 //!
 //! The parts: [`fetch`] (the IMAP session), [`handle`] (the extraction slots and retries), [`outcome`] (what a
-//! read message comes to), [`deliver`] (the outbox), [`listen`] (news from other processes) and [`backoff`].
+//! read message comes to), [`accountants`] (their replies: corrections, approvals, notes), [`deliver`] (the
+//! outbox), [`digest`] (the daily digest), [`listen`] (news from other processes) and [`backoff`].
 
 use anyhow::Result;
 use sqlx::PgPool;
