@@ -23,6 +23,10 @@ async fn send_pdf(w: &TestWorld, inv: &SampleInvoice) {
 
 /// The accountant's answer to `confirmation`, written above the quoted confirmation as a mail client does.
 fn reply_to(w: &TestWorld, confirmation: &Received, text: &str, from: &str) -> Vec<u8> {
+    reply_mail(w, confirmation, text, from).build()
+}
+
+fn reply_mail(w: &TestWorld, confirmation: &Received, text: &str, from: &str) -> MailBuilder {
     let id = confirmation.message_id.clone().unwrap();
     let quoted: String = confirmation.text.lines().map(|l| format!("> {l}\n")).collect();
     let body = format!("{text}\n\nEl 5 dic 2026, a las 9:00, Facturas <{}> escribió:\n{quoted}", w.intake());
@@ -31,7 +35,7 @@ fn reply_to(w: &TestWorld, confirmation: &Received, text: &str, from: &str) -> V
         .header("References", &format!("<{id}>"))
         .body(&body);
     mail.from = format!("Ana Contable <{from}>");
-    mail.build()
+    mail
 }
 
 async fn outbox_kinds(w: &TestWorld) -> Vec<(String, i64)> {
@@ -113,13 +117,27 @@ async fn a_wrong_value_changes_nothing_and_a_stranger_cannot_correct() {
     let confirmation = w.mailbox("accounts", 1).await.unwrap().remove(0);
     let total_before = w.scalar_i64("SELECT (total_amount * 100)::bigint FROM invoices").await;
 
-    w.send(&reply_to(&w, &confirmation, "Gesamtbetrag: zwölf", &w.accountants())).await.unwrap();
+    let with_pdf = reply_mail(&w, &confirmation, "Gesamtbetrag: zwölf", &w.accountants()).attach(
+        "korrigiert.pdf",
+        "application/pdf",
+        SampleInvoice::basic("FN-2025-0099").render_pdf(),
+    );
+    w.send(&with_pdf.build()).await.unwrap();
     // Someone else got hold of the confirmation: their lines are a note, not a correction, and nobody answers.
     w.send(&reply_to(&w, &confirmation, "total: 1,00", &w.supplier())).await.unwrap();
     w.run_once().await.unwrap();
     let mails = w.mailbox("accounts", 2).await.unwrap();
     let answer = mails.iter().find(|m| m.message_id != confirmation.message_id).unwrap();
-    assert_eq!(answer.text.trim(), "Nichts wurde geändert: „zwölf“ ist kein gültiger Wert für Gesamtbetrag.");
+    let lines: Vec<&str> = answer.text.trim().lines().map(str::trim_end).collect();
+    assert_eq!(
+        lines,
+        [
+            "Nichts wurde geändert: „zwölf“ ist kein gültiger Wert für Gesamtbetrag.",
+            "Die angehängten Dokumente wurden nicht erfasst: bitte senden Sie sie in einer neuen Nachricht, nicht als \
+             Antwort."
+        ]
+    );
+    assert_eq!(w.scalar_i64("SELECT count(*) FROM invoices").await, 1, "the attached PDF is not booked");
     assert_eq!(w.scalar_i64("SELECT (total_amount * 100)::bigint FROM invoices").await, total_before);
     assert_eq!(w.scalar_i64("SELECT count(*) FROM invoice_corrections").await, 0);
     let note: String = sqlx::query_scalar("SELECT body FROM invoice_notes").fetch_one(&w.pool).await.unwrap();

@@ -3,7 +3,8 @@
 //! `aprobar` in it (`ledger::instructions`) are applied to the confirmed invoice with the ledger's audit trail
 //! (`via = mail`), the rest of their text is filed as a note on it, and the accountant gets one answer saying what
 //! changed. Only an address in `[notify] accountants` changes an invoice: anyone else's reply to a confirmation is
-//! filed as a note and not answered. Automatic mail (an out-of-office notice) is left alone.
+//! filed as a note and not answered. Automatic mail (an out-of-office notice) is left alone. Documents attached to
+//! a reply to a confirmation are not booked: the answer asks for them in a new mail.
 //!
 //! ```text
 //! reply to confirmation ──▶ corrections + approval (audit trail) ──▶ note ──▶ one answer ──▶ processed
@@ -114,6 +115,9 @@ impl App {
                 format!("from the accountants about invoices {}: filed as a note", ids.join(", "))
             }
         };
+        if !invoices.is_empty() && !incoming.documents.is_empty() {
+            lines.push(w.attachments.to_string());
+        }
         if let Some(to) = &incoming.reply_to {
             let thread = Answer {
                 from: &self.config.smtp.from,
@@ -278,6 +282,8 @@ pub(super) struct Words {
     /// `{ids}` is filled in.
     several: &'static str,
     unknown: &'static str,
+    /// Documents attached to a reply to a confirmation are not booked.
+    attachments: &'static str,
     /// The schema's fields, in `correct::FIELDS` order (number, dates, currency, type, supplier, customer,
     /// amounts).
     fields: [&'static str; 14],
@@ -319,6 +325,7 @@ pub(super) fn words(language: &str) -> &'static Words {
 }
 
 static ES: Words = Words {
+    attachments: "Los documentos adjuntos no se han registrado: envíelos en un correo nuevo, no como respuesta.",
     changed: "Cambios aplicados:",
     approved: "Factura aprobada.",
     noted: "Su nota se ha guardado en la factura.",
@@ -340,6 +347,7 @@ static ES: Words = Words {
 };
 
 static EN: Words = Words {
+    attachments: "The attached documents were not recorded: please send them in a new mail, not as a reply.",
     changed: "Changes applied:",
     approved: "Invoice approved.",
     noted: "Your note was filed with the invoice.",
@@ -361,6 +369,7 @@ static EN: Words = Words {
 };
 
 static DE: Words = Words {
+    attachments: "Die angehängten Dokumente wurden nicht erfasst: bitte senden Sie sie in einer neuen Nachricht, nicht als Antwort.",
     changed: "Übernommene Änderungen:",
     approved: "Rechnung freigegeben.",
     noted: "Ihre Notiz wurde bei der Rechnung abgelegt.",
@@ -383,6 +392,7 @@ static DE: Words = Words {
 };
 
 static FR: Words = Words {
+    attachments: "Les documents joints n'ont pas été enregistrés : envoyez-les dans un nouveau message, pas en réponse.",
     changed: "Modifications appliquées :",
     approved: "Facture approuvée.",
     noted: "Votre note a été classée avec la facture.",
@@ -404,6 +414,7 @@ static FR: Words = Words {
 };
 
 static NL: Words = Words {
+    attachments: "De bijgevoegde documenten zijn niet geregistreerd: stuur ze in een nieuw bericht, niet als antwoord.",
     changed: "Toegepaste wijzigingen:",
     approved: "Factuur goedgekeurd.",
     noted: "Uw notitie is bij de factuur opgeslagen.",
@@ -426,6 +437,7 @@ static NL: Words = Words {
 };
 
 static IT: Words = Words {
+    attachments: "I documenti allegati non sono stati registrati: li invii in un nuovo messaggio, non come risposta.",
     changed: "Modifiche applicate:",
     approved: "Fattura approvata.",
     noted: "La sua nota è stata archiviata con la fattura.",
@@ -447,6 +459,7 @@ static IT: Words = Words {
 };
 
 static PT: Words = Words {
+    attachments: "Os documentos anexos não foram registados: envie-os numa nova mensagem, não como resposta.",
     changed: "Alterações aplicadas:",
     approved: "Fatura aprovada.",
     noted: "A sua nota foi arquivada com a fatura.",
