@@ -2,7 +2,7 @@
 //! kinds of code, codes that disagree with their page, two bills on one page, the QR corpus scored by `eval`, and
 //! a tampered IBAN followed to the accountants' `[ALERTA]` and to `status`.
 
-mod common;
+use crate::common;
 
 use common::pdf::{QrDrawing, SampleInvoice};
 use common::{MailBuilder, TestWorld};

@@ -1,7 +1,7 @@
 //! The jail, proved from the inside: the real extractor binary, in the real bubblewrap jail, tries to escape
 //! and to exhaust the machine; every attempt must fail, and the worker must carry on reading invoices.
 
-mod common;
+use crate::common;
 
 use common::pdf::SampleInvoice;
 use invoice_intake::config::{CompanyConfig, SandboxConfig};

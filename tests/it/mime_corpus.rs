@@ -2,7 +2,7 @@
 //! MIME layer: no panic, and a result for each. `tests/corpus/email` always; `$INVOICE_INTAKE_EXTRA_CORPUS/email`
 //! too when that variable names an extra corpus.
 
-mod common;
+use crate::common;
 
 use invoice_intake::mail::mime;
 

@@ -4,7 +4,7 @@
 //! is read end to end. The real E2B service is not reachable from here; see e2b/README.md for what that leaves
 //! unverified.
 
-mod e2b_support;
+use crate::e2b_support;
 
 use e2b_support::{FakeE2b, TEMPLATE_EXTRACTOR, TEMPLATE_ID, UNKNOWN_TEMPLATE};
 use invoice_intake::extract::{ErrorCode, Status};

@@ -2,8 +2,8 @@
 //! database servers: `invoice-intake doctor` on a complete and on a broken template, and a message whose
 //! sandbox can never start (a rejected key) quarantined at its first attempt.
 
-mod common;
-mod e2b_support;
+use crate::common;
+use crate::e2b_support;
 
 use common::{MailBuilder, TestWorld};
 use e2b_support::FakeE2b;

@@ -2,7 +2,7 @@
 //! service that stands in for Google's or Microsoft's, and we get those tokens with the refresh-token flow,
 //! storing the rotated refresh token.
 
-mod common;
+use crate::common;
 
 use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;

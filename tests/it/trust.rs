@@ -1,7 +1,7 @@
 //! Who may be answered, and what looks like fraud: sender authentication by the receiving MTA's
 //! Authentication-Results (RFC 8601, DMARC RFC 7489), and signals raised against a supplier's history.
 
-mod common;
+use crate::common;
 
 use common::pdf::SampleInvoice;
 use common::{MailBuilder, TestWorld};

@@ -1,6 +1,6 @@
 //! `invoice-intake extract --json` as a user runs it: real binary, real jail, real poppler and tesseract.
 
-mod common;
+use crate::common;
 
 use common::pdf::{SampleInvoice, ScanOptions};
 use serde_json::Value;

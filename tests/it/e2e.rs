@@ -1,7 +1,7 @@
 //! End to end, on real servers: a supplier's mail goes in over SMTP, the worker runs, and we read what each
 //! mailbox received over IMAP and what Postgres holds.
 
-mod common;
+use crate::common;
 
 use common::pdf::SampleInvoice;
 use common::{corpus, render_png, MailBuilder, TestWorld};

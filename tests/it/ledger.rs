@@ -2,7 +2,7 @@
 //! another company is flagged, and the `invoices` and `export` commands of the real binary show, correct and
 //! export what was stored. The supplier memory learns from one correction.
 
-mod common;
+use crate::common;
 
 use common::pdf::{cif, Layout, SampleInvoice};
 use common::{cli, stdout, MailBuilder, TestWorld};

@@ -2,7 +2,7 @@
 //! the others (stop the outbox), to the people who read our mail (extra lines), or to the supplier's invoice
 //! (lost for a malformed wrapping).
 
-mod common;
+use crate::common;
 
 use common::worker::Worker;
 use common::{MailBuilder, TestWorld};

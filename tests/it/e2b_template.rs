@@ -3,7 +3,7 @@
 //! tool, on the broken images `doctor` also catches (an unloadable libpoppler, no `spa` pack, no tesseract on
 //! the PATH).
 
-mod e2b_support;
+use crate::e2b_support;
 
 use std::process::Command;
 

@@ -9,10 +9,7 @@
 //! so CI stays fast: twelve text PDFs cover every layout, font and feature of the generator once; six scans
 //! cover PNG, JPEG and a multi-page image-only PDF.
 
-#[path = "common/families/mod.rs"]
-mod families;
-#[path = "common/pdf.rs"]
-mod pdf;
+use crate::pdf;
 
 use pdf::{SampleInvoice, ScanOptions};
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! `/metrics` and `/healthz` of a real `invoice-intake run`, scraped over HTTP after a real invoice mail went
 //! through it: the figures an operator's Prometheus would show.
 
-mod common;
+use crate::common;
 
 use common::pdf::SampleInvoice;
 use common::worker::{free_port, http_get, sample, Worker};

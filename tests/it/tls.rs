@@ -1,7 +1,7 @@
 //! TLS to the real servers, with a private CA: implicit TLS and STARTTLS for IMAP (Dovecot) and SMTP (Dovecot
 //! submission, relaying to OpenSMTPD), through the whole pipeline; and a certificate we do not trust is refused.
 
-mod common;
+use crate::common;
 
 use common::pdf::SampleInvoice;
 use common::{MailBuilder, TestWorld};

@@ -2,7 +2,7 @@
 //! workers, each mail answered once, each invoice stored once; and the IMAP session taken over when its holder
 //! is killed. Throughput figures are printed with `--nocapture`, never asserted (the benchmark measures speed).
 
-mod common;
+use crate::common;
 
 use common::flood::{append_all, assert_one_reply_each, invoice_mail};
 use common::worker::{free_port, http_get, sample, Worker};

@@ -1,0 +1,30 @@
+//! The integration tests, one binary: the real servers, the real jail, poppler and tesseract (see
+//! docs/development.md). One binary links the library once instead of once per file. `tests/faults.rs` stops and
+//! starts the mail servers, so it stays a binary of its own and never runs beside these.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../e2b_support/mod.rs"]
+mod e2b_support;
+// The layout families and the generator as the examples build them (crate-level `pdf`, which `families` uses).
+#[path = "../common/families/mod.rs"]
+mod families;
+#[path = "../common/pdf.rs"]
+mod pdf;
+
+mod e2b_contract;
+mod e2b_pipeline;
+mod e2b_template;
+mod e2e;
+mod eval_corpus;
+mod extract_cli;
+mod hostile;
+mod jail;
+mod ledger;
+mod metrics;
+mod mime_corpus;
+mod oauth;
+mod qr;
+mod scale;
+mod tls;
+mod trust;
