@@ -12,6 +12,7 @@ mod families;
 #[path = "../common/pdf.rs"]
 mod pdf;
 
+mod accountants;
 mod e2b_contract;
 mod e2b_pipeline;
 mod e2b_template;

@@ -2,7 +2,7 @@
 //! or approves its invoice and gets one answer, never the supplier's; the digest of a day goes out once with two
 //! workers running.
 
-mod common;
+use crate::common;
 
 use chrono::{Local, TimeZone, Utc};
 use common::pdf::{cif, SampleInvoice};
