@@ -27,7 +27,8 @@ pub(super) struct Facts<'a> {
     pub too_large: Option<&'a MessageError>,
     /// Why extraction kept failing, when it did on the last attempt.
     pub poisoned: Option<&'a str>,
-    /// Why a mail without an invoice gets no reply (`App::reply_held`).
+    /// Why the sender gets no reply: a mail without an invoice held back (`App::reply_held`), or one from the
+    /// accountants.
     pub held: Option<&'a str>,
     pub max_attachments: usize,
 }
@@ -151,6 +152,8 @@ impl App {
 
         let any_invoice = outcomes.iter().any(|(_, o)| is_invoice(o));
         let held = match (&incoming.no_reply, any_invoice) {
+            // An invoice the accountants forwarded: they get the confirmation, nobody gets a supplier's reply.
+            (None, _) if self.is_accountant(incoming.from.as_deref()) => Some("it comes from the accountants".into()),
             (None, false) => self.reply_held(tx, incoming).await?,
             _ => None,
         };
@@ -236,6 +239,8 @@ impl App {
                     },
                 )
                 .await?;
+                // So that the accountants' reply to it finds the invoice.
+                store::accountants::remember_confirmation(tx, &id, &[*invoice_id]).await?;
             }
         }
         store::finish_message(tx, m.id, state, reason.as_deref(), Some(target)).await?;

@@ -11,6 +11,7 @@ mod e2b_support;
 mod families;
 use common::pdf;
 
+mod accountants;
 mod e2b_contract;
 mod e2b_pipeline;
 mod e2b_template;
