@@ -43,6 +43,9 @@ pub struct NotifyConfig {
     /// but not attached.
     #[serde(default = "default_max_batch_attachment_bytes")]
     pub max_batch_attachment_bytes: u64,
+    /// `"08:00"`: at this local time the accountants get the daily digest of the day before. Off when absent.
+    #[serde(default)]
+    pub digest_at: Option<String>,
 }
 
 impl Default for NotifyConfig {
@@ -52,7 +55,18 @@ impl Default for NotifyConfig {
             alert_digest_minutes: default_alert_digest_minutes(),
             language: None,
             max_batch_attachment_bytes: default_max_batch_attachment_bytes(),
+            digest_at: None,
         }
+    }
+}
+
+impl NotifyConfig {
+    /// `digest_at` as a time of day (`HH:MM`), when set.
+    pub fn digest_time(&self) -> Result<Option<chrono::NaiveTime>> {
+        let Some(at) = &self.digest_at else { return Ok(None) };
+        chrono::NaiveTime::parse_from_str(at.trim(), "%H:%M")
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("notify.digest_at must be a time of day such as \"08:00\", got {at:?}"))
     }
 }
 
@@ -314,6 +328,7 @@ impl Config {
         if !(0.0..=1.0).contains(&self.review.min_confidence) {
             bail!("review.min_confidence must be between 0 and 1, got {}", self.review.min_confidence);
         }
+        self.notify.digest_time()?;
         check_plaintext("imap", &self.imap.host, self.imap.tls, self.imap.allow_insecure)?;
         check_plaintext("smtp", &self.smtp.host, self.smtp.tls, self.smtp.allow_insecure)?;
         if self.smtp.from.parse::<lettre::message::Mailbox>().is_err() {

@@ -7,8 +7,8 @@ use rust_decimal::Decimal;
 use std::str::FromStr;
 
 use crate::extract::rules::iban::Iban;
-use crate::extract::rules::taxid::TaxId;
-use crate::extract::{DocumentType, Extraction, Party};
+use crate::extract::rules::taxid::{TaxId, TaxIdError};
+use crate::extract::{Check, DocumentType, Extraction, Party};
 
 /// The fields a correction may name: the schema's scored fields (EVALUATION.md), the ones a page shows.
 pub use crate::eval::FIELDS;
@@ -97,6 +97,71 @@ pub fn apply(e: &mut Extraction, field: &str, value: &str) -> Result<(Option<Str
     Ok((old, stored))
 }
 
+/// Two cents: documents round each tax line and then sum, so a total may be off the sum by a cent.
+const TOTALS_TOLERANCE: Decimal = Decimal::from_parts(2, 0, 0, false, 2);
+
+/// The checks run again on the corrected values, and the checks each one supersedes (the e-invoice rules say the
+/// same thing in their own words).
+/// The names of the checks `recheck` runs.
+pub const RECHECKED: [&str; 3] = ["totals_add_up", "tax_id_checksum", "iban_checksum"];
+
+const RECHECKS: [(&str, &[&str]); 3] = [
+    ("totals_add_up", &["totals_add_up", "BR-CO-15", "total_readable", "total_not_negative"]),
+    ("tax_id_checksum", &["tax_id_checksum"]),
+    ("iban_checksum", &["iban_checksum"]),
+];
+
+/// Run the consistency checks again on a corrected extraction: the net plus the tax make the total, the tax IDs
+/// pass their check digits, the IBAN passes mod 97. Each check that the corrected values allow replaces the
+/// checks on the values as read; one they do not allow (no net, say) leaves the old ones. Returns the failed
+/// checks, which make the invoice need review again.
+pub fn recheck(e: &mut Extraction) -> Vec<Check> {
+    let mut fresh: Vec<Check> = Vec::new();
+    if let Some(total) = e.total_amount {
+        if total.is_sign_negative() && !total.is_zero() && e.document_type == Some(DocumentType::Invoice) {
+            fresh.push(Check::new("totals_add_up", false, Some(format!("total {total} of an invoice is negative"))));
+        } else if let (Some(n), Some(t)) = (e.net_amount, e.tax_amount) {
+            let ok = (n + t - total).abs() <= TOTALS_TOLERANCE;
+            fresh.push(Check::new("totals_add_up", ok, Some(format!("net {n} + tax {t} = {} (total {total})", n + t))));
+        }
+    }
+    for (role, p) in [("supplier", &e.supplier), ("customer", &e.customer)] {
+        let Some(printed) = p.as_ref().and_then(|p| p.tax_id.as_deref()) else { continue };
+        fresh.push(match TaxId::parse(printed) {
+            Ok(id) if id.checksum_verified() => {
+                Check::new("tax_id_checksum", true, Some(format!("{role} tax id {printed} passes its check digit")))
+            }
+            Ok(id) => Check::new(
+                "tax_id_checksum",
+                true,
+                Some(format!(
+                    "{role} tax id {printed} has the format of {} but no check digit we can verify",
+                    id.country()
+                )),
+            ),
+            Err(TaxIdError::Checksum) => {
+                Check::new("tax_id_checksum", false, Some(format!("{role} tax id {printed} fails its check digit")))
+            }
+            // A format we do not know (some e-invoices state other countries' IDs): nothing to claim.
+            Err(TaxIdError::Format) => continue,
+        });
+    }
+    if let Some(iban) = e.supplier.as_ref().and_then(|p| p.iban.as_deref()) {
+        let ok = Iban::parse(iban).is_ok();
+        let detail = format!("{iban} {}", if ok { "passes mod 97" } else { "fails mod 97 or its length" });
+        fresh.push(Check::new("iban_checksum", ok, Some(detail)));
+    }
+    let checks = e.checks.get_or_insert_with(Vec::new);
+    for (name, supersedes) in RECHECKS {
+        if fresh.iter().any(|c| c.name == name) {
+            checks.retain(|c| !supersedes.contains(&c.name.as_str()));
+        }
+    }
+    let failed: Vec<Check> = fresh.iter().filter(|c| !c.ok).cloned().collect();
+    checks.extend(fresh);
+    failed
+}
+
 /// The value of `field` in `e`, as text.
 pub fn current(e: &Extraction, field: &str) -> Option<String> {
     let party = |p: &Option<Party>, f: fn(&Party) -> Option<String>| p.as_ref().and_then(f);
@@ -170,5 +235,39 @@ mod tests {
         assert_eq!(apply(&mut e, "total_amount", "99").unwrap().0.as_deref(), Some("1210.50"));
         assert!(parse_assignment("total=1").unwrap_err().contains("unknown field"));
         assert!(parse_assignment("total_amount").unwrap_err().contains("FIELD=VALUE"));
+    }
+
+    #[test]
+    fn the_checks_are_run_again_on_the_corrected_values() {
+        let mut e = Extraction::empty("f.pdf");
+        e.document_type = Some(DocumentType::Invoice);
+        e.net_amount = Some(Decimal::new(100000, 2));
+        e.tax_amount = Some(Decimal::new(21000, 2));
+        e.total_amount = Some(Decimal::new(121000, 2));
+        e.supplier = Some(Party { tax_id: Some("B12345674".into()), ..Default::default() });
+        e.push_check(Check::new("totals_add_up", true, Some("as read".into())));
+        e.push_check(Check::new("lines_sum", true, None));
+        assert!(recheck(&mut e).is_empty());
+        let names: Vec<&str> = e.checks.iter().flatten().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["lines_sum", "totals_add_up", "tax_id_checksum"]);
+
+        apply(&mut e, "total_amount", "512,00").unwrap();
+        let failed = recheck(&mut e);
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].name, "totals_add_up");
+        assert_eq!(failed[0].detail.as_deref(), Some("net 1000.00 + tax 210.00 = 1210.00 (total 512.00)"));
+        assert_eq!(e.checks.iter().flatten().filter(|c| c.name == "totals_add_up").count(), 1, "replaced, not added");
+
+        apply(&mut e, "total_amount", "1210.01").unwrap();
+        assert!(recheck(&mut e).is_empty(), "a cent of rounding is fine");
+        apply(&mut e, "total_amount", "-5").unwrap();
+        assert!(recheck(&mut e)[0].detail.as_deref().unwrap().contains("negative"));
+
+        // Without a net the totals cannot be checked again: the check on the values as read stays.
+        let mut only_total = Extraction::empty("f.pdf");
+        only_total.total_amount = Some(Decimal::new(5, 0));
+        only_total.push_check(Check::new("totals_add_up", false, Some("net and tax dropped".into())));
+        assert!(recheck(&mut only_total).is_empty());
+        assert_eq!(only_total.failed_checks().count(), 1);
     }
 }

@@ -8,7 +8,9 @@
 //! ```
 
 pub mod correct;
+pub mod digest;
 pub mod export;
+pub mod instructions;
 pub use crate::store::keys;
 pub mod review;
 
@@ -199,7 +201,8 @@ async fn show(config: &Path, id: i64, save_original: Option<&Path>) -> Result<i3
         }
     }
     if let Some(checks) = e.checks.as_ref().filter(|c| !c.is_empty()) {
-        println!("\nchecks (on the values as read):");
+        let when = if corrections.is_empty() { "on the values as read" } else { "after the corrections" };
+        println!("\nchecks ({when}):");
         for c in checks {
             let detail = c.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
             println!("  {} {}{detail}", if c.ok { "ok  " } else { "FAIL" }, c.name);
@@ -230,6 +233,13 @@ async fn show(config: &Path, id: i64, save_original: Option<&Path>) -> Result<i3
             c.old_value.as_deref().unwrap_or("(none)"),
             c.new_value
         );
+    }
+    let notes = crate::store::accountants::notes(&pool, id).await?;
+    if !notes.is_empty() {
+        println!("\nnotes:");
+    }
+    for n in &notes {
+        println!("  {} {}: {}", n.created_at.format("%Y-%m-%d %H:%M:%S UTC"), n.author, n.body);
     }
     if let Some(dir) = save_original {
         let path = save_document(&cfg, &pool, id, dir).await?;
@@ -263,58 +273,32 @@ async fn save_document(cfg: &Config, pool: &sqlx::PgPool, id: i64, dir: &Path) -
     Ok(path)
 }
 
-/// Apply `FIELD=VALUE` corrections to invoice `id`, record who made them, and learn from them where the
-/// supplier prints the fields the supplier memory can read.
+/// Apply `FIELD=VALUE` corrections to invoice `id` from the command line.
 async fn correct(config: &Path, id: i64, assignments: &[String], by: &str) -> Result<i32> {
     let (cfg, pool) = connect(config).await?;
-    let Some(row) = db::invoice(&pool, id).await? else {
-        eprintln!("no such invoice: {id}");
-        return Ok(1);
-    };
-    let mut e = stored_extraction(&row.result)?;
-    let mut changes = Vec::new();
+    let mut pairs = Vec::new();
     for a in assignments {
-        let outcome = correct::parse_assignment(a)
-            .and_then(|(field, value)| correct::apply(&mut e, &field, &value).map(|(old, new)| (field, old, new)));
-        match outcome {
-            Ok(change) => changes.push(change),
+        match correct::parse_assignment(a) {
+            Ok(pair) => pairs.push(pair),
             Err(why) => {
                 eprintln!("invoice {id}: {why}; nothing was changed");
                 return Ok(2);
             }
         }
     }
-    let supplier = keys::InvoiceKeys::of(&e, &row.sender).supplier;
-    let hints = learn(&cfg, &pool, id, &supplier, &changes).await;
-
     let mut tx = pool.begin().await?;
-    db::lock_invoice(&mut tx, id).await?.context("the invoice disappeared")?;
-    if let Err(err) = db::update_fields(&mut tx, id, &e, &row.sender).await {
-        if is_unique_violation(&err) {
-            eprintln!("invoice {id}: with this correction it would be the same invoice as one already stored; nothing was changed");
-            return Ok(2);
+    let done = match apply_corrections(&cfg, &pool, &mut tx, id, &pairs, by, "cli").await? {
+        Corrected::Done(done) => done,
+        refused => {
+            eprintln!("invoice {id}: {}", refused.why().unwrap_or_default());
+            return Ok(if matches!(refused, Corrected::NoSuchInvoice) { 1 } else { 2 });
         }
-        return Err(err);
-    }
-    for (field, old, new) in &changes {
-        let c = db::NewCorrection {
-            invoice_ref: id,
-            field,
-            old_value: old.as_deref(),
-            new_value: new,
-            corrected_by: by,
-            via: "cli",
-        };
-        db::insert_correction(&mut tx, &c).await?;
-    }
-    for h in &hints {
-        db::remember_hint(&mut tx, &h.supplier, &h.field, &serde_json::to_value(h)?, id).await?;
-    }
+    };
     tx.commit().await?;
-    for (field, old, new) in &changes {
-        println!("invoice {id}: {field} {} -> {new}", old.as_deref().unwrap_or("(none)"));
+    for c in &done.changes {
+        println!("invoice {id}: {} {} -> {}", c.field, c.old.as_deref().unwrap_or("(none)"), c.new);
     }
-    for h in &hints {
+    for h in &done.hints {
         println!(
             "learnt: this supplier prints {} {} the label {:?} (value like {})",
             h.field,
@@ -323,27 +307,127 @@ async fn correct(config: &Path, id: i64, assignments: &[String], by: &str) -> Re
             h.pattern
         );
     }
-    println!("invoice {id}: corrected");
+    for c in &done.rechecked {
+        let detail = c.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+        println!("check again {} {}{detail}", if c.ok { "ok  " } else { "FAIL" }, c.name);
+    }
+    println!("invoice {id}: {}", done.state.as_str());
     Ok(0)
+}
+
+/// One field changed by a correction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub field: String,
+    pub old: Option<String>,
+    pub new: String,
+}
+
+/// What a correction did.
+#[derive(Debug, Clone)]
+pub struct CorrectionDone {
+    pub changes: Vec<Change>,
+    /// What the supplier memory learnt from it.
+    pub hints: Vec<FieldHint>,
+    /// The checks run again on the corrected record.
+    pub rechecked: Vec<crate::extract::Check>,
+    /// `corrected`, or `needs_review` when a check run again fails.
+    pub state: ReviewState,
+    pub reasons: Vec<String>,
+}
+
+/// The outcome of `apply_corrections`; only `Done` changed anything.
+#[derive(Debug, Clone)]
+pub enum Corrected {
+    Done(CorrectionDone),
+    NoSuchInvoice,
+    /// A value is not valid for its field: why.
+    Invalid(String),
+    /// With the corrections the invoice would be the same as another one already stored.
+    WouldDuplicate,
+}
+
+impl Corrected {
+    /// Why nothing was changed, for a refused correction.
+    pub fn why(&self) -> Option<String> {
+        match self {
+            Corrected::Done(_) => None,
+            Corrected::NoSuchInvoice => Some("no such invoice".into()),
+            Corrected::Invalid(why) => Some(format!("{why}; nothing was changed")),
+            Corrected::WouldDuplicate => Some(
+                "with this correction it would be the same invoice as one already stored; nothing was changed".into(),
+            ),
+        }
+    }
+}
+
+/// Apply `(field, value)` corrections to invoice `id` inside `tx`: every value checked as an extracted one would
+/// be (all or nothing), the checks run again on the corrected record, who made it and how (`cli`, `mail`) in the
+/// audit trail, and what the supplier memory learns from it.
+pub async fn apply_corrections(
+    cfg: &Config,
+    pool: &sqlx::PgPool,
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: i64,
+    pairs: &[(String, String)],
+    by: &str,
+    via: &str,
+) -> Result<Corrected> {
+    let Some((result, sender)) = db::lock_invoice(tx, id).await? else { return Ok(Corrected::NoSuchInvoice) };
+    let mut e = stored_extraction(&result)?;
+    let mut changes = Vec::new();
+    for (field, value) in pairs {
+        match correct::apply(&mut e, field, value) {
+            Ok((old, new)) => changes.push(Change { field: field.clone(), old, new }),
+            Err(why) => return Ok(Corrected::Invalid(why)),
+        }
+    }
+    let failed = correct::recheck(&mut e);
+    let (state, reasons) = if failed.is_empty() {
+        (ReviewState::Corrected, Vec::new())
+    } else {
+        (ReviewState::NeedsReview, failed.iter().map(review::reason).collect())
+    };
+    let supplier = keys::InvoiceKeys::of(&e, &sender).supplier;
+    let hints = learn(cfg, pool, id, &supplier, &changes).await;
+
+    // A unique violation would abort the caller's transaction: a savepoint keeps it usable.
+    let mut sp = sqlx::Connection::begin(&mut **tx).await?;
+    let stored = db::update_fields(&mut sp, id, &e, &sender, state.as_str(), &serde_json::json!(reasons)).await;
+    if let Err(err) = stored {
+        if is_unique_violation(&err) {
+            sp.rollback().await?;
+            return Ok(Corrected::WouldDuplicate);
+        }
+        return Err(err);
+    }
+    sp.commit().await?;
+    for c in &changes {
+        let record = db::NewCorrection {
+            invoice_ref: id,
+            field: &c.field,
+            old_value: c.old.as_deref(),
+            new_value: &c.new,
+            corrected_by: by,
+            via,
+        };
+        db::insert_correction(tx, &record).await?;
+    }
+    for h in &hints {
+        db::remember_hint(tx, &h.supplier, &h.field, &serde_json::to_value(h)?, id).await?;
+    }
+    let rechecked =
+        e.checks.iter().flatten().filter(|c| correct::RECHECKED.contains(&c.name.as_str())).cloned().collect();
+    Ok(Corrected::Done(CorrectionDone { changes, hints, rechecked, state, reasons }))
 }
 
 /// Ask the extractor, in its jail, where the original document prints the corrected values. A document it
 /// cannot place them on teaches nothing; that is not an error for the correction.
-async fn learn(
-    cfg: &Config,
-    pool: &sqlx::PgPool,
-    id: i64,
-    supplier: &str,
-    changes: &[(String, Option<String>, String)],
-) -> Vec<FieldHint> {
+async fn learn(cfg: &Config, pool: &sqlx::PgPool, id: i64, supplier: &str, changes: &[Change]) -> Vec<FieldHint> {
     let requests: Vec<LearnRequest> = changes
         .iter()
-        .filter(|(field, _, _)| crate::extract::memory::FIELDS.contains(&field.as_str()))
-        .map(|(field, _, value)| LearnRequest {
-            supplier: supplier.to_string(),
-            field: field.clone(),
-            value: value.clone(),
-        })
+        .filter(|c| crate::extract::memory::FIELDS.contains(&c.field.as_str()))
+        .map(|c| LearnRequest { supplier: supplier.to_string(), field: c.field.clone(), value: c.new.clone() })
         .collect();
     if requests.is_empty() {
         return Vec::new();

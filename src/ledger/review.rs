@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::CompanyConfig;
-use crate::extract::Extraction;
+use crate::extract::{Check, Extraction};
 use crate::fraud::normalize_tax_id;
 use crate::store::keys::normalize_name;
 
@@ -42,16 +42,18 @@ impl ReviewState {
     }
 }
 
+/// Why a failed check makes an invoice need review.
+pub fn reason(c: &Check) -> String {
+    match &c.detail {
+        Some(d) => format!("check {} failed: {d}", c.name),
+        None => format!("check {} failed", c.name),
+    }
+}
+
 /// The review state of a newly stored invoice, with the reasons when it needs review. `alerts` are its fraud
 /// signals; `min_confidence` is `[review] min_confidence`.
 pub fn assess(e: &Extraction, alerts: &[String], min_confidence: f32) -> (ReviewState, Vec<String>) {
-    let mut reasons: Vec<String> = e
-        .failed_checks()
-        .map(|c| match &c.detail {
-            Some(d) => format!("check {} failed: {d}", c.name),
-            None => format!("check {} failed", c.name),
-        })
-        .collect();
+    let mut reasons: Vec<String> = e.failed_checks().map(reason).collect();
     for (field, c) in e.confidence.iter().flatten() {
         if *c < min_confidence {
             reasons.push(format!("{field} read with confidence {c:.2}, below {min_confidence:.2}"));
@@ -98,7 +100,7 @@ pub fn foreign_customer(e: &Extraction, company: &CompanyConfig) -> Option<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::extract::{Check, Party};
+    use crate::extract::Party;
     use std::collections::BTreeMap;
 
     fn company() -> CompanyConfig {

@@ -20,6 +20,23 @@ pub const REFERENCES_TAIL: usize = 4;
 
 pub use crate::extract::normalize::{one_line, shorten};
 
+/// RFC 3834 section 5: `Auto-Submitted: auto-replied` (or `auto-generated`) on the mail we write, so
+/// well-behaved responders do not answer it.
+#[derive(Debug, Clone)]
+pub struct AutoSubmitted(pub String);
+
+impl lettre::message::header::Header for AutoSubmitted {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted(s.to_string()))
+    }
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
 /// A value for a header: one line, at most `MAX_HEADER_CHARS`.
 pub fn header_text(s: &str) -> String {
     shorten(&one_line(s), MAX_HEADER_CHARS)

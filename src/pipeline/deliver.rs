@@ -146,6 +146,7 @@ impl App {
     /// Send what the outbox holds, `delivery_slots` at a time. Returns how many were sent.
     pub async fn deliver(&self) -> Result<usize> {
         self.send_alert_digest().await?;
+        self.send_daily_digest().await?;
         let slot = || async {
             let mut sent = 0;
             while self.smtp_paused_for().is_none() {

@@ -201,6 +201,9 @@ impl App {
                 return Ok(Step::Done(MessageState::Quarantined));
             }
         }
+        if let Some(state) = self.accountants_mail(tx, m, &incoming).await? {
+            return Ok(Step::Done(state));
+        }
         let too_large = (m.size_bytes > self.config.limits.max_message_bytes)
             .then_some(MessageError::TooLarge { bytes: m.size_bytes, limit: self.config.limits.max_message_bytes });
 

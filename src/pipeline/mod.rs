@@ -25,7 +25,8 @@
 //! service.
 //!
 //! The parts: [`fetch`] (the IMAP session), [`handle`] (the extraction slots and retries), [`outcome`] (what a
-//! read message comes to), [`deliver`] (the outbox), [`listen`] (news from other processes) and [`backoff`].
+//! read message comes to), [`accountants`] (their replies: corrections, approvals, notes), [`deliver`] (the
+//! outbox), [`digest`] (the daily digest), [`listen`] (news from other processes) and [`backoff`].
 
 use anyhow::Result;
 use sqlx::PgPool;
@@ -42,8 +43,10 @@ use crate::metrics::Metrics;
 use crate::sandbox::Sandbox;
 use crate::store::{self, MessageState};
 
+mod accountants;
 mod backoff;
 mod deliver;
+pub mod digest;
 mod fetch;
 mod handle;
 mod listen;
@@ -126,6 +129,8 @@ pub struct App {
     /// Cancelled when the service is asked to stop: a message's remaining documents are then put back instead
     /// of read, so the stop waits for one document, not for a whole message.
     stopping: CancellationToken,
+    /// The time as the daily digest reads it (`set_clock` lets a test choose it).
+    clock: digest::Clock,
 }
 
 impl App {
@@ -140,7 +145,13 @@ impl App {
         sandbox.ensure_usable().await?;
         let mailer = Mailer::new(&config.smtp)?;
         let smtp_pause = Mutex::new(SmtpPause { until: None, next: Duration::from_secs(1) });
-        Ok(App { config, pool, sandbox, mailer, smtp_pause, stopping: CancellationToken::new() })
+        let clock = digest::system_clock();
+        Ok(App { config, pool, sandbox, mailer, smtp_pause, stopping: CancellationToken::new(), clock })
+    }
+
+    /// Read the time from `clock` instead of the system's (for the daily digest).
+    pub fn set_clock(&mut self, clock: digest::Clock) {
+        self.clock = clock;
     }
 
     /// Documents handled at once (the slots), bounded by the cores. Each message in hand holds one database

@@ -50,7 +50,8 @@ pub(super) struct Facts<'a> {
     pub too_large: Option<&'a MessageError>,
     /// Why extraction kept failing, when it did on the last attempt.
     pub poisoned: Option<&'a str>,
-    /// Why a mail without an invoice gets no reply (`App::reply_held`).
+    /// Why the sender gets no reply: a mail without an invoice held back (`App::reply_held`), or one from the
+    /// accountants.
     pub held: Option<&'a str>,
     pub max_attachments: usize,
 }
@@ -204,6 +205,8 @@ impl App {
         let language =
             incoming.language.or_else(|| document_language(&outcomes)).unwrap_or(self.config.reply.default_language);
         let held = match (&incoming.no_reply, any_invoice) {
+            // An invoice the accountants forwarded: they get the confirmation, nobody gets a supplier's reply.
+            (None, _) if self.is_accountant(incoming.from.as_deref()) => Some("it comes from the accountants".into()),
             (None, false) => self.reply_held(tx, incoming).await?,
             _ => None,
         };
@@ -361,6 +364,9 @@ impl App {
             },
         )
         .await?;
+        // So that the accountants' reply to it finds its invoices.
+        let invoice_ids: Vec<i64> = stored.iter().map(|s| s.invoice_id).collect();
+        store::accountants::remember_confirmation(tx, &id, &invoice_ids).await?;
         Ok(())
     }
 

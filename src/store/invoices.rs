@@ -82,6 +82,82 @@ pub struct InvoiceOrigin<'a> {
     pub index: i32,
 }
 
+/// The columns of an invoice row that come from its extraction, in the order `InvoiceFields::bind` binds them.
+/// Storing an invoice and correcting one write the same columns from the same values.
+pub const FIELD_COLUMNS: [&str; 18] = [
+    "document_type",
+    "invoice_number",
+    "issue_date",
+    "due_date",
+    "currency",
+    "supplier_name",
+    "supplier_tax_id",
+    "supplier_iban",
+    "customer_name",
+    "customer_tax_id",
+    "net_amount",
+    "tax_amount",
+    "total_amount",
+    "amount_due",
+    "result",
+    "supplier_key",
+    "number_key",
+    "variant_key",
+];
+
+/// An extraction as the invoice row's columns: cleaned for Postgres, with its duplicate keys.
+pub struct InvoiceFields {
+    e: Extraction,
+    result: serde_json::Value,
+    keys: crate::store::keys::InvoiceKeys,
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+impl InvoiceFields {
+    pub fn of(e: &Extraction, sender: &str) -> Result<InvoiceFields> {
+        let e = clean_extraction(e.clone());
+        let keys = crate::store::keys::InvoiceKeys::of(&e, sender);
+        let result = serde_json::to_value(&e)?;
+        Ok(InvoiceFields { e, result, keys })
+    }
+
+    /// The extraction's `source`, as stored.
+    pub fn source(&self) -> Option<&str> {
+        self.result.get("source").and_then(|v| v.as_str())
+    }
+
+    /// `q` with the values of `FIELD_COLUMNS` bound, in that order.
+    pub fn bind<'q>(&'q self, q: PgQuery<'q>) -> PgQuery<'q> {
+        let e = &self.e;
+        let supplier = e.supplier.as_ref();
+        let customer = e.customer.as_ref();
+        q.bind(self.result.get("document_type").and_then(|v| v.as_str()))
+            .bind(e.display_number())
+            .bind(e.issue_date)
+            .bind(e.due_date)
+            .bind(&e.currency)
+            .bind(supplier.and_then(|p| p.name.as_deref()))
+            .bind(supplier.and_then(|p| p.tax_id.as_deref()))
+            .bind(supplier.and_then(|p| p.iban.as_deref()))
+            .bind(customer.and_then(|p| p.name.as_deref()))
+            .bind(customer.and_then(|p| p.tax_id.as_deref()))
+            .bind(e.net_amount)
+            .bind(e.tax_amount)
+            .bind(e.total_amount)
+            .bind(e.amount_due)
+            .bind(&self.result)
+            .bind(&self.keys.supplier)
+            .bind(&self.keys.number)
+            .bind(&self.keys.variant)
+    }
+}
+
+/// `$from, $from+1, …` for `n` parameters.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 /// Store one invoice. Returns its id, or `None` when the same sender already sent this very document, or the
 /// same invoice is stored already (`store::keys`; a concurrent insert of it waits for the first to commit).
 pub async fn insert_invoice(
@@ -89,47 +165,23 @@ pub async fn insert_invoice(
     o: &InvoiceOrigin<'_>,
     e: &Extraction,
 ) -> Result<Option<i64>> {
-    let e = &clean_extraction(e.clone());
-    let keys = crate::store::keys::InvoiceKeys::of(e, o.sender);
-    let supplier = e.supplier.clone().unwrap_or_default();
-    let customer = e.customer.clone().unwrap_or_default();
-    let result = serde_json::to_value(e)?;
-    let row = sqlx::query(
+    let fields = InvoiceFields::of(e, o.sender)?;
+    let sql = format!(
         "INSERT INTO invoices (message_ref, attachment_ref, message_id, sender, attachment_sha256, document_index,
-             source, document_type, invoice_number, issue_date, due_date, currency, supplier_name, supplier_tax_id,
-             supplier_iban, customer_name, customer_tax_id, net_amount, tax_amount, total_amount, amount_due, result,
-             supplier_key, number_key, variant_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
-             $23, $24, $25)
-         ON CONFLICT DO NOTHING RETURNING id",
-    )
-    .bind(o.message_ref)
-    .bind(o.attachment_ref)
-    .bind(o.message_id.map(clean_message_id))
-    .bind(clean_address(o.sender))
-    .bind(o.sha256)
-    .bind(o.index)
-    .bind(result.get("source").and_then(|v| v.as_str()))
-    .bind(result.get("document_type").and_then(|v| v.as_str()))
-    .bind(e.display_number())
-    .bind(e.issue_date)
-    .bind(e.due_date)
-    .bind(&e.currency)
-    .bind(supplier.name)
-    .bind(supplier.tax_id)
-    .bind(supplier.iban)
-    .bind(customer.name)
-    .bind(customer.tax_id)
-    .bind(e.net_amount)
-    .bind(e.tax_amount)
-    .bind(e.total_amount)
-    .bind(e.amount_due)
-    .bind(&result)
-    .bind(&keys.supplier)
-    .bind(&keys.number)
-    .bind(&keys.variant)
-    .fetch_optional(&mut **tx)
-    .await?;
+             source, {})
+         VALUES ({}) ON CONFLICT DO NOTHING RETURNING id",
+        FIELD_COLUMNS.join(", "),
+        placeholders(1, 7 + FIELD_COLUMNS.len())
+    );
+    let q = sqlx::query(&sql)
+        .bind(o.message_ref)
+        .bind(o.attachment_ref)
+        .bind(o.message_id.map(clean_message_id))
+        .bind(clean_address(o.sender))
+        .bind(o.sha256)
+        .bind(o.index)
+        .bind(fields.source());
+    let row = fields.bind(q).fetch_optional(&mut **tx).await?;
     Ok(row.map(|r| r.get(0)))
 }
 

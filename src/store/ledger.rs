@@ -9,6 +9,7 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use super::ExistingInvoice;
 use crate::extract::Extraction;
 use crate::store::keys::InvoiceKeys;
+use crate::store::{InvoiceFields, FIELD_COLUMNS};
 
 /// The stored invoice with the same supplier, number, total and date, if any (a copy with other bytes).
 pub async fn invoice_by_content(
@@ -53,6 +54,9 @@ pub struct Filter {
     /// Issue dates (the received date when the invoice shows none), for the exports.
     pub issued_from: Option<NaiveDate>,
     pub issued_to: Option<NaiveDate>,
+    /// Received in `[received_from, received_before)`, for the daily digest (a local day's bounds).
+    pub received_from: Option<DateTime<Utc>>,
+    pub received_before: Option<DateTime<Utc>>,
 }
 
 /// One invoice as the accountants see it, corrections applied.
@@ -131,6 +135,8 @@ pub async fn list_invoices(pool: &PgPool, f: &Filter) -> Result<Vec<LedgerRow>> 
                 OR i.sender ILIKE '%' || $4 || '%')
            AND ($5::date IS NULL OR coalesce(i.issue_date, m.received_at::date) >= $5)
            AND ($6::date IS NULL OR coalesce(i.issue_date, m.received_at::date) <= $6)
+           AND ($7::timestamptz IS NULL OR m.received_at >= $7)
+           AND ($8::timestamptz IS NULL OR m.received_at < $8)
          ORDER BY i.id"
     );
     let rows = sqlx::query(&sql)
@@ -140,6 +146,8 @@ pub async fn list_invoices(pool: &PgPool, f: &Filter) -> Result<Vec<LedgerRow>> 
         .bind(&f.supplier)
         .bind(f.issued_from)
         .bind(f.issued_to)
+        .bind(f.received_from)
+        .bind(f.received_before)
         .fetch_all(pool)
         .await?;
     Ok(rows.iter().map(ledger_row).collect())
@@ -159,40 +167,20 @@ pub async fn lock_invoice(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result
     Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
-/// Write a corrected extraction over the invoice's fields and keys, and mark it `corrected`.
-pub async fn update_fields(tx: &mut Transaction<'_, Postgres>, id: i64, e: &Extraction, sender: &str) -> Result<()> {
-    let keys = InvoiceKeys::of(e, sender);
-    let supplier = e.supplier.clone().unwrap_or_default();
-    let customer = e.customer.clone().unwrap_or_default();
-    let result = serde_json::to_value(e)?;
-    sqlx::query(
-        "UPDATE invoices SET document_type = $2, invoice_number = $3, issue_date = $4, due_date = $5, currency = $6,
-             supplier_name = $7, supplier_tax_id = $8, supplier_iban = $9, customer_name = $10, customer_tax_id = $11,
-             net_amount = $12, tax_amount = $13, total_amount = $14, amount_due = $15, result = $16,
-             supplier_key = $17, number_key = $18, variant_key = $19, review_state = 'corrected'
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(result.get("document_type").and_then(|v| v.as_str()))
-    .bind(e.display_number())
-    .bind(e.issue_date)
-    .bind(e.due_date)
-    .bind(&e.currency)
-    .bind(supplier.name)
-    .bind(supplier.tax_id)
-    .bind(supplier.iban)
-    .bind(customer.name)
-    .bind(customer.tax_id)
-    .bind(e.net_amount)
-    .bind(e.tax_amount)
-    .bind(e.total_amount)
-    .bind(e.amount_due)
-    .bind(&result)
-    .bind(&keys.supplier)
-    .bind(&keys.number)
-    .bind(&keys.variant)
-    .execute(&mut **tx)
-    .await?;
+/// Write a corrected extraction over the invoice's fields and keys, with the review state it now has.
+pub async fn update_fields(
+    tx: &mut Transaction<'_, Postgres>,
+    id: i64,
+    e: &Extraction,
+    sender: &str,
+    state: &str,
+    reasons: &serde_json::Value,
+) -> Result<()> {
+    let fields = InvoiceFields::of(e, sender)?;
+    let sets: Vec<String> = FIELD_COLUMNS.iter().enumerate().map(|(k, c)| format!("{c} = ${}", k + 4)).collect();
+    let sql = format!("UPDATE invoices SET review_state = $2, review_reasons = $3, {} WHERE id = $1", sets.join(", "));
+    let q = sqlx::query(&sql).bind(id).bind(state).bind(reasons);
+    fields.bind(q).execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -253,11 +241,15 @@ pub async fn corrections(pool: &PgPool, invoice_id: i64) -> Result<Vec<Correctio
         .collect())
 }
 
+pub async fn review_state(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT review_state FROM invoices WHERE id = $1").bind(id).fetch_optional(&mut **tx).await?)
+}
+
 /// Mark invoices approved; returns the ids that exist.
-pub async fn approve(pool: &PgPool, ids: &[i64]) -> Result<Vec<i64>> {
+pub async fn approve<'e>(db: impl sqlx::PgExecutor<'e>, ids: &[i64]) -> Result<Vec<i64>> {
     Ok(sqlx::query_scalar("UPDATE invoices SET review_state = 'approved' WHERE id = ANY($1) RETURNING id")
         .bind(ids)
-        .fetch_all(pool)
+        .fetch_all(db)
         .await?)
 }
 

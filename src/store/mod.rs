@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use crate::extract::Extraction;
 
+pub mod accountants;
 mod alerts;
 mod invoices;
 pub mod keys;

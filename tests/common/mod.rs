@@ -453,3 +453,25 @@ pub fn extra_corpus(path: &str) -> Option<std::path::PathBuf> {
     let root = std::env::var_os("INVOICE_INTAKE_EXTRA_CORPUS").filter(|v| !v.is_empty())?;
     Some(std::path::PathBuf::from(root).join(path)).filter(|p| p.exists())
 }
+
+/// Run the real binary with `args` and `--config` pointing at the world's config.
+pub fn cli(w: &TestWorld, args: &[&str]) -> std::process::Output {
+    let dir = std::env::temp_dir().join(format!("cli-{}", w.tag));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(&config, &w.config_toml).unwrap();
+    let mut full: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    full.push("--config".into());
+    full.push(config.display().to_string());
+    std::process::Command::new(env!("CARGO_BIN_EXE_invoice-intake")).args(&full).output().unwrap()
+}
+
+pub fn stdout(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}

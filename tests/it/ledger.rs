@@ -5,31 +5,8 @@
 use crate::common;
 
 use common::pdf::{cif, Layout, SampleInvoice};
-use common::{MailBuilder, TestWorld};
+use common::{cli, stdout, MailBuilder, TestWorld};
 use rust_decimal::Decimal;
-use std::process::Output;
-
-/// Run the real binary with `args` and `--config` pointing at the world's config.
-fn cli(w: &TestWorld, args: &[&str]) -> Output {
-    let dir = std::env::temp_dir().join(format!("ledger-{}", w.tag));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("config.toml");
-    std::fs::write(&config, &w.config_toml).unwrap();
-    let mut full: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    full.push("--config".into());
-    full.push(config.display().to_string());
-    std::process::Command::new(env!("CARGO_BIN_EXE_invoice-intake")).args(&full).output().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
 
 /// Parse the CSV the commands print (our fields never hold a quote, so a split is enough) into header → value maps.
 fn parse_csv(text: &str, sep: char) -> Vec<std::collections::HashMap<String, String>> {
@@ -286,6 +263,20 @@ async fn a_correction_is_shown_with_its_audit_record_and_used_by_the_export() {
         &["invoices", "correct", &id, "total_amount=600.00", "supplier.name=Suministros del Norte S.L.", "--by", "ana"],
     ));
     assert!(out.contains(&format!("invoice {id}: total_amount {} -> 600.00", inv.total())), "{out}");
+    // The checks run again on the corrected record: the printed net and tax no longer make 600.00.
+    let sum = inv.net() + inv.tax();
+    let failed = format!("FAIL totals_add_up: net {} + tax {} = {sum} (total 600.00)", inv.net(), inv.tax());
+    assert!(out.contains(&failed), "{out}");
+    assert!(
+        out.contains("ok   tax_id_checksum: supplier tax id")
+            && out.ends_with(&format!("invoice {id}: needs_review\n"))
+    );
+    let show = stdout(&cli(&w, &["invoices", "show", &id]));
+    assert!(show.contains("checks (after the corrections):") && show.contains(&format!("  {failed}")), "{show}");
+    assert!(show.contains(&format!("  - check totals_add_up failed: net {}", inv.net())), "{show}");
+    let out = stdout(&cli(&w, &["invoices", "correct", &id, "net_amount=495,87", "tax_amount=104.13", "--by", "ana"]));
+    assert!(out.contains("ok   totals_add_up: net 495.87 + tax 104.13 = 600.00 (total 600.00)"), "{out}");
+    assert!(out.ends_with(&format!("invoice {id}: corrected\n")), "{out}");
 
     let dir = tempfile::tempdir().unwrap();
     let show = stdout(&cli(&w, &["invoices", "show", &id, "--save-original", &dir.path().display().to_string()]));

@@ -6,12 +6,12 @@
 mod common;
 #[path = "../e2b_support/mod.rs"]
 mod e2b_support;
-// The layout families and the generator as the examples build them (crate-level `pdf`, which `families` uses).
+// The layout families, which name the generator as `crate::pdf`, as the examples build them.
 #[path = "../common/families/mod.rs"]
 mod families;
-#[path = "../common/pdf.rs"]
-mod pdf;
+use common::pdf;
 
+mod accountants;
 mod e2b_contract;
 mod e2b_pipeline;
 mod e2b_template;
