@@ -269,7 +269,7 @@ impl App {
 
 /// What a failed message's reason (as `finalize` writes it) says went wrong: the documents named, and the first
 /// error code among them.
-fn failure_of(reason: &str) -> (Vec<String>, render::FailureKind) {
+pub(super) fn failure_of(reason: &str) -> (Vec<String>, render::FailureKind) {
     if reason.starts_with("too_large:") {
         return (Vec::new(), render::FailureKind::MessageTooLarge);
     }

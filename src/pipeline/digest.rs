@@ -10,16 +10,17 @@
 
 use anyhow::Result;
 use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, NaiveTime, Utc};
-use lettre::message::header::ContentType;
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 use std::sync::Arc;
 use tracing::info;
 
+use crate::config::Language;
+use crate::extract::Extraction;
 use crate::ledger::digest::{self, DigestData};
-use crate::mail::headers::AutoSubmitted;
+use crate::mail::{i18n, render, reply};
 use crate::store::{self, accountants as db};
 
+use super::deliver::failure_of;
 use super::App;
 
 /// Where the worker reads the time: the system clock, or a test's.
@@ -57,7 +58,7 @@ impl App {
         }
         // A day without mail gets no digest; its lease says it was looked at.
         if let Some(first) = data.first_message {
-            let (id, mail) = self.compose_digest(&data, first)?;
+            let (id, mail) = self.compose_digest(&data)?;
             let outbox = store::NewOutboxMail {
                 message_ref: first,
                 kind: "digest",
@@ -74,29 +75,91 @@ impl App {
         Ok(true)
     }
 
-    fn compose_digest(&self, data: &DigestData, first_message: i64) -> Result<(String, Message)> {
-        let spanish = self.config.reply.default_language == crate::config::Language::Es;
-        let (subject, text) = digest::render_text(data, spanish);
-        let from = &self.config.smtp.from;
-        let id = crate::mail::reply::stable_message_id(&format!("digest.{}", data.day), first_message, &text, from);
-        let mut b = Message::builder()
-            .from(from.parse::<Mailbox>()?)
-            .subject(crate::mail::headers::header_text(&subject))
-            .message_id(Some(id.clone()))
-            .header(AutoSubmitted("auto-generated".into()))
-            .date_now();
-        for to in &self.config.notify.accountants {
-            b = b.to(to.parse::<Mailbox>()?);
-        }
-        let csv = Attachment::new(format!("facturas-{}.csv", data.day))
-            .body(data.csv.clone(), ContentType::parse("text/csv; charset=utf-8")?);
-        let mail = b.multipart(
-            MultiPart::mixed()
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
-                .singlepart(csv),
-        )?;
-        Ok((id, mail))
+    /// The digest mail, in the accountants' language, with the day's CSV attached.
+    fn compose_digest(&self, data: &DigestData) -> Result<(String, Message)> {
+        let lang = self.accountants_language();
+        let view = digest_view(data, lang, self.config.review.min_confidence);
+        let intake = self.intake_address();
+        let to = reply::Addresses {
+            from: &self.config.smtp.from,
+            to: &self.config.notify.accountants,
+            reply_to: Some(&intake),
+        };
+        let filename = format!("facturas-{}.csv", data.day);
+        let csv = reply::Attachment {
+            filename: &filename,
+            content_type: "text/csv; charset=utf-8",
+            bytes: data.csv.as_bytes(),
+        };
+        reply::compose_digest(&to, lang, &view, Some(csv))
     }
+}
+
+/// What the digest mail shows of a day's ledger: every invoice (with what needs a look, in `lang`), and the mail
+/// that left no invoice or was quarantined.
+fn digest_view(data: &DigestData, lang: Language, min_confidence: f32) -> render::DigestView {
+    let invoices = data
+        .invoices
+        .iter()
+        .map(|r| {
+            let review = if r.state == "needs_review" {
+                // The stored reading, corrections applied by the ledger, says why; a row whose reading cannot be
+                // read back still shows that it needs a look.
+                match serde_json::from_value::<Extraction>(r.result.clone()) {
+                    Ok(e) => render::review_reasons(&e, lang, min_confidence),
+                    Err(_) => Vec::new(),
+                }
+            } else {
+                Vec::new()
+            };
+            let review = if r.state == "needs_review" && review.is_empty() {
+                vec![i18n::t(lang, "confidence.review").to_string()]
+            } else {
+                review
+            };
+            render::DigestInvoice {
+                invoice_ref: r.id,
+                supplier: r
+                    .supplier_name
+                    .clone()
+                    .or_else(|| r.supplier_tax_id.clone())
+                    .unwrap_or_else(|| r.sender.clone()),
+                supplier_tax_id: r.supplier_tax_id.clone(),
+                number: r.invoice_number.clone(),
+                issue_date: r.issue_date,
+                total: r.total_amount,
+                currency: r.currency.clone(),
+                review,
+            }
+        })
+        .collect();
+    let failed = data
+        .failed
+        .iter()
+        .map(|m| {
+            let (documents, kind) = failure_of(m.reason.as_deref().unwrap_or(""));
+            render::FailedMail {
+                message_ref: m.id,
+                sender: m.sender.clone().unwrap_or_else(|| "?".into()),
+                subject: m.subject.clone().unwrap_or_default(),
+                received: Some(m.received_at),
+                documents,
+                kind,
+            }
+        })
+        .collect();
+    let quarantined = data
+        .quarantined
+        .iter()
+        .map(|m| render::QuarantinedMail {
+            message_ref: m.id,
+            sender: m.sender.clone().unwrap_or_else(|| "?".into()),
+            subject: m.subject.clone().unwrap_or_default(),
+            message_id: None,
+            reason: m.reason.clone().unwrap_or_default(),
+        })
+        .collect();
+    render::DigestView { date: data.day, invoices, failed, quarantined, csv_attached: true }
 }
 
 #[cfg(test)]
