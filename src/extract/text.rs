@@ -81,7 +81,9 @@ pub fn read_invoice_text(file: &str, text: &str, source: Source, own: &OwnCompan
     let mut out = Output { e: Extraction::empty(file), confidence: BTreeMap::new(), factor };
     out.e.source = Some(source);
 
-    out.e.invoice_number = out.found("invoice_number", header.number);
+    // OCR reads a smudge or a position number as `1`: from a scan, a number needs three letters or digits.
+    let number = header.number.filter(|f| source != Source::Ocr || plausible_ocr_number(&f.value));
+    out.e.invoice_number = out.found("invoice_number", number);
     out.e.issue_date = out.found("issue_date", header.issue_date);
     out.e.due_date = out.found("due_date", header.due_date);
     let today = chrono::Utc::now().date_naive();
@@ -343,6 +345,12 @@ fn plausible_name(name: &str) -> bool {
         && !TITLE.is_match(&joined)
         && !AMOUNT.is_match(name)
         && !name.chars().any(|c| matches!(c, '€' | '$' | '£' | '₹' | '¥'))
+}
+
+/// An invoice number read by OCR looks like one: at least three letters or digits, one of them a digit.
+fn plausible_ocr_number(n: &str) -> bool {
+    let alnum = n.chars().filter(|c| c.is_alphanumeric()).count();
+    alnum >= 3 && n.chars().any(|c| c.is_ascii_digit())
 }
 
 /// Letters and digits only, folded.
@@ -683,6 +691,19 @@ mod tests {
         // A text layer's due date before its issue date is what the issuer printed: kept, with a warning.
         let text = implausible_dates(Some(ymd(2025, 5, 1)), Some(ymd(2025, 4, 1)), today, false);
         assert_eq!(text.iter().map(|(f, _)| *f).collect::<Vec<_>>(), vec![""]);
+    }
+
+    #[test]
+    fn a_scans_one_or_two_character_invoice_number_is_left_empty() {
+        let text =
+            "Acme S.L.\nNIF: B12345674\n\nFACTURA\nFactura nº: 1\nFecha: 02/03/2025\n\nTotal factura      121,00 €\n";
+        let own = OwnCompany::default();
+        let scan = read_invoice_text("x.png", text, Source::Ocr, &own);
+        assert_eq!(scan.invoice_number, None, "{scan:?}");
+        assert_eq!(scan.total_amount, Some(Decimal::new(12100, 2)));
+        // The same page from a text layer prints what the issuer wrote.
+        assert_eq!(read(text).invoice_number.as_deref(), Some("1"));
+        assert!(plausible_ocr_number("F-12") && plausible_ocr_number("2024001") && !plausible_ocr_number("A1"));
     }
 
     #[test]
