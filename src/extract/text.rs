@@ -66,7 +66,9 @@ pub fn read_invoice_text(file: &str, text: &str, source: Source, own: &OwnCompan
 
     let has_number = header.number.is_some();
     let has_total = totals.total.is_some();
-    let invoice_word = matches!(kind, Kind::Invoice(_)) || doctype::mentions_invoice(text);
+    // A till slip with a shop and a total is a receipt even without a title (EVALUATION.md).
+    let invoice_word =
+        matches!(kind, Kind::Invoice(_)) || doctype::mentions_invoice(text) || doctype::till_slip(&layout);
     if !(has_number || has_total) || !(invoice_word || (has_number && has_total)) {
         return Extraction::failed(
             file,
@@ -79,7 +81,9 @@ pub fn read_invoice_text(file: &str, text: &str, source: Source, own: &OwnCompan
     let mut out = Output { e: Extraction::empty(file), confidence: BTreeMap::new(), factor };
     out.e.source = Some(source);
 
-    out.e.invoice_number = out.found("invoice_number", header.number);
+    // OCR reads a smudge or a position number as `1`: from a scan, a number needs three letters or digits.
+    let number = header.number.filter(|f| source != Source::Ocr || plausible_ocr_number(&f.value));
+    out.e.invoice_number = out.found("invoice_number", number);
     out.e.issue_date = out.found("issue_date", header.issue_date);
     out.e.due_date = out.found("due_date", header.due_date);
     let today = chrono::Utc::now().date_naive();
@@ -189,7 +193,18 @@ impl Output {
     }
 
     fn party(&mut self, role: &str, p: &PartyFound, source: Source) -> Option<Party> {
-        let name = p.name.clone().filter(|f| {
+        // A letterhead line `Acme Ltd · Victoria Road 47 · Manchester M1 2HF` read as a whole: the name is its
+        // first part.
+        let name = p.name.clone().map(|mut f| {
+            if let Some((first, _)) = f.value.split_once(['·', '|', '•', '●']) {
+                let first = first.trim();
+                if first.chars().filter(|c| c.is_alphabetic()).count() >= 2 {
+                    f.value = first.to_string();
+                }
+            }
+            f
+        });
+        let name = name.filter(|f| {
             let ok = plausible_name(&f.value);
             if !ok {
                 self.e.push_warning(format!(
@@ -313,7 +328,15 @@ fn plausible_name(name: &str) -> bool {
         )
     });
     static AMOUNT: LazyLock<Regex> = LazyLock::new(|| super::rules::regex(r"[0-9][.,][0-9]{2}\b"));
+    // `Bahnhofstraße 38`, `Victoria Road 28`, `Via Garibaldi 92`: a street and house number is the address line
+    // under a name, read in its place. A company name with a legal form may end in a number (`Studio 54 S.L.`
+    // does not), so only names without one are judged.
+    static HOUSE_NUMBER: LazyLock<Regex> =
+        LazyLock::new(|| super::rules::regex(r"^[^0-9]+\s[0-9]{1,4}[a-z]?(?:[-/][0-9]{1,4})?$"));
     let folded = fold(name);
+    if HOUSE_NUMBER.is_match(folded.trim()) && !super::rules::parties::has_legal_form(name) {
+        return false;
+    }
     // `W A R E N R E C H N U N G`: a title set in spaced capitals, read as one word.
     let words: Vec<&str> = folded.split_whitespace().collect();
     let spaced = words.len() >= 4 && words.iter().filter(|w| w.chars().count() == 1).count() * 4 >= words.len() * 3;
@@ -322,6 +345,12 @@ fn plausible_name(name: &str) -> bool {
         && !TITLE.is_match(&joined)
         && !AMOUNT.is_match(name)
         && !name.chars().any(|c| matches!(c, '€' | '$' | '£' | '₹' | '¥'))
+}
+
+/// An invoice number read by OCR looks like one: at least three letters or digits, one of them a digit.
+fn plausible_ocr_number(n: &str) -> bool {
+    let alnum = n.chars().filter(|c| c.is_alphanumeric()).count();
+    alnum >= 3 && n.chars().any(|c| c.is_ascii_digit())
 }
 
 /// Letters and digits only, folded.
@@ -665,6 +694,19 @@ mod tests {
     }
 
     #[test]
+    fn a_scans_one_or_two_character_invoice_number_is_left_empty() {
+        let text =
+            "Acme S.L.\nNIF: B12345674\n\nFACTURA\nFactura nº: 1\nFecha: 02/03/2025\n\nTotal factura      121,00 €\n";
+        let own = OwnCompany::default();
+        let scan = read_invoice_text("x.png", text, Source::Ocr, &own);
+        assert_eq!(scan.invoice_number, None, "{scan:?}");
+        assert_eq!(scan.total_amount, Some(Decimal::new(12100, 2)));
+        // The same page from a text layer prints what the issuer wrote.
+        assert_eq!(read(text).invoice_number.as_deref(), Some("1"));
+        assert!(plausible_ocr_number("F-12") && plausible_ocr_number("2024001") && !plausible_ocr_number("A1"));
+    }
+
+    #[test]
     fn a_party_name_is_never_a_title_or_an_amount() {
         assert!(plausible_name("Contoso, Ltd."));
         assert!(plausible_name("Talleres Ejemplo S.L."));
@@ -674,6 +716,14 @@ mod tests {
         assert!(!plausible_name("Kostenrechnung"));
         assert!(!plausible_name("Acme 1.234,56"));
         assert!(!plausible_name("Total € 12"));
+        // A street and house number read in the name's place; a company with a legal form keeps its number.
+        for address in
+            ["Bahnhofstraße 38", "Victoria Road 28", "Via Garibaldi 92", "boulevard Victor Hugo 25", "Rua do Carmo 51"]
+        {
+            assert!(!plausible_name(address), "{address}");
+        }
+        assert!(plausible_name("Studio 54 S.L."));
+        assert!(plausible_name("Harbour Print & Design Ltd"));
         // The page below names no supplier but its title; the title is not kept as a name.
         let e = read("FACTURA\n\nFactura nº: F-2025-7\nFecha: 02/03/2025\n\nTotal factura      121,00 €\n");
         assert!(e.supplier.as_ref().and_then(|s| s.name.as_ref()).is_none(), "{:?}", e.supplier);

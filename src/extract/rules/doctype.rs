@@ -32,9 +32,10 @@ const CORRECTED: &str = r"factura\s+rectificativa|rectificativa|rechnungs-?\s*ko
 /// `CORRECTED` titles without spaces, as a title reads when OCR broke a word apart.
 const CORRECTED_SQUEEZED: &[&str] =
     &["facturarectificativa", "rechnungskorrektur", "correctiveinvoice", "correctedinvoice", "facturerectificative"];
-const CREDIT: &str = r"factura\s+de\s+abono|abono|nota\s+de\s+cr[eé]dito|credit\s+note|credit\s+memo|gutschrift|avoir|creditnota|creditfactuur";
+const CREDIT: &str = r"factura\s+de\s+abono|(?:nota\s+de\s+)?abono|nota\s+d[ei]\s+cr[eé]dito|facture\s+d['’]avoir|credit\s+note|credit\s+memo|gutschrift|avoir|creditnota|creditfactuur";
 const RECEIPT: &str = r"ticket|recibo|receipt|quittung|kassenbon|re[cç]u|kassabon";
-const INVOICE: &str = r"factura(?:\s+simplificada)?|invoice|tax\s+invoice|[a-zß]*rechnung|facture|factuur|fattura";
+const INVOICE: &str =
+    r"factura(?:\s+simplificada)?|invoice|tax\s+invoice|[a-zß]*rechnung|facture|factuur|fattura|fatura(?:-recibo)?";
 const NOT_INVOICE: &[(&str, &str)] = &[
     (
         "delivery note",
@@ -56,7 +57,7 @@ fn title_re(words: &str) -> Regex {
     // The word opens the segment and is followed by nothing, a number, `Nr.`/`nº`/`#`/`:` or more title words.
     // Titles are folded first (lower case, no accents: see `titles`), so no `(?i)` is needed.
     super::regex(&format!(
-        r"^(?:{words})(?:$|\s*[:#]|\s+(?:n[º°o]|nr|no|#|[0-9]|[a-z]{{1,4}}[-/]?[0-9])|\s+\(|\s+[a-zß]+$)"
+        r"^(?:{words})(?:$|\s*[:#]|(?:\s+[a-zß'’]+){{1,6}}\s+(?:n\.?[º°o]|nr\.|no\.)|\s+(?:n\.?[º°o]|nr|no|#|[0-9]|[a-z]{{1,4}}[-/]?[0-9])|\s+\(|\s+[a-zß]+$)"
     ))
 }
 
@@ -82,7 +83,7 @@ static RECEIPT_RE: TitleWords = TitleWords {
     re: LazyLock::new(|| title_re(RECEIPT)),
 };
 static INVOICE_RE: TitleWords = TitleWords {
-    keys: &["factura", "invoice", "rechnung", "facture", "factuur", "fattura"],
+    keys: &["factura", "invoice", "rechnung", "facture", "factuur", "fattura", "fatura"],
     re: LazyLock::new(|| title_re(INVOICE)),
 };
 static NOT_INVOICE_RE: [(&str, TitleWords); 5] = [
@@ -122,7 +123,7 @@ static NOT_INVOICE_RE: [(&str, TitleWords); 5] = [
 pub fn till_slip(layout: &Layout) -> bool {
     static TILL: LazyLock<Regex> = LazyLock::new(|| {
         super::regex(
-            r"\b(?:factura\s+simplificada|simplified\s+tax\s+invoice|cash\s+(?:bill|sale|tendered|received|inv)|tendered|change\s+due|efectivo|entregado|r[uü]ckgeld|kassenbon|quittung|esp[eè]ces|rendu|ticket(?:\s+de\s+caisse)?|kassabon|wisselgeld|scontrino|contanti|troco|tiquet)\b",
+            r"\b(?:factura\s+simplificada|simplified\s+tax\s+invoice|cash\s+(?:bill|sale|tendered|received|inv)|tendered|change\s+due|efectivo|entregado|r[uü]ckgeld|kassenbon|quittung|esp[eè]ces|rendu|ticket(?:\s+de\s+caisse)?|kassabon|wisselgeld|scontrino|contanti|resto|troco|tiquet|wechselgeld|monnaie\s+rendue)\b",
         )
     });
     layout.lines.iter().any(|l| TILL.is_match(&fold(&l.text)))
@@ -239,6 +240,11 @@ mod tests {
             ("Factura de abono nº A-3", Kind::Invoice(CreditNote)),
             ("Avoir AV-2017-0005", Kind::Invoice(CreditNote)),
             ("Credit note CN-1", Kind::Invoice(CreditNote)),
+            ("Nota de abono", Kind::Invoice(CreditNote)),
+            ("Nota di credito", Kind::Invoice(CreditNote)),
+            ("Facture d'avoir", Kind::Invoice(CreditNote)),
+            ("Fatura n.º FT A/7610", Kind::Invoice(Invoice)),
+            ("Fatura de serviços de consultoria n.º FT A/7610", Kind::Invoice(Invoice)),
             ("       W A R E N R E C H N U N G       Seite 1", Kind::Invoice(Invoice)),
             ("RECHNUNGS-KORREKTUR", Kind::Invoice(CorrectedInvoice)),
             ("FACTURA RECTIFIC ATIVA", Kind::Invoice(CorrectedInvoice)),

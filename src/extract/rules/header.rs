@@ -32,11 +32,79 @@ static TITLE_RE: LazyLock<Regex> = LazyLock::new(|| {
         r"^(?:factura(?:\s+(?:rectificativa|simplificada|de\s+abono|proforma))?|abono|(?:tax\s+)?invoice|credit\s+note|[a-zß]*rechnung|gutschrift|rechnungskorrektur|facture(?:\s+rectificative)?|avoir|factuur|creditnota)(?:\s*\([^)]{0,40}\))?\s*[:#]?\s+",
     )
 });
+/// A title, up to six words and a number marker (`Facture du mois d'octobre n°`). The words are plain words: a
+/// digit or a colon among them ends the match, so `Invoice for order 123 No. 4` is not read past the order.
+static TITLE_WORDS_NUMBER_RE: LazyLock<Regex> = LazyLock::new(|| {
+    super::regex(
+        r"^(?:factura|(?:tax\s+)?invoice|credit\s+note|[a-zß]*rechnung|gutschrift|facture|avoir|factuur|creditnota|fattura|fatura|nota\s+d[ie]\s+cr[eé]dito)(?:\s+[a-zß'’]+){1,6}?\s+(?:n\.?\s?[º°ªo]\.?|nr\.?|no\.?|num\.?|n[uú]mero|number|#)\s*:?\s+",
+    )
+});
+/// Words after which a number marker numbers something other than the invoice: `Beitragsrechnung zur
+/// Kraftfahrtversicherung Nr.` is the policy's number, `Invoice for order No.` the order's. Folded, matched
+/// inside words so compounds count (`Kraftfahrtversicherung`, `Bestellung`).
+fn names_another_thing(title: &str) -> bool {
+    const OTHER: &[&str] = &[
+        "order",
+        "purchase",
+        "contract",
+        "policy",
+        "account",
+        "customer",
+        "client",
+        "delivery",
+        "versicherung",
+        "vertrag",
+        "auftrag",
+        "bestell",
+        "kunde",
+        "liefer",
+        "commande",
+        "contrat",
+        "livraison",
+        "pedido",
+        "contrato",
+        "albaran",
+        "poliza",
+        "ordine",
+        "polizza",
+        "encomenda",
+        "apolice",
+        "bestelling",
+        "klant",
+        "polis",
+        "opdracht",
+        "mandat",
+        "mandate",
+        "project",
+        "projekt",
+        "proyecto",
+        "projet",
+        "progetto",
+        "projecto",
+        "offer",
+        "angebot",
+    ];
+    let words: Vec<&str> = title.split_whitespace().collect();
+    words.iter().skip(1).take(words.len().saturating_sub(2)).any(|w| OTHER.iter().any(|o| w.contains(o)))
+}
+
 static DATE_LINK_RE: LazyLock<Regex> =
     LazyLock::new(|| super::regex(r"(?i)\b(?:vom|von|du|del|de|of|dated|issued(?:\s+(?:at|on))?|from|le)\s*$"));
 /// Words one of which every `TITLE_RE` match contains: the cheap test before the regex.
-const TITLE_WORDS: &[&str] =
-    &["factura", "abono", "invoice", "credit", "rechnung", "gutschrift", "facture", "avoir", "factuur", "creditnota"];
+const TITLE_WORDS: &[&str] = &[
+    "factura",
+    "abono",
+    "invoice",
+    "credit",
+    "rechnung",
+    "gutschrift",
+    "facture",
+    "avoir",
+    "factuur",
+    "creditnota",
+    "fattura",
+    "fatura",
+];
 /// Words that say the invoice number next to them is another invoice's (a corrective invoice names the one it
 /// corrects).
 const REFERENCE_WORDS: &[&str] = &[
@@ -71,7 +139,8 @@ pub fn parse_invoice_number(s: &str) -> Option<String> {
         }
     }
     // A series and its number set apart: `A 013394`. Only capital letters before one space and digits.
-    static SERIES: LazyLock<Regex> = LazyLock::new(|| super::regex(r"^ ([0-9]{3,12})(?:\s|$)"));
+    // Portuguese series run `FT A/7610`: the document code, the series and its number.
+    static SERIES: LazyLock<Regex> = LazyLock::new(|| super::regex(r"^ ((?:[A-Z0-9]{1,4}/)?[0-9]{3,12})(?:\s|$)"));
     if id.len() <= 4 && id.chars().all(|c| c.is_ascii_uppercase()) && m.as_str() == id {
         if let Some(c) = SERIES.captures(&s[m.end()..]) {
             id = format!("{id} {}", &c[1]);
@@ -166,7 +235,16 @@ pub fn read_header(layout: &Layout, hint: Option<Locale>) -> Header {
             if !TITLE_WORDS.iter().any(|w| folded.contains(w)) {
                 continue;
             }
-            let Some(m) = TITLE_RE.find(&folded) else {
+            // `Rechnung des Monats Oktober Nr. 4711`, `Invoice for consulting services No. 12`: a few words
+            // between the title and its number marker.
+            let Some((m, confidence)) = TITLE_RE
+                .find(&folded)
+                .filter(|m| parse_invoice_number(&seg.text[map[m.end()]..]).is_some())
+                .map(|m| (m, 0.85))
+                .or_else(|| {
+                    TITLE_WORDS_NUMBER_RE.find(&folded).filter(|m| !names_another_thing(m.as_str())).map(|m| (m, 0.8))
+                })
+            else {
                 continue;
             };
             let title_end = map[m.end()];
@@ -175,7 +253,7 @@ pub fn read_header(layout: &Layout, hint: Option<Locale>) -> Header {
                 continue;
             }
             if let Some(value) = parse_invoice_number(&seg.text[title_end..]) {
-                numbers.push(Found { value, confidence: 0.85 * position, line: i });
+                numbers.push(Found { value, confidence: confidence * position, line: i });
                 if let Some(d) = date_after_number(layout, i, hint) {
                     issue.push(Found { value: d, confidence: 0.85, line: i });
                 }
@@ -184,6 +262,9 @@ pub fn read_header(layout: &Layout, hint: Option<Locale>) -> Header {
     }
     if issue.is_empty() {
         issue.extend(title_date(layout, hint));
+    }
+    if issue.is_empty() {
+        issue.extend(lone_date(layout, hint));
     }
     Header { number: best(numbers), issue_date: best(issue), due_date: best(due) }
 }
@@ -196,7 +277,7 @@ pub fn read_header(layout: &Layout, hint: Option<Locale>) -> Header {
 fn bare_number_labels(line: &super::layout::Line) -> Vec<(LabelHit, f32)> {
     static BARE: LazyLock<Regex> = LazyLock::new(|| {
         super::regex(
-            r"^((?:[a-z]+\.?\s+){0,2}?)(?:n\.?\s?[º°ªo]\.?|n[º°ª]\.?|no\.|nr\.?|num\.|numero|number|#)(?:\s*(?:no\.|nr\.?|#))?\s*:?(?:\s|$)",
+            r"^((?:[a-z]+\.?(?:\s+|-)){0,2}?)(?:n\.?\s?[º°ªo]\.?|n[º°ª]\.?|no\.|nr\.?|num\.|numero|number|#|n\.)(?:\s*(?:no\.|nr\.?|#))?\s*:?(?:\s|$)",
         )
     });
     const DOCUMENT_WORDS: &[&str] = &[
@@ -236,8 +317,13 @@ fn bare_number_labels(line: &super::layout::Line) -> Vec<(LabelHit, f32)> {
         let Some(c) = BARE.captures(&folded) else {
             continue;
         };
-        let words: Vec<&str> = c[1].split_whitespace().map(|w| w.trim_end_matches('.')).collect();
-        if !words.iter().all(|w| DOCUMENT_WORDS.contains(w)) {
+        let words: Vec<&str> = c[1]
+            .split(|ch: char| ch.is_whitespace() || ch == '-')
+            .filter(|w| !w.is_empty())
+            .map(|w| w.trim_end_matches('.'))
+            .collect();
+        // A lone `n.` is an abbreviation of anything; only after a document word is it the number's marker.
+        if !words.iter().all(|w| DOCUMENT_WORDS.contains(w)) || (words.is_empty() && folded.starts_with("n. ")) {
             continue;
         }
         let m = c.get(0).map_or(0, |m| m.end());
@@ -266,6 +352,29 @@ fn title_date(layout: &Layout, hint: Option<Locale>) -> Option<Found<NaiveDate>>
         }
     }
     None
+}
+
+/// A till slip prints its date without a label, at the top, often with the time (`18.05.2026 20:02`). With no
+/// labelled date anywhere, a date in the top third of the page is the issue date, but only when it is the only
+/// date the page prints (an unlabelled date among others could be any of them) and no label stands on its line.
+fn lone_date(layout: &Layout, hint: Option<Locale>) -> Option<Found<NaiveDate>> {
+    let mut seen: Vec<(NaiveDate, usize)> = Vec::new();
+    for (i, line) in layout.lines.iter().enumerate() {
+        for d in find_dates(&line.text, hint) {
+            if !seen.iter().any(|(s, _)| *s == d.date) {
+                seen.push((d.date, i));
+            }
+        }
+    }
+    let [(date, i)] = seen[..] else { return None };
+    // The line above must be no label either: `Training Date` over `9/15/2020` names another date.
+    let unlabelled = |j: usize| layout.lines[j].labels().is_empty();
+    let top = i * 3 <= layout.len() || i < 10;
+    (top && unlabelled(i) && i.checked_sub(1).is_none_or(unlabelled)).then_some(Found {
+        value: date,
+        confidence: 0.7,
+        line: i,
+    })
 }
 
 /// The number to the right of its label, or under it when nothing is to the right.
@@ -473,6 +582,46 @@ mod tests {
         let h = read_header(&layout, Some(Locale::De));
         assert_eq!(h.number.as_ref().unwrap().value, "471102");
         assert_eq!(h.issue_date.unwrap().value, ymd(2018, 3, 5));
+    }
+
+    #[test]
+    fn words_between_the_title_and_its_number_marker_are_passed_over() {
+        let cases = [
+            ("Rechnung des Monats Oktober Nr. R2025/4796", "R2025/4796"),
+            ("Invoice for consulting services No. 2608020", "2608020"),
+            ("Facture du mois d'octobre n° INV-06113", "INV-06113"),
+            ("Fatura de serviços de consultoria n.º FT A/7610", "FT A/7610"),
+        ];
+        for (text, want) in cases {
+            let h = read_header(&Layout::new(text), Some(Locale::De));
+            assert_eq!(h.number.map(|f| f.value).as_deref(), Some(want), "{text}");
+        }
+        // Another document's number inside the words is not passed over, and plain prose is no title.
+        for text in [
+            "Invoice for order 4471 No. 12",
+            "Invoice for consulting services",
+            "Invoice for purchase order No. 4471",
+            "Beitragsrechnung zur Kraftfahrtversicherung Nr. 00.123.456.7",
+        ] {
+            assert_eq!(read_header(&Layout::new(text), Some(Locale::En)).number, None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_till_slips_unlabelled_date_and_document_number_are_read_and_two_unlabelled_dates_are_not() {
+        let slip = "Bäckerei Weber KG\nHauptstraße 48\n18.05.2026 20:02\nBon-Nr.: 009169\n----\nMilch  2,18\nBrot  10,47\n----\nTotal   12,65\nBar  20,00\n";
+        let h = read_header(&Layout::new(slip), Some(Locale::De));
+        assert_eq!(h.issue_date.map(|f| f.value), Some(ymd(2026, 5, 18)));
+        assert_eq!(h.number.map(|f| f.value).as_deref(), Some("009169"));
+        let h = read_header(
+            &Layout::new("Bar Centrale S.n.c.\nDoc. n. 0011-009858\n22/09/2025 11:15\nPane  2,10\n"),
+            Some(Locale::It),
+        );
+        assert_eq!(h.number.map(|f| f.value).as_deref(), Some("0011-009858"));
+        // Two dates and no label: either could be the issue date, so neither is taken; nor is a bare `n.`.
+        let h = read_header(&Layout::new("Acme Ltd\n18.05.2026\n20.06.2026\nn. 12345\n"), Some(Locale::De));
+        assert_eq!(h.issue_date, None);
+        assert_eq!(h.number, None);
     }
 
     #[test]

@@ -10,6 +10,8 @@ use super::labels::{find_labels, LabelHit};
 use super::numbers::{find_amounts, AmountMatch};
 use super::taxid::find_tax_ids;
 use super::Locale;
+use regex::Regex;
+use std::sync::LazyLock;
 
 /// A run of text without two consecutive spaces.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,7 +150,7 @@ impl Layout {
             .replace('\r', "")
             .lines()
             // Tabs come from producers that position words with them; two spaces keep them a column break.
-            .map(|l| Line::new(l.replace('\t', "  ").trim_end().to_string()))
+            .map(|l| Line::new(unglue(&l.replace('\t', "  ")).trim_end().to_string()))
             .collect();
         Layout { lines }
     }
@@ -195,6 +197,31 @@ impl Layout {
     }
 }
 
+/// A label glued to its amount (`NETTOBETRAG10.371,24 €`, `UST. 19 %1.970,54`): compact summaries set the
+/// amount a hair's breadth from an upper-case label, and text extraction and OCR read the two as one word, so
+/// neither the label nor the amount would be found. A space goes in between when a word of four letters or more
+/// (or a percent sign) runs straight into an amount with a decimal part; a code such as `FV24/002055`, `A4` or
+/// `INV-0042` has no such tail and stays as it is.
+fn unglue(line: &str) -> std::borrow::Cow<'_, str> {
+    static GLUED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?:\p{L}{4}|%)([-−]?(?:[0-9]{1,3}(?:[.,' ][0-9]{3})+|[0-9]+)[.,][0-9]{2})(?:[^0-9\p{L}]|$)")
+            .expect("glued amount regex")
+    });
+    if !line.bytes().any(|b| b.is_ascii_digit()) || !GLUED.is_match(line) {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 4);
+    let mut at = 0;
+    for caps in GLUED.captures_iter(line) {
+        let amount = caps.get(1).expect("amount");
+        out.push_str(&line[at..amount.start()]);
+        out.push(' ');
+        at = amount.start();
+    }
+    out.push_str(&line[at..]);
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +256,28 @@ mod tests {
         let below = layout.below(0, from, to, 1);
         assert_eq!(below.len(), 1);
         assert_eq!(below[0].1.text, "12,00");
+    }
+
+    #[test]
+    fn a_label_glued_to_its_amount_is_set_apart_and_codes_are_not() {
+        let cases = [
+            ("NETTOBETRAG10.371,24 €", "NETTOBETRAG 10.371,24 €"),
+            ("UST. 19 %1.970,54 €", "UST. 19 % 1.970,54 €"),
+            ("TOTALFACTURA1.234,56", "TOTALFACTURA 1.234,56"),
+            ("TOTAL4599.96", "TOTAL 4599.96"),
+            ("MONTANTTTC-1 141,94", "MONTANTTTC -1 141,94"),
+            ("Factura FV24/002055", "Factura FV24/002055"),
+            ("Papel A4 12,00", "Papel A4 12,00"),
+            ("Nº INV-0042.10", "Nº INV-0042.10"),
+            ("Ref ABCD123", "Ref ABCD123"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(unglue(line), want, "{line}");
+        }
+        let layout = Layout::new("                SUMME BRUTTO12.341,78 €");
+        let line = &layout.lines[0];
+        assert_eq!(line.labels().len(), 1, "{:?}", line.labels());
+        let amounts: Vec<String> = line.amounts(0, line.text.len(), None).iter().map(|a| a.value.to_string()).collect();
+        assert_eq!(amounts, vec!["12341.78"]);
     }
 }

@@ -181,7 +181,7 @@ static AMOUNT_RE: LazyLock<Regex> = LazyLock::new(|| {
         (?P<open>\()?
         (?P<pre>(?:€|\$|£|EUR|USD|GBP|CHF)\s?)?
         (?P<sign>[-−+]\s?)?
-        (?P<num>[0-9]{1,3}(?:[.,'’\u{a0}\u{202f}][0-9]{3})+(?:[.,][0-9]+)?|[0-9]+(?:[.,][0-9]+)?)
+        (?P<num>[0-9]{1,3}(?:\x20[0-9]{3})+[.,][0-9]{2}|[0-9]{1,3}(?:[.,'’\u{a0}\u{202f}][0-9]{3})+(?:[.,][0-9]+)?|[0-9]+(?:[.,][0-9]+)?)
         (?P<trail>-(?:[\s)]|$))?
         (?P<post>\s?(?:€|\$|£)|\s?(?:EUR|USD|GBP|CHF)(?-u:\b))?
         (?P<close>\))?
@@ -356,6 +356,21 @@ mod tests {
         let line = "Rechnung # RE-20140519/499   IVA 21%   Total:  1.210,00 €   A4   (5,00)";
         let found: Vec<Decimal> = find_amounts(line, Some(Locale::Es)).into_iter().map(|a| a.value).collect();
         assert_eq!(found, vec![d("1210.00"), d("-5.00")]);
+    }
+
+    #[test]
+    fn a_plain_space_groups_thousands_only_before_a_decimal_part() {
+        // French and OCR'd amounts: `3 435,10` is one amount, never 435,10 with a stray 3 before it.
+        let found: Vec<Decimal> =
+            find_amounts("Montant TTC        16 373,10 €", Some(Locale::Fr)).into_iter().map(|a| a.value).collect();
+        assert_eq!(found, vec![d("16373.10")]);
+        let found: Vec<Decimal> =
+            find_amounts("Total 1 234 567,89", Some(Locale::Fr)).into_iter().map(|a| a.value).collect();
+        assert_eq!(found, vec![d("1234567.89")]);
+        // Two columns (two spaces apart) stay two numbers; a quantity and a year are not thousands groups.
+        let found: Vec<Decimal> =
+            find_amounts("Licence   16  389,47   2024 100", Some(Locale::Fr)).into_iter().map(|a| a.value).collect();
+        assert_eq!(found, vec![d("16"), d("389.47"), d("2024"), d("100")]);
     }
 
     #[test]

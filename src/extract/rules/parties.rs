@@ -225,7 +225,7 @@ static LEGAL_FORM: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
-fn has_legal_form(s: &str) -> bool {
+pub fn has_legal_form(s: &str) -> bool {
     LEGAL_FORM.is_match(&format!("{} ", fold(s)))
 }
 
@@ -236,7 +236,7 @@ static NOT_A_NAME: LazyLock<Regex> = LazyLock::new(|| {
 });
 static SALUTATION: LazyLock<Regex> = LazyLock::new(|| {
     super::regex(
-        r"^(?:herrn?|frau|firma|mr\.?|mrs\.?|ms\.?|sr\.?|sra\.?|d\.|dna\.?|don|dona|m\.|mme\.?|monsieur|madame|dhr\.?|mevr\.?|a/a|att\.?)$",
+        r"^(?:herrn?|frau|firma|mr\.?|mrs\.?|ms\.?|sr\.?|sra\.?|d\.|dna\.?|don|dona|m\.|mme\.?|monsieur|madame|dhr\.?|mevr\.?|a/a|att\.?|spett\.?(?:le)?|egr\.?(?:egio)?|gent\.?(?:mo|ma)?|exmo?a?\.?(?:\(s\))?(?:\s+sr[a]?\.?(?:\(s\))?)?)$",
     )
 });
 
@@ -325,9 +325,18 @@ fn find_blocks(layout: &Layout) -> Vec<Block> {
                 .iter()
                 .find(|s| s.start.saturating_sub(2) == b.from)
                 .map_or(b.from, |s| s.end);
+            // The value of a key–value row (`Name:      Bäckerei Weber KG`) sits far right of its key but belongs
+            // to the block: it does not bound it.
+            let from = b.from;
             b.to = (b.label_line + 1..(b.label_line + 7).min(layout.len()))
-                .flat_map(|j| layout.lines[j].segments.iter())
-                .map(|s| s.start)
+                .flat_map(|j| {
+                    let segs = &layout.lines[j].segments;
+                    segs.iter().enumerate().filter(move |(k, _)| {
+                        let key = k.checked_sub(1).map(|p| &segs[p]);
+                        !key.is_some_and(|p| p.start >= from && p.start <= label_end + 10 && is_key(&p.text))
+                    })
+                })
+                .map(|(_, s)| s.start)
                 .filter(|&c| c > label_end + 10)
                 .min()
                 .map_or(usize::MAX, |c| c - 1);
@@ -370,6 +379,39 @@ fn block_segments<'a>(layout: &'a Layout, b: &Block) -> Vec<(usize, &'a str)> {
         .collect()
 }
 
+/// Keys of a key–value row that name the party itself, folded to letters (`block_key`).
+const NAME_KEYS: &[&str] = &[
+    "name",
+    "companyname",
+    "company",
+    "nombre",
+    "razonsocial",
+    "nombreorazonsocial",
+    "empresa",
+    "nom",
+    "raisonsociale",
+    "denomination",
+    "firma",
+    "firmenname",
+    "naam",
+    "bedrijfsnaam",
+    "bedrijf",
+    "denominazione",
+    "ragionesociale",
+    "nome",
+    "denominacao",
+    "denominacaosocial",
+];
+
+/// A key of a key–value row: a few words ending in a colon, without digits (`Name:`, `USt-IdNr.:`, `Nom :`).
+fn is_key(segment: &str) -> bool {
+    let t = segment.trim();
+    t.ends_with(':')
+        && t.chars().count() <= 30
+        && !t.chars().any(|c| c.is_ascii_digit())
+        && t.split_whitespace().count() <= 4
+}
+
 /// The party's name from the first lines of its block; a first line without a legal form followed directly by
 /// one with it (`MVM Musterhafter` / `Versicherungsverein Musterstadt a.G.`) is one name on two lines.
 fn block_name(layout: &Layout, b: &Block) -> Option<(String, usize)> {
@@ -378,6 +420,14 @@ fn block_name(layout: &Layout, b: &Block) -> Option<(String, usize)> {
     }
     // One segment per line: the first in the column. A line led by a field (`Nummer : 12`, `GLN 400…`) is
     // skipped whole, so its value is never taken for a name.
+    // Key–value rows: the value of a name key (`Name:`, `Raison sociale :`) is the name.
+    for j in b.label_line + 1..=b.last_line {
+        let segs = &layout.lines[j].segments;
+        let Some(k) = segs.iter().position(|s| in_column(s.start, b)) else { continue };
+        if is_key(&segs[k].text) && NAME_KEYS.contains(&block_key(&segs[k].text).as_str()) {
+            return segs.get(k + 1).map(|v| v.text.trim()).filter(|v| name_like(v)).map(|v| (v.to_string(), j));
+        }
+    }
     let mut segs = block_segments(layout, b);
     segs.dedup_by_key(|(line, _)| *line);
     let (idx, &(line, first)) = segs.iter().enumerate().take(4).find(|(_, (_, t))| name_like(t))?;
@@ -394,7 +444,9 @@ fn block_name(layout: &Layout, b: &Block) -> Option<(String, usize)> {
 /// of them a postcode and town. Producers often space the separators out, so the whole line is split, not
 /// its segments.
 fn sender_line(layout: &Layout) -> Option<(String, usize, usize)> {
-    static POSTCODE: LazyLock<Regex> = LazyLock::new(|| super::regex(r"\b[0-9]{4,5}\b"));
+    // Continental postcodes, and British ones (`M1 2HF`, `SW1A 1AA`).
+    static POSTCODE: LazyLock<Regex> =
+        LazyLock::new(|| super::regex(r"\b[0-9]{4,5}\b|\b[A-Z]{1,2}[0-9][A-Z0-9]?\s[0-9][A-Z]{2}\b"));
     static SEPARATOR: LazyLock<Regex> = LazyLock::new(|| super::regex(r"\s*[|·●•]\s*|\s+[-–]\s+"));
     let limit = (layout.len() * 2 / 5).max(12);
     for (i, line) in layout.lines.iter().enumerate().take(limit) {
@@ -956,5 +1008,19 @@ mod tests {
     fn a_direct_debit_iban_is_not_the_suppliers() {
         assert!(read("IBAN ES91 2100 0418 4502 0005 1332").iban.is_some());
         assert!(read("Se cargará por domiciliación en ES91 2100 0418 4502 0005 1332").iban.is_none());
+    }
+
+    #[test]
+    fn key_value_rows_under_party_headings_give_names_and_tax_ids_far_right_of_their_keys() {
+        let p = read(
+            "Rechnungssteller\nName:                              Bäckerei Weber KG\nStraße:                            Lindenallee 83, 70173 Stuttgart\nUSt.-ID:                           DE949584443\nKäufer\nName:                              Autohaus Becker GmbH & Co. KG\nStraße:                            Gartenweg 24, 10115 Berlin\nUSt.-ID:                           DE598162456\n",
+        );
+        assert_eq!(name(&p.supplier), Some("Bäckerei Weber KG"));
+        assert_eq!(name(&p.customer), Some("Autohaus Becker GmbH & Co. KG"));
+        assert_eq!(tax(&p.supplier).as_deref(), Some("DE949584443"));
+        assert_eq!(tax(&p.customer).as_deref(), Some("DE598162456"));
+        // A key that is not a name (`Straße:`) never gives the name, however far right its value is.
+        let p = read("Käufer\nStraße:                            Gartenweg 24, 10115 Berlin\n");
+        assert_eq!(name(&p.customer), None);
     }
 }
