@@ -162,8 +162,9 @@ fn read_pdf(
             format!("the PDF has {pages} pages; the limit is {}", opts.max_pages),
         )];
     }
-    // Codes found on pages rendered for OCR (a scan has no text layer to announce them, nor a code image apart).
-    let mut scanned = Vec::new();
+    // Codes found on pages rendered for OCR (a scan has no text layer to announce them, nor a code image apart),
+    // and the text OCR read there, which the codes are compared with.
+    let mut scanned = Scanned::default();
     let mut results = match structured {
         Some(Ok(mut xml)) => {
             if let Some(first) = xml.first_mut() {
@@ -187,9 +188,10 @@ fn read_pdf(
     };
     let pages: Vec<&str> = layer.text.split('\u{c}').take(layer.pages as usize).collect();
     let mut found = qr::decode::in_pdf(path, images, &pages, workdir);
-    found.append(&mut scanned);
+    found.append(&mut scanned.codes);
+    let printed = if scanned.text.is_empty() { &layer.text } else { &scanned.text };
     if let Some(first) = results.first_mut() {
-        qr::merge::apply(first, &found, &layer.text);
+        qr::merge::apply(first, &found, printed);
     }
     results
 }
@@ -221,7 +223,7 @@ fn read_pdf_visual(
     opts: &ExtractOptions,
     layer: &pdf::TextLayer,
     workdir: &Path,
-    codes: &mut Vec<qr::merge::Found>,
+    scanned: &mut Scanned,
 ) -> Extraction {
     if layer.text.chars().filter(|c| c.is_alphanumeric()).count() >= MIN_TEXT_CHARS {
         return read_text(name, &layer.text, Source::PdfText, opts);
@@ -244,7 +246,7 @@ fn read_pdf_visual(
             let ocr = ocr::image_to_text(&image, &langs, Some(OCR_DPI), &pages_dir);
             (ocr, decoding.join().unwrap_or_default())
         });
-        codes.extend(found);
+        scanned.codes.extend(found);
         match ocr {
             Ok(t) => {
                 text.push_str(&t);
@@ -254,7 +256,16 @@ fn read_pdf_visual(
         }
         let _ = std::fs::remove_file(&image);
     }
-    read_text(name, &text, Source::Ocr, opts)
+    let e = read_text(name, &text, Source::Ocr, opts);
+    scanned.text = text;
+    e
+}
+
+/// What reading a PDF's pages by OCR found besides the fields: the codes on the rendered pages and the text.
+#[derive(Default)]
+struct Scanned {
+    codes: Vec<qr::merge::Found>,
+    text: String,
 }
 
 /// The rules on laid-out text, then what they leave to others: the supplier's remembered layout

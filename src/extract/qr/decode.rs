@@ -34,28 +34,71 @@ const MAX_ASPECT: f32 = 1.25;
 /// scanned at 300 dpi is read at 150 dpi, where a printed code still has more than two pixels per module, in a
 /// quarter of the time.
 const FIRST_PASS_SIDE: u32 = 1800;
+/// An embedded code image is read first at most this wide: a Swiss QR-bill's code (at most 125 modules with its
+/// margin) keeps two pixels a module or more, most codes three or four.
+const CODE_IMAGE_SIDE: u32 = 300;
 
 /// Every QR code the decoder reads in a grey image: cheaply first, harder only when that finds nothing.
 pub fn in_luma(img: &image::GrayImage) -> Vec<String> {
-    let factor = img.width().max(img.height()).div_ceil(FIRST_PASS_SIDE);
+    in_luma_shrunk_to(img, FIRST_PASS_SIDE, |i| i)
+}
+
+/// The passes of `in_luma`, with the first ones on `img` shrunk to `side` or below when it is larger, and every
+/// image `prepare`d before it is read.
+fn in_luma_shrunk_to(
+    img: &image::GrayImage,
+    side: u32,
+    prepare: impl Fn(image::GrayImage) -> image::GrayImage,
+) -> Vec<String> {
+    let longest = img.width().max(img.height());
+    let factor = longest.div_ceil(side);
     if factor > 1 {
-        let small = shrink(img, factor);
-        let found = read(&small, false, false);
-        if !found.is_empty() {
-            return found;
+        let small = prepare(shrink(img, factor));
+        for harder in [false, true] {
+            let found = read(&small, harder, false);
+            if !found.is_empty() {
+                return found;
+            }
         }
-        let found = read(&small, true, false);
-        if !found.is_empty() {
-            return found;
-        }
-        return read(img, true, false);
     }
-    // Small images are cheap: light-on-dark codes are tried too.
-    [(false, false), (true, false), (true, true)]
+    let img = prepare(img.clone());
+    let mut passes = vec![(true, false)];
+    if factor <= 1 {
+        passes.insert(0, (false, false));
+    }
+    // Light-on-dark codes are rare: tried on small images only, where a pass is cheap.
+    if longest <= FIRST_PASS_SIDE {
+        passes.push((true, true));
+    }
+    passes
         .into_iter()
-        .map(|(harder, inverted)| read(img, harder, inverted))
-        .find(|found| !found.is_empty())
+        .map(|(harder, inverted)| read(&img, harder, inverted))
+        .find(|f| !f.is_empty())
         .unwrap_or_default()
+}
+
+/// The codes in an embedded image that may be a code: one drawn at many pixels a module is read first shrunk to
+/// about three or four (`CODE_IMAGE_SIDE`), each with a white margin (`padded`).
+fn in_code_image(img: &image::GrayImage) -> Vec<String> {
+    in_luma_shrunk_to(img, CODE_IMAGE_SIDE, padded)
+}
+
+/// Grey levels of a decoded image; RGB by integer weights (ITU-R BT.601), much cheaper than `to_luma8`'s
+/// colour-space conversion on the RGB images `pdfimages` writes.
+fn grey(img: image::DynamicImage) -> image::GrayImage {
+    match img {
+        image::DynamicImage::ImageLuma8(g) => g,
+        image::DynamicImage::ImageRgb8(rgb) => {
+            let (w, h) = rgb.dimensions();
+            let luma = rgb
+                .as_raw()
+                .chunks_exact(3)
+                .map(|p| ((77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2])) >> 8) as u8)
+                .collect();
+            image::GrayImage::from_raw(w, h, luma).expect("one grey pixel per RGB pixel")
+        }
+        other => other.to_luma8(),
+    }
 }
 
 /// One pass of the reader: every code whose three finder patterns it finds.
@@ -117,7 +160,7 @@ pub fn in_image_file(path: &Path, page: u32) -> Vec<Found> {
     // By content, not by name: in the jail the document is a file called `document`.
     let img = image::ImageReader::open(path).and_then(|r| r.with_guessed_format()).map(|r| r.decode());
     match img {
-        Ok(Ok(img)) => in_luma(&img.to_luma8()).into_iter().map(|payload| Found { page, payload }).collect(),
+        Ok(Ok(img)) => in_luma(&grey(img)).into_iter().map(|payload| Found { page, payload }).collect(),
         _ => Vec::new(),
     }
 }
@@ -231,7 +274,7 @@ impl ImageRun {
             let square = imagesize::size(&file).is_ok_and(|s| square_enough(s.width as u32, s.height as u32));
             if square {
                 if let Ok(img) = image::open(&file) {
-                    found.extend(in_luma(&padded(img.to_luma8())).into_iter().map(|payload| Found { page, payload }));
+                    found.extend(in_code_image(&grey(img)).into_iter().map(|payload| Found { page, payload }));
                 }
             }
             let _ = std::fs::remove_file(&file);
