@@ -156,7 +156,8 @@ fn qr(label: &str, runs: usize, files: &[(String, Vec<u8>)]) -> Result<()> {
         let pages: Vec<&str> = text.split('\u{c}').filter(|p| !p.trim().is_empty()).collect();
         for _ in 0..runs {
             let t = Instant::now();
-            let found = invoice_intake::extract::qr::decode::in_pdf(&path, bytes, &pages, dir.path());
+            let images = invoice_intake::extract::qr::decode::ImageRun::start(&path, bytes, dir.path(), 50);
+            let found = invoice_intake::extract::qr::decode::in_pdf(&path, images, &pages, dir.path());
             times.push(t.elapsed());
             codes += found.len();
         }

@@ -146,6 +146,8 @@ fn read_pdf(
         Ok((text, detach)) => (Ok(text), detach),
         Err(e) => (Err(e), None),
     };
+    // The embedded images that may be codes are written beside the text, not after it.
+    let images = qr::decode::ImageRun::start(path, bytes, workdir, opts.max_pages);
     text::prepare();
     let structured = detach.and_then(|d| embedded_invoice(d.xml_files(), name));
     let layer = match text.and_then(pdf::TextRun::finish) {
@@ -160,16 +162,19 @@ fn read_pdf(
             format!("the PDF has {pages} pages; the limit is {}", opts.max_pages),
         )];
     }
+    // Codes found on pages rendered for OCR (a scan has no text layer to announce them, nor a code image apart),
+    // and the text OCR read there, which the codes are compared with.
+    let mut scanned = Scanned::default();
     let mut results = match structured {
         Some(Ok(mut xml)) => {
             if let Some(first) = xml.first_mut() {
-                cross_check(first, &layer.text, || read_pdf_visual(path, name, opts, &layer, workdir));
+                cross_check(first, &layer.text, || read_pdf_visual(path, name, opts, &layer, workdir, &mut scanned));
             }
             xml
         }
         // The XML inside is broken, but the page may still be readable: say both.
         Some(Err(err)) => {
-            let mut v = read_pdf_visual(path, name, opts, &layer, workdir);
+            let mut v = read_pdf_visual(path, name, opts, &layer, workdir, &mut scanned);
             if !v.is_ok() {
                 return vec![err];
             }
@@ -179,12 +184,14 @@ fn read_pdf(
             ));
             vec![v]
         }
-        None => vec![read_pdf_visual(path, name, opts, &layer, workdir)],
+        None => vec![read_pdf_visual(path, name, opts, &layer, workdir, &mut scanned)],
     };
+    let pages: Vec<&str> = layer.text.split('\u{c}').take(layer.pages as usize).collect();
+    let mut found = qr::decode::in_pdf(path, images, &pages, workdir);
+    found.append(&mut scanned.codes);
+    let printed = if scanned.text.is_empty() { &layer.text } else { &scanned.text };
     if let Some(first) = results.first_mut() {
-        let pages: Vec<&str> = layer.text.split('\u{c}').take(layer.pages as usize).collect();
-        let found = qr::decode::in_pdf(path, bytes, &pages, workdir);
-        qr::merge::apply(first, &found, &layer.text);
+        qr::merge::apply(first, &found, printed);
     }
     results
 }
@@ -216,6 +223,7 @@ fn read_pdf_visual(
     opts: &ExtractOptions,
     layer: &pdf::TextLayer,
     workdir: &Path,
+    scanned: &mut Scanned,
 ) -> Extraction {
     if layer.text.chars().filter(|c| c.is_alphanumeric()).count() >= MIN_TEXT_CHARS {
         return read_text(name, &layer.text, Source::PdfText, opts);
@@ -232,7 +240,14 @@ fn read_pdf_visual(
             Ok(i) => i,
             Err((code, msg)) => return Extraction::failed(name, code, msg),
         };
-        match ocr::image_to_text(&image, &langs, Some(OCR_DPI), &pages_dir) {
+        // The page's codes are read from the image rendered for OCR, beside tesseract.
+        let (ocr, found) = std::thread::scope(|s| {
+            let decoding = s.spawn(|| qr::decode::in_image_file(&image, page));
+            let ocr = ocr::image_to_text(&image, &langs, Some(OCR_DPI), &pages_dir);
+            (ocr, decoding.join().unwrap_or_default())
+        });
+        scanned.codes.extend(found);
+        match ocr {
             Ok(t) => {
                 text.push_str(&t);
                 text.push('\u{c}');
@@ -241,7 +256,16 @@ fn read_pdf_visual(
         }
         let _ = std::fs::remove_file(&image);
     }
-    read_text(name, &text, Source::Ocr, opts)
+    let e = read_text(name, &text, Source::Ocr, opts);
+    scanned.text = text;
+    e
+}
+
+/// What reading a PDF's pages by OCR found besides the fields: the codes on the rendered pages and the text.
+#[derive(Default)]
+struct Scanned {
+    codes: Vec<qr::merge::Found>,
+    text: String,
 }
 
 /// The rules on laid-out text, then what they leave to others: the supplier's remembered layout
@@ -280,11 +304,17 @@ fn read_image(path: &Path, name: &str, bytes: &[u8], opts: &ExtractOptions, work
         Err(_) => return vec![Extraction::failed(name, ErrorCode::Unreadable, "the image is damaged")],
     }
     let langs = ocr::languages();
-    let (mut result, text) = match ocr::image_to_text(path, &langs, None, workdir) {
+    // The codes are read beside tesseract.
+    let (ocr, found) = std::thread::scope(|s| {
+        let decoding = s.spawn(|| qr::decode::in_image_file(path, 1));
+        let ocr = ocr::image_to_text(path, &langs, None, workdir);
+        (ocr, decoding.join().unwrap_or_default())
+    });
+    let (mut result, text) = match ocr {
         Ok(text) => (read_text(name, &text, Source::Ocr, opts), text),
         Err((code, msg)) => (Extraction::failed(name, code, msg), String::new()),
     };
-    qr::merge::apply(&mut result, &qr::decode::in_image_file(path, 1), &text);
+    qr::merge::apply(&mut result, &found, &text);
     vec![result]
 }
 

@@ -9,6 +9,7 @@
 
 pub mod flood;
 pub mod pdf;
+pub mod qr;
 pub mod wire;
 pub mod worker;
 

@@ -663,6 +663,26 @@ impl SampleInvoice {
     /// The invoice with the QR codes `payloads` at the foot of its last page, side by side from the right, and
     /// `caption` under them: as one embedded image (one code) or drawn module by module in vector graphics.
     pub fn render_pdf_with_qr(&self, payloads: &[&str], caption: &str, drawing: QrDrawing) -> Vec<u8> {
+        let (pages, overlay) = self.pages_with_qr(payloads, caption, drawing);
+        pdf(&pages, self.font, overlay.as_ref())
+    }
+
+    /// The invoice with its codes (drawn in vector graphics) scanned: to an image-only PDF, one JPEG per page,
+    /// as a scanner's "scan to PDF" makes it, when `to_pdf`; else to one PNG or JPEG (`opts.jpeg`), as a phone
+    /// sends it. Needs poppler's `pdftoppm`.
+    pub fn render_scan_with_qr(
+        &self,
+        payloads: &[&str],
+        caption: &str,
+        opts: &ScanOptions,
+        to_pdf: bool,
+    ) -> std::io::Result<Vec<u8>> {
+        let (pages, _) = self.pages_with_qr(payloads, caption, QrDrawing::Vector);
+        scan(&pages, self.font, A4, opts, to_pdf)
+    }
+
+    /// The invoice's pages with the codes on the last one; the image they are drawn from, if `drawing` embeds one.
+    fn pages_with_qr(&self, payloads: &[&str], caption: &str, drawing: QrDrawing) -> (Vec<Page>, Option<Overlay>) {
         const SIDE: f32 = 110.0;
         let mut pages = self.render_pages();
         let last = pages.last_mut().expect("an invoice has a page");
@@ -701,7 +721,7 @@ impl SampleInvoice {
                 }
             }
         }
-        pdf(&pages, self.font, overlay.as_ref())
+        (pages, overlay)
     }
 
     fn render_pages(&self) -> Vec<Page> {
@@ -1466,6 +1486,10 @@ impl SampleInvoice {
 /// A degraded scan of `pages` (of `media` size): one PNG or JPEG for one page, an image-only PDF of JPEG pages
 /// for more. Needs poppler's `pdftoppm`.
 pub fn scan_pages(pages: &[Page], font: Font, media: [f32; 2], opts: &ScanOptions) -> std::io::Result<Vec<u8>> {
+    scan(pages, font, media, opts, pages.len() > 1)
+}
+
+fn scan(pages: &[Page], font: Font, media: [f32; 2], opts: &ScanOptions, to_pdf: bool) -> std::io::Result<Vec<u8>> {
     let mut r = Rng::new(opts.seed);
     let grain = grain(&mut r, opts.noise);
     let degraded: Vec<Page> = pages.iter().map(|p| degrade(p, opts, &mut r, media)).collect();
@@ -1475,7 +1499,7 @@ pub fn scan_pages(pages: &[Page], font: Font, media: [f32; 2], opts: &ScanOption
     std::fs::write(&input, sheet)?;
     let mut cmd = std::process::Command::new("pdftoppm");
     cmd.args(["-r", &opts.dpi.to_string(), "-gray"]);
-    let jpeg = opts.jpeg.or(if pages.len() > 1 { Some(70) } else { None });
+    let jpeg = opts.jpeg.or(if to_pdf { Some(70) } else { None });
     match jpeg {
         Some(q) => cmd.args(["-jpeg", "-jpegopt", &format!("quality={q}")]),
         None => cmd.arg("-png"),
@@ -1495,7 +1519,7 @@ pub fn scan_pages(pages: &[Page], font: Font, media: [f32; 2], opts: &ScanOption
             turn_image(f, opts.turn)?;
         }
     }
-    if pages.len() == 1 {
+    if !to_pdf {
         return std::fs::read(&files[0]);
     }
     // Scan to PDF: each page a full-page JPEG, nothing else.

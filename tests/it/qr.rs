@@ -4,7 +4,8 @@
 
 use crate::common;
 
-use common::pdf::{QrDrawing, SampleInvoice};
+use common::pdf::{QrDrawing, SampleInvoice, ScanOptions};
+use common::qr::{self, epc, iban};
 use common::{MailBuilder, TestWorld};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -20,28 +21,6 @@ fn extract(dir: &Path, files: &[&str]) -> Vec<Value> {
     let out = bin().arg("extract").arg("--json").args(files.iter().map(|f| dir.join(f))).output().expect("run extract");
     assert!(out.status.success(), "extract failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
-/// ISO 13616 check digits for `country` + `bban`.
-fn iban(country: &str, bban: &str) -> String {
-    let digits: String =
-        format!("{bban}{country}00").chars().map(|c| c.to_digit(36).expect("alphanumeric").to_string()).collect();
-    let rem = digits.bytes().fold(0u32, |r, d| (r * 10 + (d - b'0') as u32) % 97);
-    format!("{country}{:02}{bban}", 98 - rem)
-}
-
-fn crc8(data: &[u8]) -> u8 {
-    data.iter().fold(0u8, |mut crc, b| {
-        crc ^= b;
-        for _ in 0..8 {
-            crc = if crc & 0x80 != 0 { (crc << 1) ^ 0x07 } else { crc << 1 };
-        }
-        crc
-    })
-}
-
-fn epc(inv: &SampleInvoice, iban: &str, amount: Decimal) -> String {
-    format!("BCD\n002\n1\nSCT\n\n{}\n{iban}\nEUR{amount}\n\n\n{}", inv.supplier_name, inv.number)
 }
 
 /// A field of a result by its dotted name (`supplier.iban`).
@@ -72,135 +51,54 @@ fn each_kind_of_code_on_a_generated_invoice_gives_every_field_it_carries() {
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     let mut expectations = Vec::new();
-
-    // VeriFactu, as an embedded image, and drawn in vector graphics (the page is rendered).
-    let inv = SampleInvoice::basic("VF-2025-0101");
-    let date = inv.issue_date.format("%d-%m-%Y");
-    let url = format!(
-        "https://www2.agenciatributaria.gob.es/wlpl/TIKE-CONT/ValidarQR?nif={}&numserie={}&fecha={date}&importe={}",
-        inv.supplier_nif,
-        inv.number,
-        inv.total()
-    );
-    let want = vec![
-        ("supplier.tax_id", inv.supplier_nif.clone()),
-        ("invoice_number", inv.number.clone()),
-        ("issue_date", inv.issue_date.to_string()),
-        ("total_amount", inv.total().to_string()),
-    ];
-    for (name, drawing) in [("verifactu.pdf", QrDrawing::Image), ("verifactu-vector.pdf", QrDrawing::Vector)] {
-        let pdf = inv.render_pdf_with_qr(&[&url], "QR tributario: VERI*FACTU", drawing);
-        std::fs::write(dir.path().join(name), pdf).unwrap();
-        files.push(name);
-        expectations.push(("qr_verifactu", want.clone()));
+    for c in qr::five_kinds() {
+        // Every kind as an embedded image; VeriFactu also drawn in vector graphics (the page is rendered).
+        let drawings: &[(QrDrawing, &str)] = if c.source == "qr_verifactu" {
+            &[(QrDrawing::Image, ""), (QrDrawing::Vector, "-vector")]
+        } else {
+            &[(QrDrawing::Image, "")]
+        };
+        for (drawing, suffix) in drawings {
+            let name = format!("{}{suffix}.pdf", c.name);
+            let pdf = c.invoice.render_pdf_with_qr(&[&c.payload], &c.caption, *drawing);
+            std::fs::write(dir.path().join(&name), pdf).unwrap();
+            files.push(name);
+            expectations.push(c.clone());
+        }
     }
-
-    // TicketBAI: the identifier and the URL, each with its CRC-8.
-    let inv = SampleInvoice::basic("27174");
-    let id = format!("TBAI-{}-{}-btFpwP8dcLGAF-", inv.supplier_nif, inv.issue_date.format("%d%m%y"));
-    let id = format!("{id}{:03}", crc8(id.as_bytes()));
-    let head = format!("https://batuz.eus/QRTBAI/?id={id}&s=T&nf={}&i={}", inv.number, inv.total());
-    let url = format!("{head}&cr={:03}", crc8(head.as_bytes()));
-    let mut inv_t = inv.clone();
-    inv_t.number = format!("T-{}", inv.number);
-    std::fs::write(dir.path().join("ticketbai.pdf"), inv_t.render_pdf_with_qr(&[&url], &id, QrDrawing::Image)).unwrap();
-    files.push("ticketbai.pdf");
-    expectations.push((
-        "qr_ticketbai",
-        vec![
-            ("supplier.tax_id", inv.supplier_nif.clone()),
-            ("invoice_number", inv.number.clone()),
-            ("issue_date", inv.issue_date.to_string()),
-            ("total_amount", inv.total().to_string()),
-        ],
-    ));
-
-    // Portuguese AT QR: a Portuguese issuer, a buyer with a NIF, the ATCUD.
-    let mut inv = SampleInvoice::basic("FT 2025A/17");
-    inv.supplier_nif = "500000000".into();
-    inv.customer_nif = "123456789".into();
-    let payload = format!(
-        "A:500000000*B:123456789*C:PT*D:FT*E:N*F:{}*G:FT 2025A/17*H:JJ7XK2MP-17*I1:PT*I7:{}*I8:{}*N:{}*O:{}*Q:kLp0*R:9999",
-        inv.issue_date.format("%Y%m%d"),
-        inv.net(),
-        inv.tax(),
-        inv.tax(),
-        inv.total()
-    );
-    std::fs::write(
-        dir.path().join("pt.pdf"),
-        inv.render_pdf_with_qr(&[&payload], "ATCUD: JJ7XK2MP-17", QrDrawing::Image),
-    )
-    .unwrap();
-    files.push("pt.pdf");
-    expectations.push((
-        "qr_pt",
-        vec![
-            ("supplier.tax_id", "500000000".to_string()),
-            ("customer.tax_id", "123456789".to_string()),
-            ("customer.country", "PT".to_string()),
-            ("invoice_number", "FT 2025A/17".to_string()),
-            ("issue_date", inv.issue_date.to_string()),
-            ("tax_amount", inv.tax().to_string()),
-            ("total_amount", inv.total().to_string()),
-        ],
-    ));
-
-    // Swiss QR-bill with Swico S1 bill information: number, date and UID.
-    let mut inv = SampleInvoice::basic("RE-2025-88");
-    let ch = "CH9300762011623852957".to_string();
-    inv.iban = Some(ch.clone());
-    inv.supplier_nif = "CHE-106.017.086".into();
-    let payload = format!(
-        "SPC\n0200\n1\n{ch}\nS\n{}\nBahnhofstrasse\n1\n8001\nZürich\nCH\n\n\n\n\n\n\n\n{}\nCHF\nS\n{}\nHauptgasse\n2\n3000\nBern\nCH\nNON\n\n\nEPD\n//S1/10/RE-2025-88/11/{}/30/106017086",
-        inv.supplier_name,
-        inv.total(),
-        inv.customer_name,
-        inv.issue_date.format("%y%m%d"),
-    );
-    std::fs::write(dir.path().join("swiss.pdf"), inv.render_pdf_with_qr(&[&payload], "Zahlteil", QrDrawing::Image))
-        .unwrap();
-    files.push("swiss.pdf");
-    expectations.push((
-        "qr_swiss",
-        vec![
-            ("supplier.iban", ch.clone()),
-            ("supplier.name", inv.supplier_name.clone()),
-            ("supplier.country", "CH".into()),
-            ("supplier.tax_id", "CHE106017086".into()),
-            ("customer.name", inv.customer_name.clone()),
-            ("customer.country", "CH".into()),
-            ("currency", "CHF".into()),
-            ("amount_due", inv.total().to_string()),
-            ("invoice_number", "RE-2025-88".into()),
-            ("issue_date", inv.issue_date.to_string()),
-        ],
-    ));
-
-    // EPC GiroCode with the IBAN the page prints.
-    let inv = SampleInvoice::basic("GC-2025-7");
-    let page_iban = iban("ES", "21000418450200051332");
-    let mut inv = inv;
-    inv.iban = Some(page_iban.clone());
-    let payload = epc(&inv, &page_iban, inv.total());
-    std::fs::write(dir.path().join("epc.pdf"), inv.render_pdf_with_qr(&[&payload], "GiroCode", QrDrawing::Image))
-        .unwrap();
-    files.push("epc.pdf");
-    expectations.push((
-        "qr_epc",
-        vec![
-            ("supplier.iban", page_iban),
-            ("supplier.name", inv.supplier_name.clone()),
-            ("currency", "EUR".into()),
-            ("amount_due", inv.total().to_string()),
-        ],
-    ));
-
-    let results = extract(dir.path(), &files);
+    let names: Vec<&str> = files.iter().map(String::as_str).collect();
+    let results = extract(dir.path(), &names);
     assert_eq!(results.len(), files.len());
-    for ((result, (source, want)), file) in results.iter().zip(&expectations).zip(&files) {
-        assert_fields(result, source, want);
-        assert!(result["file"].as_str().unwrap().ends_with(file));
+    for ((result, c), file) in results.iter().zip(&expectations).zip(&files) {
+        assert_fields(result, c.source, &c.fields);
+        assert!(result["file"].as_str().unwrap().ends_with(file.as_str()));
+    }
+}
+
+/// A scanner's image-only PDF has no text layer to announce a code and no code image apart from the page: the
+/// code is read from the page rendered for OCR. An invoice sent as a picture is read the same way.
+#[test]
+fn a_scanned_pdf_and_a_photographed_invoice_give_their_codes_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ScanOptions { dpi: 200, angle: 1.2, noise: 1, jpeg: Some(70), seed: 5, turn: 0 };
+    let (swiss, epc) = (qr::swiss(), qr::girocode());
+    for c in [&swiss, &epc] {
+        let pdf = c.invoice.render_scan_with_qr(&[&c.payload], &c.caption, &opts, true).unwrap();
+        let file = dir.path().join(format!("{}.pdf", c.name));
+        std::fs::write(&file, pdf).unwrap();
+        let text = Command::new("pdftotext").arg(&file).arg("-").output().unwrap().stdout;
+        assert!(String::from_utf8_lossy(&text).trim().is_empty(), "an image-only PDF has no text layer");
+    }
+    // One page scanned to a JPEG, as a phone or a scanner's e-mail button sends it.
+    let jpeg = epc.invoice.render_scan_with_qr(&[&epc.payload], &epc.caption, &opts, false).unwrap();
+    std::fs::write(dir.path().join("epc.jpg"), jpeg).unwrap();
+
+    let results = extract(dir.path(), &["swiss.pdf", "epc.pdf", "epc.jpg"]);
+    assert_fields(&results[0], swiss.source, &swiss.fields);
+    assert_fields(&results[1], epc.source, &epc.fields);
+    assert_fields(&results[2], epc.source, &epc.fields);
+    for r in &results {
+        assert_eq!(r["source"], "ocr", "the rest of the page is read by OCR: {r}");
     }
 }
 
@@ -208,7 +106,7 @@ fn each_kind_of_code_on_a_generated_invoice_gives_every_field_it_carries() {
 fn a_code_that_disagrees_with_its_page_is_a_failed_check_and_names_the_page_iban() {
     let dir = tempfile::tempdir().unwrap();
     let mut inv = SampleInvoice::basic("GC-2025-8");
-    let printed = iban("ES", "21000418450200051332");
+    let printed = qr::spanish_iban();
     let sticker = iban("DE", "370400440532013000");
     inv.iban = Some(printed.clone());
     let tampered = epc(&inv, &sticker, inv.total());
@@ -239,7 +137,7 @@ fn a_code_that_disagrees_with_its_page_is_a_failed_check_and_names_the_page_iban
 fn two_bills_on_one_page_say_which_one_gave_the_fields() {
     let dir = tempfile::tempdir().unwrap();
     let mut inv = SampleInvoice::basic("GC-2025-9");
-    let printed = iban("ES", "21000418450200051332");
+    let printed = qr::spanish_iban();
     inv.iban = Some(printed.clone());
     let deposit = epc(&inv, &printed, Decimal::from(50));
     let full = epc(&inv, &printed, inv.total());
@@ -274,7 +172,7 @@ fn the_qr_corpus_is_read_exactly() {
 async fn a_tampered_iban_in_the_code_reaches_the_accountants_as_an_alert_and_status_lists_it() {
     let w = TestWorld::new().await;
     let mut inv = SampleInvoice::basic("QR-2025-66");
-    let printed = iban("ES", "21000418450200051332");
+    let printed = qr::spanish_iban();
     inv.iban = Some(printed.clone());
     let sticker = iban("DE", "370400440532013000");
     let pdf = inv.render_pdf_with_qr(&[&epc(&inv, &sticker, inv.total())], "GiroCode", QrDrawing::Image);

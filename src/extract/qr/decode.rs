@@ -1,37 +1,143 @@
-//! Finding and decoding the codes: in an image directly; in a PDF first in its embedded images (`pdfimages`),
-//! and only when the code is drawn as vector graphics, in the page rendered at the lowest resolution that
-//! decodes.
+//! Finding and decoding the codes: in an image directly; in a PDF first in its embedded images (`pdfimages`,
+//! started beside `pdftotext`), and only when the code is drawn as vector graphics, in the page rendered at the
+//! lowest resolution that decodes; on a scanned page, in the image already rendered for OCR.
 //!
-//! The decoder is `rxing`, a port of ZXing. On the QR corpus (18 bare codes, 28 rendered Swiss payment parts)
-//! both it and `rqrr` read every bare code, but rendered pages at 72 dpi `rxing` read 27 of 28 and `rqrr` 4,
-//! at 100 dpi 28 and 19; and `rxing` took a third to a tenth of `rqrr`'s time on the same image (1–20 ms a bare
-//! code against 30–100 ms). The low resolution is what keeps a rendered page within its time.
+//! The decoder is `rxing`, a port of ZXing, through its port of zxing-cpp's QR reader, which finds every
+//! finder pattern in one pass and decodes every code they frame. On the QR corpus (18 bare codes, 28 rendered
+//! Swiss payment parts) both it and `rqrr` read every bare code, but rendered pages at 72 dpi `rxing` read 27 of
+//! 28 and `rqrr` 4, at 100 dpi 28 and 19; and `rxing` took a third to a tenth of `rqrr`'s time on the same image.
+//! The reader is asked cheaply first (every third row scanned for finder patterns), harder only when that
+//! finds nothing, and a large image (a page scanned at 300 dpi) is read halved first.
 //!
 //! Everything here runs inside the jail, like every other reading of the document.
 
 use std::collections::HashSet;
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use rxing::common::HybridBinarizer;
+use rxing::multi::MultipleBarcodeReader;
+use rxing::qrcode::cpp_port::QrReader;
+use rxing::{BarcodeFormat, BinaryBitmap, DecodeHintValue, DecodeHints, Luma8LuminanceSource};
 
 use super::merge::Found;
 
-/// A code's finder patterns need about three pixels per module; bare codes and payment parts have far more.
-/// Resolutions tried for a page drawn in vector graphics, lowest first (see the module comment).
-const RENDER_DPI: [u32; 3] = [72, 100, 150];
+/// Resolutions tried for a page drawn in vector graphics, lowest first. A code's finder patterns need about two
+/// pixels per module: 85 dpi reads every rendered payment part of the corpus (72 dpi missed the densest), 150 dpi
+/// is for denser codes than those.
+const RENDER_DPI: [u32; 2] = [85, 150];
 /// The smallest code is 21 modules; an image smaller than this is no code.
 const MIN_SIDE: u32 = 21;
 /// Codes are square; an image much wider than tall is a logo or a photo.
 const MAX_ASPECT: f32 = 1.25;
+/// An image with a longer side than this is read first shrunk to it or below (by a whole factor): a page
+/// scanned at 300 dpi is read at 150 dpi, where a printed code still has more than two pixels per module, in a
+/// quarter of the time.
+const FIRST_PASS_SIDE: u32 = 1800;
+/// An embedded code image is read first at most this wide: a Swiss QR-bill's code (at most 125 modules with its
+/// margin) keeps two pixels a module or more, most codes three or four.
+const CODE_IMAGE_SIDE: u32 = 300;
 
-/// Every QR code the decoder reads in a grey image.
+/// Every QR code the decoder reads in a grey image: cheaply first, harder only when that finds nothing.
 pub fn in_luma(img: &image::GrayImage) -> Vec<String> {
-    let mut hints = rxing::DecodeHints::default()
-        .with(rxing::DecodeHintValue::TryHarder(true))
-        .with(rxing::DecodeHintValue::AlsoInverted(true))
-        .with(rxing::DecodeHintValue::PossibleFormats(HashSet::from([rxing::BarcodeFormat::QR_CODE])));
-    let found =
-        rxing::helpers::detect_multiple_in_luma_with_hints(img.as_raw().clone(), img.width(), img.height(), &mut hints);
-    found.map(|v| v.into_iter().map(|r| r.getText().to_string()).collect()).unwrap_or_default()
+    in_luma_shrunk_to(img, FIRST_PASS_SIDE, |i| i)
+}
+
+/// The passes of `in_luma`, with the first ones on `img` shrunk to `side` or below when it is larger, and every
+/// image `prepare`d before it is read.
+fn in_luma_shrunk_to(
+    img: &image::GrayImage,
+    side: u32,
+    prepare: impl Fn(image::GrayImage) -> image::GrayImage,
+) -> Vec<String> {
+    let longest = img.width().max(img.height());
+    let factor = longest.div_ceil(side);
+    if factor > 1 {
+        let small = prepare(shrink(img, factor));
+        for harder in [false, true] {
+            let found = read(&small, harder, false);
+            if !found.is_empty() {
+                return found;
+            }
+        }
+    }
+    let img = prepare(img.clone());
+    let mut passes = vec![(true, false)];
+    if factor <= 1 {
+        passes.insert(0, (false, false));
+    }
+    // Light-on-dark codes are rare: tried on small images only, where a pass is cheap.
+    if longest <= FIRST_PASS_SIDE {
+        passes.push((true, true));
+    }
+    passes
+        .into_iter()
+        .map(|(harder, inverted)| read(&img, harder, inverted))
+        .find(|f| !f.is_empty())
+        .unwrap_or_default()
+}
+
+/// The codes in an embedded image that may be a code: one drawn at many pixels a module is read first shrunk to
+/// about three or four (`CODE_IMAGE_SIDE`), each with a white margin (`padded`).
+fn in_code_image(img: &image::GrayImage) -> Vec<String> {
+    in_luma_shrunk_to(img, CODE_IMAGE_SIDE, padded)
+}
+
+/// Grey levels of a decoded image; RGB by integer weights (ITU-R BT.601), much cheaper than `to_luma8`'s
+/// colour-space conversion on the RGB images `pdfimages` writes.
+fn grey(img: image::DynamicImage) -> image::GrayImage {
+    match img {
+        image::DynamicImage::ImageLuma8(g) => g,
+        image::DynamicImage::ImageRgb8(rgb) => {
+            let (w, h) = rgb.dimensions();
+            let luma = rgb
+                .as_raw()
+                .chunks_exact(3)
+                .map(|p| ((77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2])) >> 8) as u8)
+                .collect();
+            image::GrayImage::from_raw(w, h, luma).expect("one grey pixel per RGB pixel")
+        }
+        other => other.to_luma8(),
+    }
+}
+
+/// One pass of the reader: every code whose three finder patterns it finds.
+fn read(img: &image::GrayImage, harder: bool, inverted: bool) -> Vec<String> {
+    let Ok(source) = Luma8LuminanceSource::new(img.as_raw().clone(), img.width(), img.height()) else {
+        return Vec::new();
+    };
+    let mut bitmap = BinaryBitmap::new(HybridBinarizer::new(source));
+    if inverted {
+        bitmap.invert();
+    }
+    let mut hints =
+        DecodeHints::default().with(DecodeHintValue::PossibleFormats(HashSet::from([BarcodeFormat::QR_CODE])));
+    if harder {
+        hints = hints.with(DecodeHintValue::TryHarder(true));
+    }
+    QrReader
+        .decode_multiple_with_hints(&mut bitmap, &hints)
+        .map(|v| v.into_iter().map(|r| r.getText().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// `img` shrunk `factor` times, each pixel the mean of the block it replaces.
+fn shrink(img: &image::GrayImage, factor: u32) -> image::GrayImage {
+    let f = factor as usize;
+    let (sw, w, h) = (img.width() as usize, img.width() as usize / f, img.height() as usize / f);
+    let src = img.as_raw();
+    let mut out = Vec::with_capacity(w * h);
+    let mut sums = vec![0u32; w];
+    for y in 0..h {
+        sums.fill(0);
+        for row in src[y * f * sw..].chunks(sw).take(f) {
+            for (sum, block) in sums.iter_mut().zip(row.chunks(f)) {
+                *sum += block.iter().map(|&p| u32::from(p)).sum::<u32>();
+            }
+        }
+        out.extend(sums.iter().map(|&s| (s / (f * f) as u32) as u8));
+    }
+    image::GrayImage::from_raw(w as u32, h as u32, out).expect("w × h pixels")
 }
 
 /// An image, with a white margin around it: an embedded code is often cut at its edge, without the quiet zone
@@ -49,21 +155,13 @@ fn padded(img: image::GrayImage) -> image::GrayImage {
     out
 }
 
-/// The codes in one image file (an invoice sent as a picture, or a page already rendered for OCR).
+/// The codes in one image file (an invoice sent as a picture, a page rendered for OCR), on page `page`.
 pub fn in_image_file(path: &Path, page: u32) -> Vec<Found> {
     // By content, not by name: in the jail the document is a file called `document`.
     let img = image::ImageReader::open(path).and_then(|r| r.with_guessed_format()).map(|r| r.decode());
     match img {
-        Ok(Ok(img)) => in_luma(&img.to_luma8()).into_iter().map(|payload| Found { page, payload }).collect(),
+        Ok(Ok(img)) => in_luma(&grey(img)).into_iter().map(|payload| Found { page, payload }).collect(),
         _ => Vec::new(),
-    }
-}
-
-/// The codes in an image file that `pdfimages` wrote (its name tells the format).
-fn in_named_image_file(path: &Path, page: u32) -> Vec<Found> {
-    match image::open(path) {
-        Ok(img) => in_luma(&img.to_luma8()).into_iter().map(|payload| Found { page, payload }).collect(),
-        Err(_) => Vec::new(),
     }
 }
 
@@ -128,57 +226,74 @@ pub fn page_announces_code(text: &str) -> bool {
     MARKS.iter().any(|m| lower.contains(m))
 }
 
-/// The codes in a PDF: its embedded images first, then the pages whose text announces a code that no image
-/// held, rendered at the lowest resolution that decodes. `page_texts` is the text layer split by page.
-pub fn in_pdf(path: &Path, bytes: &[u8], page_texts: &[&str], workdir: &Path) -> Vec<Found> {
-    let mut found = Vec::new();
-    if may_have_code_image(bytes) {
-        found = in_embedded_images(path, workdir, page_texts.len() as u32);
+/// `pdfimages` writing a PDF's embedded images, started as soon as the document's bytes are known, so that it
+/// runs beside `pdftotext` rather than after it.
+pub struct ImageRun {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl ImageRun {
+    /// Start `pdfimages` on the first `max_pages` pages, when any embedded image may be a code
+    /// (`may_have_code_image`); else there is nothing to run.
+    pub fn start(path: &Path, bytes: &[u8], workdir: &Path, max_pages: u32) -> Option<ImageRun> {
+        if !may_have_code_image(bytes) {
+            return None;
+        }
+        let dir = workdir.join("qr-images");
+        std::fs::create_dir_all(&dir).ok()?;
+        // `-p` puts the page number in each file name (`img-001-000.pbm`); PBM/PGM/PPM, never compressed.
+        let child = Command::new("pdfimages")
+            .args(["-p", "-l", &max_pages.max(1).to_string()])
+            .arg(path)
+            .arg(dir.join("img"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        Some(ImageRun { child, dir })
     }
+
+    /// The codes in the images `pdfimages` wrote; the files are removed as they are read.
+    pub fn finish(mut self) -> Vec<Found> {
+        if !self.child.wait().is_ok_and(|s| s.success()) {
+            return Vec::new();
+        }
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
+        let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        files.sort();
+        let mut found = Vec::new();
+        for file in files {
+            let page = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.split('-').nth(1))
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1);
+            let square = imagesize::size(&file).is_ok_and(|s| square_enough(s.width as u32, s.height as u32));
+            if square {
+                if let Ok(img) = image::open(&file) {
+                    found.extend(in_code_image(&grey(img)).into_iter().map(|payload| Found { page, payload }));
+                }
+            }
+            let _ = std::fs::remove_file(&file);
+        }
+        found
+    }
+}
+
+/// The codes in a PDF: those `images` found in its embedded images, then on each page whose text announces a
+/// code that no image held, the page rendered at the lowest resolution that decodes. `page_texts` is the text
+/// layer split by page.
+pub fn in_pdf(path: &Path, images: Option<ImageRun>, page_texts: &[&str], workdir: &Path) -> Vec<Found> {
+    let mut found = images.map(ImageRun::finish).unwrap_or_default();
     for (i, text) in page_texts.iter().enumerate() {
         let page = i as u32 + 1;
         if found.iter().any(|f| f.page == page) || !page_announces_code(text) {
             continue;
         }
         found.extend(in_rendered_page(path, workdir, page));
-    }
-    found
-}
-
-fn in_embedded_images(path: &Path, workdir: &Path, pages: u32) -> Vec<Found> {
-    let dir = workdir.join("qr-images");
-    if std::fs::create_dir_all(&dir).is_err() {
-        return Vec::new();
-    }
-    // `-p` puts the page number in each file name (`img-001-000.pbm`); PBM/PGM/PPM, never compressed.
-    let ok = Command::new("pdfimages")
-        .args(["-p", "-l", &pages.max(1).to_string()])
-        .arg(path)
-        .arg(dir.join("img"))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        return Vec::new();
-    }
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
-    let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-    files.sort();
-    let mut found = Vec::new();
-    for file in files {
-        let page = file
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.split('-').nth(1))
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(1);
-        let Ok(size) = imagesize::size(&file) else { continue };
-        if !square_enough(size.width as u32, size.height as u32) {
-            continue;
-        }
-        if let Ok(img) = image::open(&file) {
-            found.extend(in_luma(&padded(img.to_luma8())).into_iter().map(|payload| Found { page, payload }));
-        }
-        let _ = std::fs::remove_file(&file);
     }
     found
 }
@@ -197,7 +312,7 @@ fn in_rendered_page(path: &Path, workdir: &Path, page: u32) -> Vec<Found> {
         if !ok {
             return Vec::new();
         }
-        let found = in_named_image_file(&file, page);
+        let found = in_image_file(&file, page);
         let _ = std::fs::remove_file(&file);
         if !found.is_empty() {
             return found;
@@ -227,6 +342,26 @@ mod tests {
         let found = in_image_file(&path, 1);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].payload.starts_with("BCD\n002\n1\nSCT\n\nBeispiel AG\nDE02100500000054540402"));
+    }
+
+    #[test]
+    fn a_code_on_a_large_page_is_read_from_the_page_shrunk() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/qr/epc-girocode/girocode_demo.png");
+        let code = image::open(path).unwrap().to_luma8();
+        // A page scanned at 300 dpi: 2480 × 3508 pixels, the code in its lower right corner.
+        let mut page = image::GrayImage::from_pixel(2480, 3508, image::Luma([250]));
+        image::imageops::replace(&mut page, &code, 1900, 2900);
+        let found = in_luma(&page);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("BCD\n002\n1\nSCT"), "{found:?}");
+        // And an empty page has none.
+        assert!(in_luma(&image::GrayImage::from_pixel(2480, 3508, image::Luma([250]))).is_empty());
+    }
+
+    #[test]
+    fn shrinking_averages_each_block() {
+        let img = image::GrayImage::from_raw(4, 2, vec![0, 255, 10, 10, 255, 0, 30, 30]).unwrap();
+        assert_eq!(shrink(&img, 2).into_raw(), vec![127, 20]);
     }
 
     #[test]

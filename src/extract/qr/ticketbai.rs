@@ -105,6 +105,15 @@ mod tests {
     }
 
     #[test]
+    fn an_identifier_of_another_format_is_refused_whole() {
+        // One signature character short, as another version of the identifier would be, with valid CRCs.
+        let id = "TBAI-00000006Y-251019-btFpwP8dcLGA-";
+        let id = format!("{id}{:03}", crc8(id.as_bytes()));
+        let err = qr::parse(&signed(&format!("https://batuz.eus/QRTBAI/?id={id}&s=T&nf=1&i=4.70"))).unwrap_err();
+        assert!(err.to_string().contains("TBAI-NIF-DDMMYY"), "{err}");
+    }
+
+    #[test]
     fn a_url_with_an_extra_or_a_missing_parameter_is_refused_whole() {
         let head = &SPEC[..SPEC.len() - 7];
         assert!(qr::parse(&signed(&format!("{head}&x=1"))).unwrap_err().to_string().contains("\"x\""));

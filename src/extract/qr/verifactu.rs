@@ -97,6 +97,14 @@ mod tests {
     }
 
     #[test]
+    fn another_service_or_version_of_the_path_is_refused_whole() {
+        for path in ["ValidarQRv2", "ValidarQR/2", "ValidarQRNoVerifactu2"] {
+            let url = NO_VERIFACTU.replace("ValidarQRNoVerifactu", path);
+            assert!(qr::parse(&url).unwrap_err().to_string().contains("path"), "{url}");
+        }
+    }
+
+    #[test]
     fn another_host_is_refused_whole() {
         assert!(qr::parse(&NO_VERIFACTU.replace("www2.agenciatributaria.gob.es", "agenciatributaria.example.com"))
             .unwrap_err()
