@@ -1,11 +1,12 @@
 //! The mails we write from outside data: any subject, Message-ID, References, supplier name or invoice number
-//! gives a reply, a confirmation and an alert that lettre builds, whose every line is within RFC 5322's 998
-//! octets, and that parse again.
+//! gives a reply, a confirmation (with the original attached under its own name) and an alert digest that lettre
+//! builds, whose every line is within RFC 5322's 998 octets, and that parse again.
 #![no_main]
 
 use invoice_intake::config::Language;
 use invoice_intake::extract::{validate, Extraction, Party};
-use invoice_intake::mail::reply::{self, Confirmation, Outcome, QuarantineAlert, ReplyContent, Thread};
+use invoice_intake::mail::render::{AlertsView, QuarantinedMail};
+use invoice_intake::mail::reply::{self, Addresses, Attachment, Confirmation, Outcome, ReplyContent, Thread};
 use libfuzzer_sys::fuzz_target;
 
 fn check(raw: &[u8]) {
@@ -48,6 +49,12 @@ fuzz_target!(|data: &[u8]| {
     let (_, mail) = reply::compose_reply(&thread, &content, 1).expect("lettre builds the reply");
     check(&mail.formatted());
 
+    let accountants = ["a@example.test".to_string()];
+    let to = Addresses {
+        from: "\"Facturas\" <intake@example.test>",
+        to: &accountants,
+        reply_to: Some("intake@example.test"),
+    };
     let c = Confirmation {
         language: Language::En,
         extraction: &e,
@@ -58,21 +65,25 @@ fuzz_target!(|data: &[u8]| {
         message_ref: 1,
         invoice_ref: 2,
         alerts: std::slice::from_ref(&subject),
+        received: None,
+        min_confidence: 0.6,
+        attached: true,
     };
-    let (_, mail) = reply::compose_confirmation("intake@example.test", &["a@example.test".into()], &c)
-        .expect("lettre builds the confirmation");
+    // The original keeps its own name, whatever that name is.
+    let original = Attachment { filename: &name, content_type: "application/pdf", bytes: b"%PDF-1.4" };
+    let (_, mail) = reply::compose_confirmation(&to, &c, Some(original)).expect("lettre builds the confirmation");
     check(&mail.formatted());
 
-    let a = QuarantineAlert {
-        language: Language::Es,
-        sender: &name,
-        reply_to: Some(&message_id),
-        subject: &subject,
-        message_id: Some(&message_id),
-        reason: &subject,
-        message_ref: 3,
+    let alerts = AlertsView {
+        quarantined: vec![QuarantinedMail {
+            message_ref: 3,
+            sender: name.clone(),
+            subject: subject.clone(),
+            message_id: Some(message_id.clone()),
+            reason: subject.clone(),
+        }],
+        failed: Vec::new(),
     };
-    let (_, mail) = reply::compose_quarantine_alert("intake@example.test", &["a@example.test".into()], &a)
-        .expect("lettre builds the alert");
+    let (_, mail) = reply::compose_alert_digest(&to, Language::Es, &alerts).expect("lettre builds the alert digest");
     check(&mail.formatted());
 });
