@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::render::{self, Rendered};
 use super::settings::Language;
 use crate::extract::{ErrorCode, Extraction};
-use crate::mail::headers::{self, header_text, shorten};
+use crate::mail::headers::{self, header_text, shorten, AutoSubmitted};
 use crate::mail::mime::Skipped;
 
 /// A header whose value is plain text we write.
@@ -38,11 +38,6 @@ macro_rules! text_header {
     };
 }
 
-text_header!(
-    /// RFC 3834 section 5: our replies say they are automatic, so well-behaved responders do not answer them.
-    AutoSubmitted,
-    "Auto-Submitted"
-);
 text_header!(
     /// RFC 3282: the language we wrote in, so a mail client (and the next reply) can follow it.
     ContentLanguage,
@@ -142,7 +137,9 @@ fn build(
         .from(from.parse::<Mailbox>()?)
         .subject(header_text(&rendered.subject))
         .message_id(Some(message_id.to_string()))
-        .header(AutoSubmitted("auto-replied".into()))
+        // RFC 3834 section 5: an answer to a mail is auto-replied; a confirmation, an alert or a digest is
+        // auto-generated. Either way well-behaved responders do not answer it.
+        .header(AutoSubmitted(if thread.is_some() { "auto-replied" } else { "auto-generated" }.into()))
         .header(ContentLanguage(rendered.language.code().to_string()))
         .date_now();
     for t in to {

@@ -233,17 +233,30 @@ async fn the_daily_digest_is_sent_once_with_two_workers_running() {
     let mut digest = mails.iter().find(|m| m.subject.starts_with("Resumen del")).expect("the digest").clone();
     digest.text = digest.text.replace("\r\n", "\n");
     println!("{}\n{}", digest.subject, digest.text);
-    assert_eq!(digest.subject, format!("Resumen del {}: 3 facturas", today.format("%d/%m/%Y")));
+    let norte = a.total() + b.total();
+    let all = norte + foreign.total();
+    assert_eq!(digest.subject, format!("Resumen del {}: {} EUR en facturas (3)", today.format("%d/%m/%Y"), es(all)));
     assert_eq!(digest.auto_submitted.as_deref(), Some("auto-generated"));
-    let norte = format!("  Suministros Norte S.L. ({}): 2 × {} EUR", a.supplier_nif, a.total() + b.total());
-    assert!(digest.text.contains(&norte), "{}", digest.text);
-    let laura = format!("  Laura Gómez Ruiz ({}): 1 × {} EUR", foreign.supplier_nif, foreign.total());
-    assert!(digest.text.contains(&laura), "{}", digest.text);
-    assert!(digest.text.contains("Pendientes de revisión (1)\n  #"), "{}", digest.text);
-    assert!(digest.text.contains("dirigida a otra empresa: Hotel Miramar"), "{}", digest.text);
-    assert!(digest.text.contains("Correo fallido (1)\n  #"), "{}", digest.text);
-    assert!(digest.text.contains("«Sin factura»: no invoice attached"), "{}", digest.text);
-    assert!(digest.text.contains("Correo en cuarentena (0)"), "{}", digest.text);
+    // Per supplier, the biggest first, with its NIF, its count and its total, then the sum.
+    let per_supplier = [
+        format!("Suministros Norte S.L.  {}         2  {} EUR", a.supplier_nif, es(norte)),
+        format!("Laura Gómez Ruiz        {}         1  {} EUR", foreign.supplier_nif, es(foreign.total())),
+        format!("Suma                                      3  {} EUR", es(all)),
+    ]
+    .join("\n");
+    assert!(digest.text.contains(&per_supplier), "{}", digest.text);
+    // What needs a look comes first, in Spanish: the invoice addressed to another company.
+    let review = digest.text.find("Necesitan revisión:").expect("a review section");
+    assert!(review < digest.text.find("Facturas recibidas").unwrap(), "{}", digest.text);
+    assert!(
+        digest.text.contains("  * Laura Gómez Ruiz P-2025-0031: la factura no va dirigida a nuestra empresa"),
+        "{}",
+        digest.text
+    );
+    // The mail without an invoice, with its subject and why.
+    let failed = digest.text.find("Mensajes sin factura registrada").expect("the failed mail");
+    assert!(digest.text[failed..].contains("Sin factura  mensaje sin factura adjunta"), "{}", digest.text);
+    assert!(!digest.text.contains("Mensajes en cuarentena"), "nothing was quarantined: {}", digest.text);
 
     let csv = attachment(&digest.raw, &format!("facturas-{today}.csv")).expect("the day's CSV");
     let mut lines = csv.lines();
@@ -255,4 +268,18 @@ async fn the_daily_digest_is_sent_once_with_two_workers_running() {
         app.pool.close().await;
     }
     w.drop_database().await;
+}
+
+/// An amount as a Spanish accountant reads it: `1.064,32`.
+fn es(d: rust_decimal::Decimal) -> String {
+    let s = format!("{:.2}", d);
+    let (int, dec) = s.split_once('.').unwrap();
+    let mut grouped = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push('.');
+        }
+        grouped.push(c);
+    }
+    format!("{grouped},{dec}")
 }
