@@ -16,10 +16,12 @@ use lettre::message::Mailbox;
 use lettre::Message;
 use tracing::info;
 
+use crate::config::Language;
 use crate::extract::Extraction;
 use crate::ledger::instructions::{self, Instruction};
 use crate::ledger::{correct, Corrected};
 use crate::mail::headers::{self, AutoSubmitted};
+use crate::mail::i18n;
 use crate::mail::mime::Incoming;
 use crate::store::{self, accountants as db, MessageState, StoredMessage};
 
@@ -67,11 +69,7 @@ impl App {
             let reason = format!("a reply to our confirmation from {author}, not an accountant: filed as a note");
             return self.finish_accountants(tx, m.id, MessageState::Processed, reason).await;
         }
-        // This answer has Spanish and English words so far; the other languages get English.
-        let language = request.language.unwrap_or(match self.accountants_language() {
-            crate::config::Language::Es => "es",
-            _ => "en",
-        });
+        let language = request.language.unwrap_or(self.accountants_language().code());
         let w = words(language);
         let mut lines = Vec::new();
         let reason = match invoices.as_slice() {
@@ -87,18 +85,18 @@ impl App {
                         )
                         .await;
                 }
-                lines.push(w.unknown.to_string());
+                lines.push(w.s("unknown"));
                 "from the accountants, about no invoice we can tell".to_string()
             }
             [id] => {
                 let id = *id;
-                let summary = self.apply_request(tx, id, &request.instructions, &author, w, &mut lines).await?;
+                let summary = self.apply_request(tx, id, &request.instructions, &author, &w, &mut lines).await?;
                 if !request.note.is_empty() {
                     db::add_note(tx, id, m.id, &author, &request.note).await?;
-                    lines.push(w.noted.to_string());
+                    lines.push(w.s("noted"));
                 }
                 if lines.is_empty() {
-                    lines.push(w.nothing.to_string());
+                    lines.push(w.s("nothing"));
                 }
                 format!("from the accountants about invoice {id}: {summary}")
             }
@@ -109,15 +107,15 @@ impl App {
                         db::add_note(tx, *id, m.id, &author, &request.note).await?;
                     }
                 }
-                lines.push(w.several.replace("{ids}", &ids.join(", ")));
+                lines.push(w.s("several").replace("{ids}", &ids.join(", ")));
                 if !request.note.is_empty() {
-                    lines.push(w.noted.to_string());
+                    lines.push(w.s("noted"));
                 }
                 format!("from the accountants about invoices {}: filed as a note", ids.join(", "))
             }
         };
         if !invoices.is_empty() && !incoming.documents.is_empty() {
-            lines.push(w.attachments.to_string());
+            lines.push(w.s("attachments"));
         }
         if let Some(to) = &incoming.reply_to {
             let thread = Answer {
@@ -176,7 +174,7 @@ impl App {
         // Checked one by one first, so the answer can say which value was refused, in the accountant's words.
         for (field, value) in &pairs {
             if correct::apply(&mut Extraction::empty(""), field, value).is_err() {
-                let why = w.invalid.replace("{field}", &w.field(field)).replace("{value}", value);
+                let why = w.s("invalid").replace("{field}", &w.field(field)).replace("{value}", value);
                 lines.push(why);
                 return Ok(format!("refused: {field} = {value:?} is not valid"));
             }
@@ -185,7 +183,7 @@ impl App {
         if !pairs.is_empty() {
             match crate::ledger::apply_corrections(&self.config, &self.pool, tx, id, &pairs, author, "mail").await? {
                 Corrected::Done(done) => {
-                    lines.push(w.changed.to_string());
+                    lines.push(w.s("changed"));
                     for c in &done.changes {
                         let old = c.old.as_deref().unwrap_or("-");
                         let (old_shown, new_shown) = (w.value(&c.field, old), w.value(&c.field, &c.new));
@@ -193,12 +191,12 @@ impl App {
                         summary.push(format!("{} {old} -> {}", c.field, c.new));
                     }
                     for check in done.rechecked.iter().filter(|c| !c.ok) {
-                        lines.push(format!("{} {}", w.review, w.check(&check.name)));
+                        lines.push(format!("{} {}", w.s("review"), w.check(&check.name)));
                     }
                 }
                 refused => {
                     // Values were checked above, and the invoice is locked: a duplicate is what is left.
-                    lines.push(w.duplicate.to_string());
+                    lines.push(w.s("duplicate"));
                     return Ok(refused.why().unwrap_or_default());
                 }
             }
@@ -215,7 +213,7 @@ impl App {
                 via: "mail",
             };
             crate::store::ledger::insert_correction(tx, &record).await?;
-            lines.push(w.approved.to_string());
+            lines.push(w.s("approved"));
             summary.push("approved".into());
         }
         Ok(if summary.is_empty() { "a note".into() } else { summary.join(", ") })
@@ -270,236 +268,68 @@ impl Answer<'_> {
     }
 }
 
-/// The answer's sentences in one language.
+/// The answer's sentences in one language, from the mail catalog (`mail::i18n`, section `answer`).
 pub(super) struct Words {
-    changed: &'static str,
-    approved: &'static str,
-    noted: &'static str,
-    nothing: &'static str,
-    /// `{field}` and `{value}` are filled in.
-    invalid: &'static str,
-    duplicate: &'static str,
-    review: &'static str,
-    /// `{ids}` is filled in.
-    several: &'static str,
-    unknown: &'static str,
-    /// Documents attached to a reply to a confirmation are not booked.
-    attachments: &'static str,
-    /// The schema's fields, in `correct::FIELDS` order (number, dates, currency, type, supplier, customer,
-    /// amounts).
-    fields: [&'static str; 14],
-    /// totals_add_up, tax_id_checksum, iban_checksum.
-    checks: [&'static str; 3],
+    lang: Language,
 }
 
 impl Words {
+    fn s(&self, key: &str) -> String {
+        i18n::t(self.lang, &format!("answer.{key}")).to_string()
+    }
+
+    /// A field as the mails name it (`Total`, `Fecha de emisión`).
     fn field(&self, field: &str) -> String {
-        let k = correct::FIELDS.iter().position(|f| *f == field);
-        k.map(|k| self.fields[k].to_string()).unwrap_or_else(|| field.replace(['_', '.'], " "))
+        i18n::field_label(field, self.lang).unwrap_or_else(|| field.replace(['_', '.'], " "))
     }
 
     /// A value as this language writes it: amounts with a decimal comma except in English.
     fn value(&self, field: &str, value: &str) -> String {
         let amount = matches!(field, "net_amount" | "tax_amount" | "total_amount" | "amount_due");
-        if amount && !std::ptr::eq(self, &EN) {
+        if amount && self.lang != Language::En {
             value.replace('.', ",")
         } else {
             value.to_string()
         }
     }
 
-    fn check(&self, name: &str) -> &'static str {
-        correct::RECHECKED.iter().position(|c| *c == name).map(|k| self.checks[k]).unwrap_or(self.checks[0])
+    /// What a failed check run again after the correction says.
+    fn check(&self, name: &str) -> String {
+        let name = if correct::RECHECKED.contains(&name) { name } else { correct::RECHECKED[0] };
+        self.s(&format!("check_{name}"))
     }
 }
 
-pub(super) fn words(language: &str) -> &'static Words {
-    match language {
-        "en" => &EN,
-        "de" => &DE,
-        "fr" => &FR,
-        "nl" => &NL,
-        "it" => &IT,
-        "pt" => &PT,
-        _ => &ES,
-    }
+/// The words of the language tagged `language` (`es`, `de`, …); Spanish for a tag we do not write.
+pub(super) fn words(language: &str) -> Words {
+    Words { lang: Language::from_tag(language).unwrap_or(Language::Es) }
 }
-
-static ES: Words = Words {
-    attachments: "Los documentos adjuntos no se han registrado: envíelos en un correo nuevo, no como respuesta.",
-    changed: "Cambios aplicados:",
-    approved: "Factura aprobada.",
-    noted: "Su nota se ha guardado en la factura.",
-    nothing: "No hemos encontrado cambios ni texto en su mensaje.",
-    invalid: "No se ha cambiado nada: «{value}» no es un valor válido para {field}.",
-    duplicate: "No se ha cambiado nada: con estos datos sería la misma factura que otra ya registrada.",
-    review: "Sigue pendiente de revisión:",
-    several: "Su mensaje responde a una confirmación de varias facturas ({ids}); no se ha cambiado nada. Corrija cada una respondiendo a su confirmación.",
-    unknown: "No sabemos a qué factura se refiere: responda a la confirmación de la factura.",
-    fields: [
-        "número", "fecha de emisión", "vencimiento", "moneda", "tipo de documento", "proveedor", "NIF del proveedor",
-        "IBAN", "cliente", "NIF del cliente", "base imponible", "IVA", "total", "importe a pagar",
-    ],
-    checks: [
-        "la base imponible más el IVA no da el total.",
-        "un NIF no supera su dígito de control.",
-        "el IBAN no supera su control.",
-    ],
-};
-
-static EN: Words = Words {
-    attachments: "The attached documents were not recorded: please send them in a new mail, not as a reply.",
-    changed: "Changes applied:",
-    approved: "Invoice approved.",
-    noted: "Your note was filed with the invoice.",
-    nothing: "We found no change and no text in your message.",
-    invalid: "Nothing was changed: \"{value}\" is not a valid {field}.",
-    duplicate: "Nothing was changed: with these values it would be the same invoice as one already recorded.",
-    review: "Still needs review:",
-    several: "Your message answers a confirmation of several invoices ({ids}); nothing was changed. Correct each one by replying to its own confirmation.",
-    unknown: "We cannot tell which invoice you mean: please reply to the invoice's confirmation.",
-    fields: [
-        "number", "issue date", "due date", "currency", "document type", "supplier", "supplier's VAT ID", "IBAN",
-        "customer", "customer's VAT ID", "net amount", "VAT", "total", "amount due",
-    ],
-    checks: [
-        "the net amount plus VAT does not make the total.",
-        "a VAT ID fails its check digit.",
-        "the IBAN fails its check.",
-    ],
-};
-
-static DE: Words = Words {
-    attachments: "Die angehängten Dokumente wurden nicht erfasst: bitte senden Sie sie in einer neuen Nachricht, nicht als Antwort.",
-    changed: "Übernommene Änderungen:",
-    approved: "Rechnung freigegeben.",
-    noted: "Ihre Notiz wurde bei der Rechnung abgelegt.",
-    nothing: "Wir haben in Ihrer Nachricht weder Änderungen noch Text gefunden.",
-    invalid: "Nichts wurde geändert: „{value}“ ist kein gültiger Wert für {field}.",
-    duplicate: "Nichts wurde geändert: mit diesen Angaben wäre es dieselbe Rechnung wie eine bereits erfasste.",
-    review: "Muss weiter geprüft werden:",
-    several: "Ihre Nachricht antwortet auf eine Bestätigung mehrerer Rechnungen ({ids}); nichts wurde geändert. Bitte antworten Sie auf die Bestätigung der einzelnen Rechnung.",
-    unknown: "Wir können nicht erkennen, welche Rechnung Sie meinen: bitte antworten Sie auf deren Bestätigung.",
-    fields: [
-        "Rechnungsnummer", "Rechnungsdatum", "Fälligkeit", "Währung", "Belegart", "Lieferant",
-        "USt-IdNr. des Lieferanten", "IBAN", "Kunde", "USt-IdNr. des Kunden", "Nettobetrag", "MwSt.", "Gesamtbetrag",
-        "Zahlbetrag",
-    ],
-    checks: [
-        "Nettobetrag und MwSt. ergeben nicht den Gesamtbetrag.",
-        "eine USt-IdNr. hat eine falsche Prüfziffer.",
-        "die IBAN besteht die Prüfung nicht.",
-    ],
-};
-
-static FR: Words = Words {
-    attachments: "Les documents joints n'ont pas été enregistrés : envoyez-les dans un nouveau message, pas en réponse.",
-    changed: "Modifications appliquées :",
-    approved: "Facture approuvée.",
-    noted: "Votre note a été classée avec la facture.",
-    nothing: "Nous n'avons trouvé ni modification ni texte dans votre message.",
-    invalid: "Rien n'a été modifié : « {value} » n'est pas une valeur valable pour {field}.",
-    duplicate: "Rien n'a été modifié : avec ces valeurs, ce serait la même facture qu'une facture déjà enregistrée.",
-    review: "Reste à vérifier :",
-    several: "Votre message répond à une confirmation de plusieurs factures ({ids}) ; rien n'a été modifié. Répondez à la confirmation de chaque facture.",
-    unknown: "Nous ne savons pas de quelle facture il s'agit : répondez à la confirmation de la facture.",
-    fields: [
-        "numéro", "date de facture", "échéance", "devise", "type de document", "fournisseur", "n° TVA du fournisseur",
-        "IBAN", "client", "n° TVA du client", "montant HT", "TVA", "montant TTC", "net à payer",
-    ],
-    checks: [
-        "le montant HT plus la TVA ne donne pas le total.",
-        "un numéro de TVA a une clé de contrôle fausse.",
-        "l'IBAN ne passe pas le contrôle.",
-    ],
-};
-
-static NL: Words = Words {
-    attachments: "De bijgevoegde documenten zijn niet geregistreerd: stuur ze in een nieuw bericht, niet als antwoord.",
-    changed: "Toegepaste wijzigingen:",
-    approved: "Factuur goedgekeurd.",
-    noted: "Uw notitie is bij de factuur opgeslagen.",
-    nothing: "We vonden geen wijzigingen en geen tekst in uw bericht.",
-    invalid: "Er is niets gewijzigd: \"{value}\" is geen geldige waarde voor {field}.",
-    duplicate: "Er is niets gewijzigd: met deze gegevens zou het dezelfde factuur zijn als een al geregistreerde.",
-    review: "Moet nog gecontroleerd worden:",
-    several: "Uw bericht beantwoordt een bevestiging van meerdere facturen ({ids}); er is niets gewijzigd. Beantwoord de bevestiging van elke factuur afzonderlijk.",
-    unknown: "We weten niet welke factuur u bedoelt: beantwoord de bevestiging van de factuur.",
-    fields: [
-        "factuurnummer", "factuurdatum", "vervaldatum", "valuta", "documentsoort", "leverancier",
-        "btw-nummer leverancier", "IBAN", "klant", "btw-nummer klant", "bedrag excl. btw", "btw", "totaal",
-        "te betalen",
-    ],
-    checks: [
-        "het bedrag excl. btw plus de btw is niet het totaal.",
-        "een btw-nummer heeft een onjuist controlecijfer.",
-        "de IBAN doorstaat de controle niet.",
-    ],
-};
-
-static IT: Words = Words {
-    attachments: "I documenti allegati non sono stati registrati: li invii in un nuovo messaggio, non come risposta.",
-    changed: "Modifiche applicate:",
-    approved: "Fattura approvata.",
-    noted: "La sua nota è stata archiviata con la fattura.",
-    nothing: "Non abbiamo trovato modifiche né testo nel suo messaggio.",
-    invalid: "Non è stato modificato nulla: «{value}» non è un valore valido per {field}.",
-    duplicate: "Non è stato modificato nulla: con questi dati sarebbe la stessa fattura di una già registrata.",
-    review: "Da verificare ancora:",
-    several: "Il suo messaggio risponde a una conferma di più fatture ({ids}); non è stato modificato nulla. Risponda alla conferma di ciascuna fattura.",
-    unknown: "Non sappiamo a quale fattura si riferisce: risponda alla conferma della fattura.",
-    fields: [
-        "numero", "data fattura", "scadenza", "valuta", "tipo di documento", "fornitore", "partita IVA del fornitore",
-        "IBAN", "cliente", "partita IVA del cliente", "imponibile", "IVA", "totale", "importo da pagare",
-    ],
-    checks: [
-        "l'imponibile più l'IVA non dà il totale.",
-        "una partita IVA ha una cifra di controllo errata.",
-        "l'IBAN non supera il controllo.",
-    ],
-};
-
-static PT: Words = Words {
-    attachments: "Os documentos anexos não foram registados: envie-os numa nova mensagem, não como resposta.",
-    changed: "Alterações aplicadas:",
-    approved: "Fatura aprovada.",
-    noted: "A sua nota foi arquivada com a fatura.",
-    nothing: "Não encontrámos alterações nem texto na sua mensagem.",
-    invalid: "Nada foi alterado: «{value}» não é um valor válido para {field}.",
-    duplicate: "Nada foi alterado: com estes dados seria a mesma fatura que outra já registada.",
-    review: "Continua por rever:",
-    several: "A sua mensagem responde a uma confirmação de várias faturas ({ids}); nada foi alterado. Responda à confirmação de cada fatura.",
-    unknown: "Não sabemos a que fatura se refere: responda à confirmação da fatura.",
-    fields: [
-        "número", "data de emissão", "vencimento", "moeda", "tipo de documento", "fornecedor", "NIF do fornecedor",
-        "IBAN", "cliente", "NIF do cliente", "base tributável", "IVA", "total", "valor a pagar",
-    ],
-    checks: [
-        "a base tributável mais o IVA não dá o total.",
-        "um NIF falha o dígito de controlo.",
-        "o IBAN falha o controlo.",
-    ],
-};
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn every_language_names_every_field_and_check() {
-        for lang in ["es", "en", "de", "fr", "nl", "it", "pt"] {
-            let w = words(lang);
-            assert_eq!(w.fields.len(), correct::FIELDS.len());
-            assert!(w.fields.iter().chain(&w.checks).all(|s| !s.is_empty() && !s.contains('_')), "{lang}");
-            assert!(w.invalid.contains("{value}") && w.invalid.contains("{field}") && w.several.contains("{ids}"));
+    fn the_answer_names_fields_checks_and_values_in_the_accountants_language() {
+        for lang in Language::ALL {
+            let w = words(lang.code());
+            for field in correct::FIELDS {
+                let label = w.field(field);
+                assert!(!label.contains('_') && label != *field, "{lang:?}: {field} shown as {label}");
+            }
+            for check in correct::RECHECKED {
+                assert!(!w.check(check).is_empty(), "{lang:?}: {check}");
+            }
+            assert!(w.s("invalid").contains("{value}") && w.s("invalid").contains("{field}"), "{lang:?}");
+            assert!(w.s("several").contains("{ids}"), "{lang:?}");
         }
-        assert_eq!(words("es").field("total_amount"), "total");
-        assert_eq!(words("en").field("issue_date"), "issue date");
-        assert_eq!(words("fr").field("net_amount"), "montant HT");
+        assert_eq!(words("es").field("issue_date"), "Fecha de emisión");
+        assert_eq!(words("de").field("supplier.tax_id"), "USt-IdNr. (Lieferant)");
         assert_eq!(words("es").value("total_amount", "512.00"), "512,00");
         assert_eq!(words("en").value("total_amount", "512.00"), "512.00");
         assert_eq!(words("de").value("invoice_number", "F.1"), "F.1");
-        assert_eq!(words("de").field("supplier.tax_id"), "USt-IdNr. des Lieferanten");
+        assert_eq!(words("pt").s("approved"), "Fatura aprovada.");
+        assert_eq!(words("xx").s("approved"), "Factura aprobada.");
     }
 
     #[test]

@@ -61,7 +61,7 @@ async fn an_accountants_reply_corrects_or_approves_the_invoice_and_gets_one_answ
     assert!(answer.subject.starts_with("Re: "), "{}", answer.subject);
     assert_eq!(answer.auto_submitted.as_deref(), Some("auto-replied"));
     let was = inv.total().to_string().replace('.', ",");
-    assert!(answer.text.contains(&format!("Cambios aplicados:\n- total: {was} → 512,00")), "{}", answer.text);
+    assert!(answer.text.contains(&format!("Cambios aplicados:\n- Total: {was} → 512,00")), "{}", answer.text);
     // 512.00 is not the printed net plus VAT: the checks, run again, say so.
     assert!(answer.text.contains("Sigue pendiente de revisión: la base imponible más el IVA no da el total."));
     assert!(!answer.text.contains("No hemos encontrado"), "{}", answer.text);
