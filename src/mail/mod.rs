@@ -4,6 +4,7 @@ pub mod auth;
 pub mod headers;
 pub mod i18n;
 pub mod imap;
+pub mod language;
 pub mod mime;
 pub mod oauth2;
 pub mod render;
