@@ -61,8 +61,11 @@ pub fn read_invoice_text(file: &str, text: &str, source: Source, own: &OwnCompan
         let extra = totals::unlabelled_totals(&layout, &candidates, hint);
         candidates.extend(extra);
     }
-    let totals =
+    let mut totals =
         if source == Source::Ocr { totals::solve_ocr(&candidates, &rows) } else { totals::solve(&candidates, &rows) };
+    if matches!(kind, Kind::Invoice(DocumentType::Receipt)) || doctype::till_slip(&layout) {
+        totals::corroborate_receipt_total(&layout, &candidates, &mut totals, hint);
+    }
 
     let has_number = header.number.is_some();
     let has_total = totals.total.is_some();

@@ -12,10 +12,19 @@ use std::sync::LazyLock;
 
 const CODES: &[&str] = &[
     "EUR", "USD", "GBP", "CHF", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF", "RON", "BGN", "JPY", "CAD", "AUD", "MXN",
-    "DEM",
+    "DEM", "MYR", "INR",
 ];
 
 static CODE_RE: LazyLock<Regex> = LazyLock::new(|| super::regex(&format!(r"\b(?:{})\b", CODES.join("|"))));
+
+/// `RM` (ringgit) and `Rs`/`Rs.` (rupee) are also ordinary letters (`RM` a room, `Rs` an abbreviation): they only
+/// count printed right before an amount (`RM 12.50`, `Rs.120`), never alone.
+static SHORT_RE: LazyLock<Regex> = LazyLock::new(|| super::regex(r"(?:^|[^A-Za-z0-9])(RM|Rs\.?)\s?[0-9]"));
+
+fn short_code(s: &str) -> Option<&'static str> {
+    let caps = SHORT_RE.captures(s)?;
+    Some(if caps.get(1)?.as_str() == "RM" { "MYR" } else { "INR" })
+}
 
 /// Countries whose currency is the euro (for the fallback described above).
 pub const EURO_COUNTRIES: &[&str] = &[
@@ -31,7 +40,7 @@ fn code_in(s: &str) -> Option<&'static str> {
     if upper.contains("EURO") {
         return Some("EUR");
     }
-    symbol_code(s)
+    symbol_code(s).or_else(|| short_code(s))
 }
 
 fn symbol_code(s: &str) -> Option<&'static str> {
@@ -41,6 +50,8 @@ fn symbol_code(s: &str) -> Option<&'static str> {
         Some("GBP")
     } else if s.contains('$') {
         Some("USD")
+    } else if s.contains('₹') {
+        Some("INR")
     } else {
         None
     }
@@ -74,6 +85,9 @@ pub fn detect(layout: &Layout) -> Option<(&'static str, f32)> {
             if let Some(code) = symbol_code(&c.to_string()) {
                 bump(&mut counts, code);
             }
+        }
+        for caps in SHORT_RE.captures_iter(&line.text) {
+            bump(&mut counts, if &caps[1] == "RM" { "MYR" } else { "INR" });
         }
     }
     counts.sort_by_key(|c| std::cmp::Reverse(c.1));
@@ -111,6 +125,21 @@ mod tests {
         assert_eq!(cur("Total 1.210,00 €"), Some("EUR"));
         assert_eq!(cur("Total £120.00"), Some("GBP"));
         assert_eq!(cur("Total Amount (USD) 37.00"), Some("USD"));
+    }
+
+    #[test]
+    fn ringgit_and_rupee_markers_count_only_beside_an_amount() {
+        assert_eq!(cur("TOTAL        RM 12.50\nCASH         RM 20.00"), Some("MYR"));
+        assert_eq!(cur("Total  RM12.50"), Some("MYR"));
+        assert_eq!(cur("Grand Total  Rs. 1,250.00"), Some("INR"));
+        assert_eq!(cur("Total Rs 480.00"), Some("INR"));
+        assert_eq!(cur("Net payable ₹ 1,180.00"), Some("INR"));
+        assert_eq!(cur("Total Amount (INR) 90.00"), Some("INR"));
+        assert_eq!(cur("Currency: MYR\nTotal 10.00"), Some("MYR"));
+        // The letters alone, or inside a word, are no currency.
+        assert_eq!(cur("Meeting RM Level 3\nTotal 12.50"), None);
+        assert_eq!(cur("Mrs. Lee\nHRS 12\nTotal 12.50"), None);
+        assert_eq!(cur("FORM 12.50"), None);
     }
 
     #[test]

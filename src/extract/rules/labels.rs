@@ -42,7 +42,7 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     // OCR reads the ordinal "nº" as "n2", "n9", "n%" or "nª": those are the same label, never a number.
     (
         Field::InvoiceNumber,
-        r"(?:n[º°oª29%?]{1,2}\.?|num\.?|n[úu]m(?:ero)?\.?)\s*(?:de\s+)?(?:la\s+)?factura",
+        r"(?:n\.?[º°oª29%?]{1,2}\.?|num\.?|n[úu]m(?:ero)?\.?)\s*(?:de\s+)?(?:la\s+)?factura",
         0.95,
         &["factura"],
     ),
@@ -66,22 +66,30 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     (Field::InvoiceNumber, r"gutschrift(?:s-?)?\s*(?:nr\.?|nummer)", 0.9, &["gutschrift"]),
     (Field::InvoiceNumber, r"beleg-?\s*(?:nummer|nr\.?)", 0.8, &["beleg"]),
     (Field::InvoiceNumber, r"(?:facture|avoir)\s*(?:n[°o]\.?|num[ée]ro)", 0.95, &["facture", "avoir"]),
-    (Field::InvoiceNumber, r"num[ée]ro\s+de\s+(?:la\s+)?facture", 0.95, &["facture"]),
+    (Field::InvoiceNumber, r"(?:num[ée]ro|n[°o]\.?)\s+de\s+(?:la\s+)?facture", 0.95, &["facture"]),
     (Field::InvoiceNumber, r"factuur\s*(?:nummer|nr\.?|no\.?)", 0.95, &["factuur"]),
     (Field::InvoiceNumber, r"creditnota\s*(?:nummer|nr\.?)", 0.95, &["creditnota"]),
     (Field::InvoiceNumber, r"document\s*(?:no\.?|number)", 0.6, &["document"]),
     (
         Field::InvoiceNumber,
-        r"(?:fattura|fatura|nota\s+di\s+credito|nota\s+de\s+cr[eé]dito)\s*(?:n[º°oª]?\.?|nr\.?|num\.?|n[úu]mero|#)",
+        r"(?:fattura|fatura|nota\s+di\s+credito|nota\s+de\s+cr[eé]dito)\s*(?:n\.?[º°oª]?\.?|nr\.?|num\.?|n[úu]mero|#)",
         0.95,
         &["fattura", "fatura", "nota"],
     ),
     (
         Field::InvoiceNumber,
-        r"(?:n[º°oª]?\.?|num\.?|n[úu]mero)\s*(?:d[ae]\s+|della\s+)?(?:fattura|fatura)",
+        r"(?:n\.?[º°oª]?\.?|num\.?|n[úu]mero)\s*(?:d[ae]\s+|della\s+)?(?:fattura|fatura)",
         0.95,
         &["fattura", "fatura"],
     ),
+    // The marker before the document's own word (`N. documento`, `Nº ticket`), and a till slip's `Bonnr.`.
+    (
+        Field::InvoiceNumber,
+        r"(?:n\.?[º°oª]?\.?|nr\.?|num\.?|n[úu]mero)\s*(?:d[eo]l?\s+)?(?:documento|ticket|tiquet|recibo|scontrino)",
+        0.85,
+        &["documento", "ticket", "tiquet", "recibo", "scontrino"],
+    ),
+    (Field::InvoiceNumber, r"bon-?\s*(?:nr\.?|nummer)|bonnr\.?|bonnummer", 0.85, &["bon", "bonnr", "bonnummer"]),
     // Issue date.
     (
         Field::IssueDate,
@@ -112,6 +120,9 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     (Field::IssueDate, r"[a-zß]+,\s+den", 0.8, &["den"]),
     (Field::IssueDate, r"date\s+(?:de\s+(?:la\s+)?)?(?:facture|facturation|[ée]mission)", 0.95, &["date"]),
     (Field::IssueDate, r"factuurdatum", 0.95, &["factuurdatum"]),
+    (Field::IssueDate, r"datum\s+(?:van\s+(?:de\s+)?)?factuur", 0.95, &["datum"]),
+    (Field::IssueDate, r"ausstellungs-?\s*datum|datum\s+der\s+ausstellung", 0.9, &["ausstellungsdatum", "ausstellung"]),
+    (Field::IssueDate, r"date\s+d['’]\s?[ée]mission", 0.95, &["emission"]),
     // Due date.
     (Field::DueDate, r"fecha\s+(?:de\s+)?vencimiento", 0.95, &["fechavencimiento", "fechadevencimiento"]),
     (Field::DueDate, r"vencimiento", 0.85, &["vencimiento"]),
@@ -133,6 +144,10 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     (Field::DueDate, r"pagadera\s+(?:antes\s+del?|hasta(?:\s+el)?)", 0.85, &["pagadera"]),
     (Field::DueDate, r"(?:data\s+(?:di\s+)?)?scadenza", 0.9, &["scadenza"]),
     (Field::DueDate, r"data\s+(?:de\s+)?vencimento|vencimento", 0.9, &["vencimento"]),
+    // "Pay by …" in Portuguese, Italian and Dutch (longer than the amount-due `a pagar`, `te betalen`).
+    (Field::DueDate, r"(?:a\s+)?pagar\s+at[ée]|pag[áa]vel\s+at[ée]", 0.85, &["pagar", "pagavel"]),
+    (Field::DueDate, r"(?:pagamento|da\s+pagare|pagare)\s+entro(?:\s+il)?", 0.85, &["entro"]),
+    (Field::DueDate, r"(?:te\s+)?betalen\s+(?:voor|v[óo][óo]r|uiterlijk)(?:\s+op)?", 0.85, &["betalen"]),
     // Net.
     (Field::Net, r"(?:total\s+)?bases?\s+imponibles?", 0.9, &["imponible"]),
     (Field::Net, r"importe\s+neto", 0.9, &["neto"]),
@@ -227,6 +242,13 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     ),
     (Field::Total, r"brutto", 0.5, &["brutto"]),
     (Field::Total, r"rechnungsbeitrag|bruttobeitrag|zahlbeitrag", 0.85, &["beitrag"]),
+    // A till slip's total after its cash-rounding line is what was paid (EVALUATION.md).
+    (
+        Field::Total,
+        r"total\s+(?:arrondi|rounded|redondeado|gerundet|afgerond|arrotondato|arredondado)|rounded\s+total",
+        0.9,
+        &["arrondi", "rounded", "redondeado", "gerundet", "afgerond", "arrotondato", "arredondado"],
+    ),
     (Field::Total, r"total\s+ttc|montant\s+(?:total\s+)?ttc", 0.95, &["ttc"]),
     (Field::Total, r"totaal\s+incl\.?\s*btw|totaalbedrag|factuurbedrag", 0.9, &["totaal", "factuurbedrag"]),
     (Field::Total, r"totaal", 0.6, &["totaal"]),
@@ -338,6 +360,36 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
         r"(?:tax|vat)\s+(?:rate|%|code|category|clause|exemption|identifier)|(?:iva|ust|mwst|tva|btw)\s*%|steuersatz|tipo\s+(?:de\s+)?iva|taux(?:\s+de\s+tva)?",
         1.0,
         &["tax", "vat", "iva", "ust", "mwst", "tva", "btw", "steuersatz", "taux"],
+    ),
+    // Cash tendered, change given back and the cash-rounding line of a till slip: never its total.
+    (
+        Field::Ignore,
+        r"(?:cash\s+)?tendered|change(?:\s+due)?|cambio|entregado|efectivo|r[uü]ckgeld|wechselgeld|gegeben|monnaie(?:\s+rendue)?|rendu|wisselgeld|terug|resto|contanti|troco|rounding(?:\s+adj(?:ustment)?\.?)?|redondeo|rundung|arrondi|afronding|arrotondamento|arredondamento",
+        1.0,
+        &[
+            "tendered",
+            "change",
+            "cambio",
+            "entregado",
+            "efectivo",
+            "ruckgeld",
+            "wechselgeld",
+            "gegeben",
+            "monnaie",
+            "rendu",
+            "wisselgeld",
+            "terug",
+            "resto",
+            "contanti",
+            "troco",
+            "rounding",
+            "redondeo",
+            "rundung",
+            "arrondi",
+            "afronding",
+            "arrotondamento",
+            "arredondamento",
+        ],
     ),
     (
         Field::Ignore,
@@ -481,6 +533,44 @@ mod tests {
 
     fn fields(line: &str) -> Vec<Field> {
         find_labels(line).into_iter().map(|h| h.field).collect()
+    }
+
+    #[test]
+    fn number_markers_with_a_dot_before_the_ordinal_and_after_the_document_word() {
+        for line in [
+            "Fatura n.º: FT A/4684",
+            "N.º fatura: 2406651",
+            "N. documento: 9225/2025",
+            "Nº ticket: 006997",
+            "Bonnr.: 008111",
+            "N° de facture : 2026-9446",
+        ] {
+            assert_eq!(fields(line).first(), Some(&Field::InvoiceNumber), "{line}");
+        }
+    }
+
+    #[test]
+    fn pay_by_wordings_are_due_dates_not_amounts() {
+        for line in ["Pagar até: 2025-07-13", "Pagamento entro il: 2025-10-25", "Te betalen voor: 2024-02-23"] {
+            assert_eq!(fields(line), vec![Field::DueDate], "{line}");
+        }
+        assert_eq!(fields("Te betalen: 12,00"), vec![Field::Due]);
+        assert_eq!(fields("Total a pagar: 12,00"), vec![Field::Due]);
+    }
+
+    #[test]
+    fn issue_date_wordings_of_header_grids() {
+        for line in ["Ausstellungsdatum: 04.08.2024", "Datum factuur: 06-09-2024", "Date d'émission : 08/10/2026"] {
+            assert_eq!(fields(line), vec![Field::IssueDate], "{line}");
+        }
+    }
+
+    #[test]
+    fn tendered_change_and_rounding_are_no_total() {
+        for line in ["Cash tendered 20.00", "Change 7.50", "Rounding adj. -0.02", "Cambio 4,50", "Rückgeld 2,00"] {
+            assert!(!fields(line).contains(&Field::Total), "{line}");
+        }
+        assert_eq!(fields("Total rounded 12.50"), vec![Field::Total]);
     }
 
     #[test]

@@ -200,11 +200,12 @@ impl Layout {
 /// A label glued to its amount (`NETTOBETRAG10.371,24 €`, `UST. 19 %1.970,54`): compact summaries set the
 /// amount a hair's breadth from an upper-case label, and text extraction and OCR read the two as one word, so
 /// neither the label nor the amount would be found. A space goes in between when a word of four letters or more
-/// (or a percent sign) runs straight into an amount with a decimal part; a code such as `FV24/002055`, `A4` or
+/// (or a percent sign, or a tax abbreviation that ends totals labels: `HT`, `TTC`, `BTW`, `IVA`, `VAT` …) runs
+/// straight into an amount with a decimal part; a code such as `FV24/002055`, `A4` or
 /// `INV-0042` has no such tail and stays as it is.
 fn unglue(line: &str) -> std::borrow::Cow<'_, str> {
     static GLUED: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?:\p{L}{4}|%)([-−]?(?:[0-9]{1,3}(?:[.,' ][0-9]{3})+|[0-9]+)[.,][0-9]{2})(?:[^0-9\p{L}]|$)")
+        Regex::new(r"(?:\p{L}{4}|%|\b(?i:ht|ttc|btw|iva|tva|vat|gst|tax|net))([-−]?(?:[0-9]{1,3}(?:[.,' ][0-9]{3})+|[0-9]+)[.,][0-9]{2})(?:[^0-9\p{L}]|$)")
             .expect("glued amount regex")
     });
     if !line.bytes().any(|b| b.is_ascii_digit()) || !GLUED.is_match(line) {
@@ -263,6 +264,10 @@ mod tests {
         let cases = [
             ("NETTOBETRAG10.371,24 €", "NETTOBETRAG 10.371,24 €"),
             ("UST. 19 %1.970,54 €", "UST. 19 % 1.970,54 €"),
+            ("MONTANT TTC7 452,19 €", "MONTANT TTC 7 452,19 €"),
+            ("SOUS-TOTAL HT6 210,16 €", "SOUS-TOTAL HT 6 210,16 €"),
+            ("TOTAAL INCL. BTW11.423,45 EUR", "TOTAAL INCL. BTW 11.423,45 EUR"),
+            ("Ref. XHT12,50", "Ref. XHT12,50"),
             ("TOTALFACTURA1.234,56", "TOTALFACTURA 1.234,56"),
             ("TOTAL4599.96", "TOTAL 4599.96"),
             ("MONTANTTTC-1 141,94", "MONTANTTTC -1 141,94"),

@@ -14,9 +14,9 @@ use std::sync::LazyLock;
 /// ISO 4217 codes and symbols we strip around an amount. The list only needs the currencies suppliers bill in.
 const CURRENCY_WORDS: &[&str] = &[
     "EUR", "EURO", "EUROS", "USD", "GBP", "CHF", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF", "RON", "BGN", "JPY", "CAD",
-    "AUD", "MXN", "DEM",
+    "AUD", "MXN", "DEM", "MYR", "INR", "RM", "RS.", "RS",
 ];
-const CURRENCY_SYMBOLS: &[char] = &['€', '$', '£', '¥'];
+const CURRENCY_SYMBOLS: &[char] = &['€', '$', '£', '¥', '₹'];
 
 /// Parse one amount such as `1.234,56`, `1,234.56`, `1 234,56`, `1'234.56`, `-12,00`, `(12.00)`, `12,00 €`,
 /// `€ 1.210,00`, `EUR 1,210.00` or `12,00-`. `hint` settles `1.210` (see the module comment).
@@ -179,11 +179,11 @@ static AMOUNT_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?x)
         (?P<open>\()?
-        (?P<pre>(?:€|\$|£|EUR|USD|GBP|CHF)\s?)?
+        (?P<pre>(?:€|\$|£|₹|EUR|USD|GBP|CHF|MYR|INR|\bRM|\bRs\.?)\s?)?
         (?P<sign>[-−+]\s?)?
         (?P<num>[0-9]{1,3}(?:\x20[0-9]{3})+[.,][0-9]{2}|[0-9]{1,3}(?:[.,'’\u{a0}\u{202f}][0-9]{3})+(?:[.,][0-9]+)?|[0-9]+(?:[.,][0-9]+)?)
         (?P<trail>-(?:[\s)]|$))?
-        (?P<post>\s?(?:€|\$|£)|\s?(?:EUR|USD|GBP|CHF)(?-u:\b))?
+        (?P<post>\s?(?:€|\$|£|₹)|\s?(?:EUR|USD|GBP|CHF|MYR|INR)(?-u:\b))?
         (?P<close>\))?
         (?P<pct>\s?%)?",
     )
@@ -276,6 +276,24 @@ mod tests {
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn ringgit_and_rupee_amounts_are_read_with_their_marker() {
+        for (line, want) in [
+            ("TOTAL RM12.50", "12.50"),
+            ("Total RM 1,250.00", "1250.00"),
+            ("Total Rs.480.00", "480.00"),
+            ("Total Rs 480.00", "480.00"),
+            ("Total ₹1,180.00", "1180.00"),
+            ("Total 90.00 INR", "90.00"),
+        ] {
+            let found = find_amounts(line, Some(Locale::En));
+            assert_eq!(found.iter().map(|a| a.value).collect::<Vec<_>>(), vec![d(want)], "{line}");
+            assert!(found[0].has_currency, "{line}");
+        }
+        // Letters glued to a number inside a word stay an ID.
+        assert!(find_amounts("FORM12.50", Some(Locale::En)).is_empty());
     }
 
     #[test]

@@ -161,6 +161,12 @@ const CUSTOMER_BLOCKS: &[&str] = &[
     "gegevensklant",
     "kundendaten",
     "customerdetails",
+    "rechnungsadresse",
+    "rechnungsanschrift",
+    "aan",
+    "koper",
+    "acquirente",
+    "comprador",
 ];
 const OTHER_BLOCKS: &[&str] = &[
     "adressedelivraison",
@@ -240,6 +246,15 @@ static SALUTATION: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
+/// A salutation that stands alone before an addressee's name. `Firma` (a signature in Spanish and Italian) and
+/// the one-letter ones (`D.`, `M.`) are too ambiguous alone on a line to head a block.
+fn addressee_salutation(segment: &str) -> bool {
+    let folded = fold(segment.trim());
+    folded.chars().count() <= 16
+        && !matches!(folded.trim_end_matches('.'), "firma" | "d" | "m" | "don" | "dona")
+        && SALUTATION.is_match(&folded)
+}
+
 /// `folded` is `fold`ed text.
 fn is_salutation(folded: &str) -> bool {
     // Most segments are longer than any salutation: no need to run (or compile) the regex for them.
@@ -303,6 +318,9 @@ fn find_blocks(layout: &Layout) -> Vec<Block> {
                 }
                 None => match inline_block(&seg.text) {
                     Some((r, name)) => (r, Some(name)),
+                    // `Spett.le`, `Exmo.(s) Sr.(s)`, `Herrn` alone on its line heads the addressee, in the upper
+                    // half of the page where the address window is.
+                    None if i < layout.len() / 2 && addressee_salutation(&seg.text) => (Role::Customer, None),
                     None => continue,
                 },
             };
@@ -1008,6 +1026,27 @@ mod tests {
     fn a_direct_debit_iban_is_not_the_suppliers() {
         assert!(read("IBAN ES91 2100 0418 4502 0005 1332").iban.is_some());
         assert!(read("Se cargará por domiciliación en ES91 2100 0418 4502 0005 1332").iban.is_none());
+    }
+
+    #[test]
+    fn a_billing_address_heading_or_a_salutation_heads_the_customer_block() {
+        let text = "Rossi Impianti S.r.l.                            FATTURA\nVia Roma 116 · 50122 Firenze\n\
+                    Partita IVA: IT74272409843                  Nr.:   7774/2026\n\nSpett.le\nStudio Dentistico Ricci\n\
+                    Corso Italia 53\n40121 Bologna\nPartita IVA: IT50044655400\n\n\nDescrizione   Importo\n\
+                    Consulenza   100,00\n\nTotale   122,00\n\nFirma\nMario Rossi\n";
+        let p = read(text);
+        assert_eq!(name(&p.customer), Some("Studio Dentistico Ricci"));
+        assert_eq!(tax(&p.customer).as_deref(), Some("IT50044655400"));
+        assert_eq!(tax(&p.supplier).as_deref(), Some("IT74272409843"));
+        let de = "Bäckerei Weber KG\nSchillerstraße 19 · 80331 München\nUSt-ID: DE267122324\n\n\
+                  Rechnungsadresse:\nStadtwerke Neustadt GmbH\nGartenweg 84\n10115 Berlin\nUSt-ID: DE409498036\n\n\n\
+                  Summe  10,00\n";
+        let p = read(de);
+        assert_eq!(name(&p.customer), Some("Stadtwerke Neustadt GmbH"));
+        assert_eq!(tax(&p.customer).as_deref(), Some("DE409498036"));
+        // `Firma` alone (a signature line) heads nothing.
+        assert!(!addressee_salutation("Firma"));
+        assert!(addressee_salutation("Exmo.(s) Sr.(s)"));
     }
 
     #[test]

@@ -12,11 +12,13 @@
 use super::labels::{Field, LabelHit};
 use super::layout::Layout;
 use super::numbers::{find_percents, parse_amount};
-use super::Locale;
+use super::{fold, Locale};
 use crate::extract::model::{Check, TaxLine};
+use regex_lite::Regex;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 /// VAT rates in force in the EU (standard and reduced) plus Spain's. A tax that is not one of these times the
 /// net is not trusted without a breakdown row to back it.
@@ -502,6 +504,97 @@ fn solve_reading(cands: &[Candidate], rows: &[TaxRow], printed_rates: &[Decimal]
     out
 }
 
+/// A label this strong (`Total factura`, `Grand total`, `Amount due`) vouches for its amount on its own.
+const STRONG_TOTAL_LABEL: f32 = 0.85;
+
+/// Words of the cash tendered and of the change given back on a till slip (folded text).
+static TENDERED_RE: LazyLock<Regex> = LazyLock::new(|| {
+    super::regex(
+        r"\b(?:cash|tendered|entregado|efectivo|recibido|gegeben|bar|especes|contanti|contante|contant|dinheiro|pagamento)\b",
+    )
+});
+static CHANGE_RE: LazyLock<Regex> = LazyLock::new(|| {
+    super::regex(r"\b(?:change|cambio|vuelto|ruckgeld|wechselgeld|rendu|monnaie|wisselgeld|terug|resto|troco)\b")
+});
+
+/// The total of a till slip needs corroboration unless its label is strong: net + tax (the solver kept them
+/// only when they add up), the item amounts above it, or cash tendered less change. A weakly labelled total
+/// that nothing corroborates is more likely a tendered, subtotal or item amount than the total, so it is
+/// dropped (with the amount due it fed) and a warning says why.
+pub fn corroborate_receipt_total(layout: &Layout, cands: &[Candidate], totals: &mut Totals, hint: Option<Locale>) {
+    let Some(total) = totals.total else {
+        return;
+    };
+    if totals.net.is_some() && totals.tax.is_some() {
+        return;
+    }
+    let label = cands
+        .iter()
+        .filter(|c| matches!(c.field, Field::Total | Field::Due) && c.value == total)
+        .max_by(|a, b| a.score.total_cmp(&b.score));
+    let Some(label) = label else {
+        return;
+    };
+    if label.score >= STRONG_TOTAL_LABEL
+        || items_add_up(layout, label.line, total, hint)
+        || tendered_less_change(layout, total, hint)
+    {
+        return;
+    }
+    totals.total = None;
+    totals.confidence.remove("total_amount");
+    if totals.due == Some(total) {
+        totals.due = None;
+        totals.confidence.remove("amount_due");
+    }
+    totals.warnings.push(format!(
+        "the receipt total {total} agrees neither with net and tax, the items, nor the cash tendered; it was not kept"
+    ));
+}
+
+/// Do the amounts ending the unlabelled lines above `line` (the items) add up to `total`, counting upwards?
+fn items_add_up(layout: &Layout, line: usize, total: Decimal, hint: Option<Locale>) -> bool {
+    let mut sum = Decimal::ZERO;
+    for i in (line.saturating_sub(60)..line).rev() {
+        let l = &layout.lines[i];
+        if l.is_blank() {
+            continue;
+        }
+        let labelled = l.labels().iter().any(|h| h.field != Field::Currency);
+        let Some(last) = l.amounts(0, l.text.len(), hint).into_iter().rev().find(|a| a.has_decimals) else {
+            continue;
+        };
+        if labelled {
+            // A subtotal equal to the total (a slip without tax) corroborates it too; other labelled rows are
+            // not items.
+            if l.labels().iter().any(|h| h.field == Field::Net) && close(last.value, total) && sum.is_zero() {
+                return true;
+            }
+            continue;
+        }
+        sum += last.value;
+        if close(sum, total) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Is `total` the cash tendered less the change given back?
+fn tendered_less_change(layout: &Layout, total: Decimal, hint: Option<Locale>) -> bool {
+    let last_amount = |re: &Regex| -> Vec<Decimal> {
+        layout
+            .lines
+            .iter()
+            .filter(|l| re.is_match(&fold(&l.text)))
+            .filter_map(|l| l.amounts(0, l.text.len(), hint).into_iter().rev().find(|a| a.has_decimals))
+            .map(|a| a.value)
+            .collect()
+    };
+    let (tendered, change) = (last_amount(&TENDERED_RE), last_amount(&CHANGE_RE));
+    tendered.iter().any(|t| change.iter().any(|c| *c < *t && close(*t - *c, total)))
+}
+
 fn best_choice(
     nets: &[(Decimal, f32)],
     taxes: &[(Decimal, f32)],
@@ -686,6 +779,38 @@ mod tests {
 
     fn c(field: Field, value: &str, score: f32) -> Candidate {
         Candidate { field, value: d(value), score, line: 0, rate: None }
+    }
+
+    fn receipt_total(text: &str) -> Option<Decimal> {
+        let layout = Layout::new(text);
+        let hint = Some(Locale::En);
+        let (cands, rows) = collect(&layout, hint);
+        let mut t = solve(&cands, &rows);
+        corroborate_receipt_total(&layout, &cands, &mut t, hint);
+        t.total
+    }
+
+    #[test]
+    fn a_receipt_total_needs_the_items_net_and_tax_or_the_cash_to_agree() {
+        // The items add up.
+        let items = "KEDAI MAJU SDN BHD\nTeh tarik         3.50\nRoti canai        4.20\nTotal             7.70\n";
+        assert_eq!(receipt_total(items), Some(d("7.70")));
+        // Cash tendered less change, with a rounding line that is never the total.
+        let cash = "SHOP\nItem A 2 x 3.10      6.20\nTotal             12.52\nRounding          -0.02\n\
+                    Total rounded     12.50\nCash              20.00\nChange             7.50\n";
+        assert_eq!(receipt_total(cash), Some(d("12.50")));
+        // The tricky case: `Total` beside the cash tendered, nothing agrees with it: no total rather than 50.00.
+        let tricky = "CAFE LUNA\nCoffee             2.80\nCake               3.90\nTotal  Cash       50.00\n\
+                      Change            43.30\n";
+        assert_eq!(receipt_total(tricky), None);
+        let unsupported = "CAFE LUNA\nCoffee             2.80\nCake               3.90\nTotal              9.99\n";
+        assert_eq!(receipt_total(unsupported), None);
+        // A strong label vouches for itself.
+        let strong = "CAFE LUNA\nCoffee             2.80\nGrand total        9.99\n";
+        assert_eq!(receipt_total(strong), Some(d("9.99")));
+        // Tendered and change amounts never become the total.
+        let change_only = "CAFE LUNA\nTendered          20.00\nChange             3.00\n";
+        assert_eq!(receipt_total(change_only), None);
     }
 
     #[test]
