@@ -8,17 +8,22 @@
 //!
 //! When nothing adds up we keep a clearly labelled total, drop the net and tax that contradict it, and say so in
 //! a failed `totals_add_up` check and a warning: a wrong net is worse than none.
+//!
+//! The candidates are gathered in [`candidates`]; a till receipt's total must be backed up ([`receipt`]).
 
-use super::labels::{Field, LabelHit};
+use super::labels::Field;
 use super::layout::Layout;
-use super::numbers::{find_percents, parse_amount};
-use super::{fold, Locale};
 use crate::extract::model::{Check, TaxLine};
-use regex_lite::Regex;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::sync::LazyLock;
+
+mod candidates;
+mod receipt;
+
+use candidates::label_rate;
+pub use candidates::{collect, unlabelled_totals};
+pub use receipt::corroborate_receipt_total;
 
 /// VAT rates in force in the EU (standard and reduced) plus Spain's. A tax that is not one of these times the
 /// net is not trusted without a breakdown row to back it.
@@ -74,170 +79,6 @@ pub struct Totals {
     pub confidence: BTreeMap<&'static str, f32>,
     pub checks: Vec<Check>,
     pub warnings: Vec<String>,
-}
-
-/// Labelled amounts and tax rows of a document.
-pub fn collect(layout: &Layout, hint: Option<Locale>) -> (Vec<Candidate>, Vec<TaxRow>) {
-    let mut cands = Vec::new();
-    let mut rows = Vec::new();
-    for (i, line) in layout.lines.iter().enumerate() {
-        if line.is_blank() {
-            continue;
-        }
-        let hits = line.labels();
-        let row = tax_row(layout, i, hint);
-        if let Some(r) = &row {
-            rows.push(r.clone());
-        }
-        for (k, hit) in hits.iter().enumerate() {
-            let wanted = matches!(
-                hit.field,
-                Field::Net | Field::Tax | Field::Total | Field::Due | Field::Withholding | Field::Prepaid
-            );
-            if !wanted {
-                continue;
-            }
-            let to = hits.get(k + 1).map_or(line.text.len(), |h| h.start);
-            if let Some(c) = same_line(layout, i, hit, to, hint) {
-                cands.push(c);
-            } else if hits.get(k + 1).is_none_or(|h| h.field != Field::Ignore) {
-                cands.extend(under(layout, i, hit, hint));
-            }
-        }
-    }
-    (cands, rows)
-}
-
-/// Amounts without a label in the lines of the net amount and the three after it, as weak total candidates
-/// (score 0.4, below what a total needs on its own): on a scan the heading `TOTAL` of a grey cell is often
-/// lost while its amount is read. Only a value equal to net plus tax can then be chosen (see `solve`).
-pub fn unlabelled_totals(layout: &Layout, cands: &[Candidate], hint: Option<Locale>) -> Vec<Candidate> {
-    let mut out = Vec::new();
-    let mut lines: Vec<usize> =
-        cands.iter().filter(|c| c.field == Field::Net).flat_map(|c| c.line..c.line + 4).collect();
-    lines.sort_unstable();
-    lines.dedup();
-    for i in lines.into_iter().filter(|&i| i < layout.len()) {
-        let line = &layout.lines[i];
-        for a in line.amounts(0, line.text.len(), hint).into_iter().filter(|a| a.has_decimals) {
-            if !cands.iter().any(|c| c.line == i && c.value == a.value) {
-                out.push(Candidate { field: Field::Total, value: a.value, score: 0.4, line: i, rate: None });
-            }
-        }
-    }
-    out
-}
-
-fn same_line(layout: &Layout, i: usize, hit: &LabelHit, to: usize, hint: Option<Locale>) -> Option<Candidate> {
-    let line = &layout.lines[i];
-    let amounts = line.amounts(hit.end, to, hint);
-    let a = amounts.last()?;
-    let mut score = hit.strength;
-    if !a.has_decimals {
-        score *= 0.7;
-    }
-    if !a.has_currency {
-        score *= 0.97;
-    }
-    let rate = if hit.field == Field::Tax { label_rate(&line.text[hit.start..a.start]) } else { None };
-    Some(Candidate { field: hit.field, value: a.value, score, line: i, rate })
-}
-
-/// Values printed under a label (a totals header row such as `TOTAL HT   TOTAL TVA   TOTAL TTC`). A column of
-/// several values whose last is the sum of the others is a per-rate table with its total row.
-fn under(layout: &Layout, i: usize, hit: &LabelHit, hint: Option<Locale>) -> Vec<Candidate> {
-    let line = &layout.lines[i];
-    let (from, to) = layout.column_of(i, line.col(hit.start), line.col(hit.end));
-    let mut values: Vec<(usize, Decimal)> = Vec::new();
-    let mut last_line = i;
-    for (j, seg) in layout.below(i, from, to, 4) {
-        if j == last_line && !values.is_empty() {
-            continue;
-        }
-        // In a grid of headings with the amounts right-aligned under them, an amount may reach into the next
-        // heading's column by a char or two: it belongs to the column its middle is in.
-        let middle = (seg.start + seg.end) / 2;
-        if middle < from || middle > to {
-            continue;
-        }
-        match parse_amount(&seg.text, hint) {
-            Some(v) if seg.text.contains([',', '.']) => {
-                values.push((j, v));
-                last_line = j;
-            }
-            // A note between the header and its values is skipped; text after the values ends the column.
-            _ if values.is_empty() => continue,
-            _ => break,
-        }
-    }
-    let Some(&(first_line, first)) = values.first() else {
-        return Vec::new();
-    };
-    let &(end_line, last) = values.last().expect("non-empty");
-    let sum_rest: Decimal = values[..values.len() - 1].iter().map(|(_, v)| *v).sum();
-    let (value, line, factor) = if values.len() == 1 || values.iter().all(|(_, v)| *v == first) {
-        (first, first_line, 0.9)
-    } else if close(sum_rest, last) {
-        (last, end_line, 0.9)
-    } else {
-        (first, first_line, 0.6)
-    };
-    let label_line = &layout.lines[i];
-    let label = label_line.segment_at(hit.start).map_or(&label_line.text[hit.start..hit.end], |s| s.text.as_str());
-    let rate = if hit.field == Field::Tax { label_rate(label) } else { None };
-    vec![Candidate { field: hit.field, value, score: hit.strength * factor, line, rate }]
-}
-
-/// The one known VAT rate printed in a label (`IVA 21%`), if there is exactly one.
-fn label_rate(text: &str) -> Option<Decimal> {
-    let known = vat_rates();
-    let rates: Vec<Decimal> =
-        find_percents(text).into_iter().map(|p| p.value.normalize()).filter(|r| known.contains(r)).collect();
-    match rates.as_slice() {
-        [one] if !one.is_zero() => Some(*one),
-        _ => None,
-    }
-}
-
-/// Is this line a tax-breakdown row? It needs a known rate (with `%`, or a bare rate number in a row of money)
-/// and two amounts `base` and `amount` with `base × rate = amount` to the cent.
-fn tax_row(layout: &Layout, i: usize, hint: Option<Locale>) -> Option<TaxRow> {
-    let line = &layout.lines[i];
-    let lower = line.text.to_lowercase();
-    if ["irpf", "retenc", "withholding", "skonto", "rabatt", "descuento", "remise"].iter().any(|w| lower.contains(w)) {
-        return None;
-    }
-    let amounts = line.amounts(0, line.text.len(), hint);
-    let money: Vec<Decimal> = amounts.iter().filter(|a| a.has_decimals).map(|a| a.value).collect();
-    if money.len() < 2 {
-        return None;
-    }
-    let mut rates: Vec<Decimal> = find_percents(&line.text).into_iter().map(|p| p.value).collect();
-    let percent_given = !rates.is_empty();
-    if !percent_given {
-        rates.extend(amounts.iter().filter(|a| !a.has_decimals).map(|a| a.value));
-        rates.extend(amounts.iter().filter(|a| a.has_decimals && a.value < Decimal::from(30)).map(|a| a.value));
-    }
-    let known = vat_rates();
-    let tax_word = ["iva", "vat", "tax", "mwst", "ust", "steuer", "tva", "btw", "impuesto", "taxe"]
-        .iter()
-        .any(|w| lower.contains(w));
-    for rate in rates.into_iter().filter(|r| known.contains(&r.normalize())) {
-        for (bi, &base) in money.iter().enumerate() {
-            for &amount in &money[bi + 1..] {
-                if base.is_zero() || amount.abs() > base.abs() {
-                    continue;
-                }
-                let computed = (base * rate / Decimal::from(100)).round_dp(2);
-                let matches = (computed - amount).abs() <= Decimal::new(1, 2);
-                let zero_ok = !rate.is_zero() || (amount.is_zero() && (tax_word || percent_given));
-                if matches && zero_ok {
-                    return Some(TaxRow { rate: rate.normalize(), base, amount, line: i });
-                }
-            }
-        }
-    }
-    None
 }
 
 /// Candidates of one field merged by value, best first; agreement between two labels lifts the score a little.
@@ -504,97 +345,6 @@ fn solve_reading(cands: &[Candidate], rows: &[TaxRow], printed_rates: &[Decimal]
     out
 }
 
-/// A label this strong (`Total factura`, `Grand total`, `Amount due`) vouches for its amount on its own.
-const STRONG_TOTAL_LABEL: f32 = 0.85;
-
-/// Words of the cash tendered and of the change given back on a till slip (folded text).
-static TENDERED_RE: LazyLock<Regex> = LazyLock::new(|| {
-    super::regex(
-        r"\b(?:cash|tendered|entregado|efectivo|recibido|gegeben|bar|especes|contanti|contante|contant|dinheiro|pagamento)\b",
-    )
-});
-static CHANGE_RE: LazyLock<Regex> = LazyLock::new(|| {
-    super::regex(r"\b(?:change|cambio|vuelto|ruckgeld|wechselgeld|rendu|monnaie|wisselgeld|terug|resto|troco)\b")
-});
-
-/// The total of a till slip needs corroboration unless its label is strong: net + tax (the solver kept them
-/// only when they add up), the item amounts above it, or cash tendered less change. A weakly labelled total
-/// that nothing corroborates is more likely a tendered, subtotal or item amount than the total, so it is
-/// dropped (with the amount due it fed) and a warning says why.
-pub fn corroborate_receipt_total(layout: &Layout, cands: &[Candidate], totals: &mut Totals, hint: Option<Locale>) {
-    let Some(total) = totals.total else {
-        return;
-    };
-    if totals.net.is_some() && totals.tax.is_some() {
-        return;
-    }
-    let label = cands
-        .iter()
-        .filter(|c| matches!(c.field, Field::Total | Field::Due) && c.value == total)
-        .max_by(|a, b| a.score.total_cmp(&b.score));
-    let Some(label) = label else {
-        return;
-    };
-    if label.score >= STRONG_TOTAL_LABEL
-        || items_add_up(layout, label.line, total, hint)
-        || tendered_less_change(layout, total, hint)
-    {
-        return;
-    }
-    totals.total = None;
-    totals.confidence.remove("total_amount");
-    if totals.due == Some(total) {
-        totals.due = None;
-        totals.confidence.remove("amount_due");
-    }
-    totals.warnings.push(format!(
-        "the receipt total {total} agrees neither with net and tax, the items, nor the cash tendered; it was not kept"
-    ));
-}
-
-/// Do the amounts ending the unlabelled lines above `line` (the items) add up to `total`, counting upwards?
-fn items_add_up(layout: &Layout, line: usize, total: Decimal, hint: Option<Locale>) -> bool {
-    let mut sum = Decimal::ZERO;
-    for i in (line.saturating_sub(60)..line).rev() {
-        let l = &layout.lines[i];
-        if l.is_blank() {
-            continue;
-        }
-        let labelled = l.labels().iter().any(|h| h.field != Field::Currency);
-        let Some(last) = l.amounts(0, l.text.len(), hint).into_iter().rev().find(|a| a.has_decimals) else {
-            continue;
-        };
-        if labelled {
-            // A subtotal equal to the total (a slip without tax) corroborates it too; other labelled rows are
-            // not items.
-            if l.labels().iter().any(|h| h.field == Field::Net) && close(last.value, total) && sum.is_zero() {
-                return true;
-            }
-            continue;
-        }
-        sum += last.value;
-        if close(sum, total) {
-            return true;
-        }
-    }
-    false
-}
-
-/// Is `total` the cash tendered less the change given back?
-fn tendered_less_change(layout: &Layout, total: Decimal, hint: Option<Locale>) -> bool {
-    let last_amount = |re: &Regex| -> Vec<Decimal> {
-        layout
-            .lines
-            .iter()
-            .filter(|l| re.is_match(&fold(&l.text)))
-            .filter_map(|l| l.amounts(0, l.text.len(), hint).into_iter().rev().find(|a| a.has_decimals))
-            .map(|a| a.value)
-            .collect()
-    };
-    let (tendered, change) = (last_amount(&TENDERED_RE), last_amount(&CHANGE_RE));
-    tendered.iter().any(|t| change.iter().any(|c| *c < *t && close(*t - *c, total)))
-}
-
 fn best_choice(
     nets: &[(Decimal, f32)],
     taxes: &[(Decimal, f32)],
@@ -772,6 +522,7 @@ fn amount_due(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::extract::rules::Locale;
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()
