@@ -140,20 +140,9 @@ fn jpeg(b: &[u8]) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    /// A 772-byte little-endian TIFF whose one IFD names itself as the next.
-    pub fn looping_tiff() -> Vec<u8> {
-        let mut t = b"II*\0".to_vec();
-        t.extend(8u32.to_le_bytes());
-        t.extend(2u16.to_le_bytes());
-        for (tag, value) in [(256u16, 100u32), (257, 100)] {
-            t.extend(tag.to_le_bytes());
-            t.extend(4u16.to_le_bytes());
-            t.extend(1u32.to_le_bytes());
-            t.extend(value.to_le_bytes());
-        }
-        t.extend(8u32.to_le_bytes());
-        t.resize(772, 0);
-        t
+    /// A 772-byte little-endian TIFF whose one IFD names itself as the next (`tests/fixtures/hostile`).
+    fn looping_tiff() -> Vec<u8> {
+        include_bytes!("../../tests/fixtures/hostile/looping.tif").to_vec()
     }
 
     #[test]

@@ -167,18 +167,7 @@ async fn a_robot_that_answers_us_gets_no_reply_and_a_sender_at_most_three_an_hou
 
 /// A 772-byte little-endian TIFF whose one page table (IFD) names itself as the next.
 fn looping_tiff() -> Vec<u8> {
-    let mut t = b"II*\0".to_vec();
-    t.extend(8u32.to_le_bytes());
-    t.extend(2u16.to_le_bytes());
-    for (tag, value) in [(256u16, 100u32), (257, 100)] {
-        t.extend(tag.to_le_bytes());
-        t.extend(4u16.to_le_bytes());
-        t.extend(1u32.to_le_bytes());
-        t.extend(value.to_le_bytes());
-    }
-    t.extend(8u32.to_le_bytes());
-    t.resize(772, 0);
-    t
+    std::fs::read("tests/fixtures/hostile/looping.tif").unwrap()
 }
 
 /// Twenty TIFFs whose page table loops, in one 15 KB mail: each is refused before the sandbox, the supplier is
