@@ -23,6 +23,7 @@ use crate::ledger::{correct, Corrected};
 use crate::mail::headers::{self, AutoSubmitted};
 use crate::mail::i18n;
 use crate::mail::mime::Incoming;
+use crate::mail::reply::Thread;
 use crate::store::{self, accountants as db, MessageState, StoredMessage};
 
 use super::App;
@@ -118,14 +119,14 @@ impl App {
             lines.push(w.s("attachments"));
         }
         if let Some(to) = &incoming.reply_to {
-            let thread = Answer {
+            let thread = Thread {
                 from: &self.config.smtp.from,
                 to,
                 subject: &incoming.subject,
                 message_id: incoming.message_id.as_deref(),
                 references: &incoming.references,
             };
-            let (mail_id, mail) = thread.compose("answer", m.id, &lines)?;
+            let (mail_id, mail) = compose_answer(&thread, m.id, &lines)?;
             let outbox = store::NewOutboxMail {
                 message_ref: m.id,
                 kind: "answer",
@@ -238,34 +239,24 @@ fn body_text(raw: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-/// A plain-text answer in a mail's thread.
-struct Answer<'a> {
-    from: &'a str,
-    to: &'a str,
-    subject: &'a str,
-    message_id: Option<&'a str>,
-    references: &'a [String],
-}
-
-impl Answer<'_> {
-    fn compose(&self, kind: &str, message_ref: i64, lines: &[String]) -> Result<(String, Message)> {
-        let text = lines.iter().map(|l| headers::line_text(l)).collect::<Vec<_>>().join("\n") + "\n";
-        let id = crate::mail::reply::stable_message_id(kind, message_ref, &text, self.from);
-        let subject = self.subject.trim();
-        let subject =
-            if subject.to_lowercase().starts_with("re:") { subject.to_string() } else { format!("Re: {subject}") };
-        let mut b = Message::builder()
-            .from(self.from.parse::<Mailbox>()?)
-            .to(self.to.parse::<Mailbox>()?)
-            .subject(headers::header_text(&subject))
-            .message_id(Some(id.clone()))
-            .header(AutoSubmitted("auto-replied".into()))
-            .date_now();
-        if let Some(parent) = self.message_id.and_then(headers::message_id) {
-            b = b.in_reply_to(parent.clone()).references(headers::references(self.references, &parent).join(" "));
-        }
-        Ok((id, b.header(ContentType::TEXT_PLAIN).body(text)?))
+/// A plain-text answer in the accountant's thread.
+fn compose_answer(thread: &Thread<'_>, message_ref: i64, lines: &[String]) -> Result<(String, Message)> {
+    let text = lines.iter().map(|l| headers::line_text(l)).collect::<Vec<_>>().join("\n") + "\n";
+    let id = crate::mail::reply::stable_message_id("answer", message_ref, &text, thread.from);
+    let subject = thread.subject.trim();
+    let subject =
+        if subject.to_lowercase().starts_with("re:") { subject.to_string() } else { format!("Re: {subject}") };
+    let mut b = Message::builder()
+        .from(thread.from.parse::<Mailbox>()?)
+        .to(thread.to.parse::<Mailbox>()?)
+        .subject(headers::header_text(&subject))
+        .message_id(Some(id.clone()))
+        .header(AutoSubmitted("auto-replied".into()))
+        .date_now();
+    if let Some(parent) = thread.message_id.and_then(headers::message_id) {
+        b = b.in_reply_to(parent.clone()).references(headers::references(thread.references, &parent).join(" "));
     }
+    Ok((id, b.header(ContentType::TEXT_PLAIN).body(text)?))
 }
 
 /// The answer's sentences in one language, from the mail catalog (`mail::i18n`, section `answer`).
