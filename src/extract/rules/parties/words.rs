@@ -280,3 +280,18 @@ pub(super) fn tax_id_labelled(text_before: &str) -> bool {
     let squeezed = f.split_whitespace().collect::<Vec<_>>().join(" ");
     LABEL.find_iter(&squeezed).last().is_some_and(|m| squeezed.len() - m.end() <= 30)
 }
+
+/// A title set in spaced capitals (`W A R E N R E C H N U N G`): mostly one-letter words.
+pub(super) fn spaced_out(t: &str) -> bool {
+    let words: Vec<&str> = t.split_whitespace().collect();
+    words.len() >= 4 && words.iter().filter(|w| w.chars().count() == 1).count() * 4 >= words.len() * 3
+}
+
+/// A document title such as `FACTURA`, `FACTURA RECTIFICATIVA`, `INVOICE`, `RECHNUNG`.
+pub(super) fn is_title(segment: &str) -> bool {
+    let f = fold(segment.trim());
+    ["factura", "invoice", "rechnung", "facture", "factuur", "gutschrift", "avoir", "abono", "credit note"]
+        .iter()
+        .any(|t| f.starts_with(t))
+        && f.split_whitespace().count() <= 3
+}
