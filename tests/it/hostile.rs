@@ -354,3 +354,58 @@ async fn operator_commands_end_quietly_and_say_why() {
     assert!(text.contains("sender_policy = \"any\""), "{text}");
     w.drop_database().await;
 }
+
+/// `doctor` on the world's config as `adjust` spoils it: what it printed.
+fn doctor(w: &TestWorld, adjust: impl FnOnce(&mut toml::Table)) -> String {
+    let mut table: toml::Table = toml::from_str(&w.config_toml).unwrap();
+    adjust(&mut table);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, toml::to_string(&table).unwrap()).unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_invoice-intake")).args(["doctor", "--config"]).arg(&config).output().unwrap();
+    assert!(!out.status.success(), "doctor passed a spoilt config");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The line `doctor` printed for `check`.
+fn check_line<'a>(text: &'a str, check: &str) -> &'a str {
+    text.lines().find(|l| l.split_whitespace().nth(1) == Some(check)).unwrap_or_else(|| panic!("no {check}: {text}"))
+}
+
+/// `[section] key = value` in a config table.
+fn set(t: &mut toml::Table, section: &str, key: &str, value: &str) {
+    t[section].as_table_mut().unwrap().insert(key.into(), value.into());
+}
+
+/// `doctor` says what is wrong as an operator reads it: the IMAP server's own sentence, not a Rust debug print; a
+/// database's error once; a closed database port as refused, with its address; and a warning when nobody would be
+/// told of stored invoices.
+#[tokio::test]
+async fn doctor_says_what_is_wrong_in_plain_words() {
+    let w = TestWorld::new().await;
+    let table: toml::Table = toml::from_str(&w.config_toml).unwrap();
+    let url = table["database"]["url"].as_str().unwrap();
+    let missing_database = url.replace(&w.db_name, &format!("{}_missing", w.db_name));
+    let text = doctor(&w, |t| {
+        set(t, "imap", "password", "wrong");
+        set(t, "database", "url", &missing_database);
+        t["notify"].as_table_mut().unwrap().remove("accountants");
+    });
+    let imap = check_line(&text, "imap");
+    assert!(imap.contains("refused: the server answered NO") && !imap.contains("Some("), "{imap}");
+    let postgres = check_line(&text, "postgres");
+    assert_eq!(postgres.matches("does not exist").count(), 1, "{postgres}");
+    assert!(text.contains("no [notify] accountants"), "{text}");
+
+    let text = doctor(&w, |t| {
+        set(t, "imap", "mailbox", &format!("{}_nowhere", w.tag));
+        set(t, "database", "url", "postgres://postgres@127.0.0.1:1/invoice_intake");
+    });
+    let imap = check_line(&text, "imap");
+    assert!(imap.contains("cannot select mailbox") && imap.contains("the server answered NO"), "{imap}");
+    assert!(!imap.contains("Some("), "{imap}");
+    let postgres = check_line(&text, "postgres");
+    assert!(postgres.contains("127.0.0.1:1") && postgres.contains("connection refused"), "{postgres}");
+    w.drop_database().await;
+}
