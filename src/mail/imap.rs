@@ -70,7 +70,9 @@ pub struct ImapSession {
 }
 
 /// An IMAP error as the operator reads it: a NO or BAD answer is the server's own sentence, not async-imap's
-/// debug print of its response (`no response: outcome: Outcome { code: None, information: Some("…") }`).
+/// debug print of its response. async-imap 0.12 writes two such prints: `outcome: Outcome { code: None,
+/// information: Some("…") }` (SELECT and other parsed commands) and `code: None, info: Some("…")` (LOGIN and
+/// AUTHENTICATE).
 pub fn plain(e: &async_imap::error::Error) -> String {
     use async_imap::error::Error;
     let (kind, text) = match e {
@@ -78,8 +80,9 @@ pub fn plain(e: &async_imap::error::Error) -> String {
         Error::Bad(t) => ("BAD", t),
         other => return other.to_string(),
     };
-    let said = text
-        .split_once("information: Some(\"")
+    let said = ["information: Some(\"", "info: Some(\""]
+        .iter()
+        .find_map(|field| text.split_once(field))
         .and_then(|(_, rest)| rest.rsplit_once("\")"))
         .map(|(info, _)| info.replace("\\\"", "\""))
         .unwrap_or_else(|| text.clone());
@@ -460,6 +463,18 @@ impl async_imap::Authenticator for PlainAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_reads_as_the_servers_sentence_whichever_way_async_imap_prints_it() {
+        use async_imap::error::Error;
+        let login = Error::No("code: None, info: Some(\"[AUTHENTICATIONFAILED] Authentication failed.\")".into());
+        assert_eq!(plain(&login), "the server answered NO: [AUTHENTICATIONFAILED] Authentication failed.");
+        let select = Error::No(
+            "outcome: Outcome { code: None, information: Some(\"Mailbox doesn't exist: \\\"x\\\"\") }".into(),
+        );
+        assert_eq!(plain(&select), "the server answered NO: Mailbox doesn't exist: \"x\"");
+        assert_eq!(plain(&Error::Bad("unexpected".into())), "the server answered BAD: unexpected");
+    }
 
     #[test]
     fn a_fetch_stays_within_its_byte_budget() {

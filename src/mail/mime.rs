@@ -616,6 +616,18 @@ mod tests {
         let m = parse(&raw, OWN, 20);
         assert_eq!(m.documents.len(), 1, "{:?}", m.skipped);
         assert_eq!(m.documents[0].bytes, PDF);
+
+        // The same PDF sent as 8-bit binary, as some mailers do: without its closing delimiter the parser takes the
+        // part for broken text and its binary bytes would be lost in the conversion.
+        let pdf = b"%PDF-1.4\n%\xE2\xE3\xCF\xD3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
+        let mut raw = mail(
+            &headers("unclosed-binary", "multipart/mixed; boundary=\"b\""),
+            "--b\nContent-Type: text/plain\n\nAdjunto factura.\n--b\nContent-Type: application/pdf; name=\"f.pdf\"\nContent-Disposition: attachment; filename=\"f.pdf\"\nContent-Transfer-Encoding: binary\n\n",
+        );
+        raw.extend_from_slice(pdf);
+        let m = parse(&raw, OWN, 20);
+        assert_eq!(m.documents.len(), 1, "{:?}", m.skipped);
+        assert_eq!(m.documents[0].bytes, pdf);
     }
 
     #[test]
