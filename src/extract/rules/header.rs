@@ -29,7 +29,7 @@ static ID_RE: LazyLock<Regex> = LazyLock::new(|| super::regex(r"^[A-Za-z0-9][A-Z
 /// On folded segments (lower case, no accents), so without `(?i)`; offsets are mapped back (`fold_mapped`).
 static TITLE_RE: LazyLock<Regex> = LazyLock::new(|| {
     super::regex(
-        r"^(?:factura(?:\s+(?:rectificativa|simplificada|de\s+abono|proforma))?|abono|(?:tax\s+)?invoice|credit\s+note|[a-zß]*rechnung|gutschrift|rechnungskorrektur|facture(?:\s+rectificative)?|avoir|factuur|creditnota)(?:\s*\([^)]{0,40}\))?\s*[:#]?\s+",
+        r"^(?:factura(?:\s+(?:rectificativa|simplificada|de\s+abono|proforma))?|abono|(?:tax\s+)?invoice|credit\s+note|[a-zß]*rechnung|gutschrift|rechnungskorrektur|facture(?:\s+rectificative)?|avoir|factuur|creditnota|fattura|fatura)(?:\s*\([^)]{0,40}\))?\s*[:#]?\s+",
     )
 });
 /// A title, up to six words and a number marker (`Facture du mois d'octobre n°`). The words are plain words: a
@@ -230,10 +230,21 @@ pub fn read_header(layout: &Layout, hint: Option<Locale>) -> Header {
                 }
             }
         }
-        for seg in &line.segments {
+        for (k, seg) in line.segments.iter().enumerate() {
             let (folded, map) = fold_mapped(&seg.text);
             if !TITLE_WORDS.iter().any(|w| folded.contains(w)) {
                 continue;
+            }
+            // The title alone in its cell and the number in the next (`RECHNUNG        RE-2025-0042`), on a line
+            // with no label: only a value that parses whole as a number.
+            if TITLE_RE.find(&format!("{} ", folded.trim_end())).is_some_and(|m| m.end() > folded.trim_end().len())
+                && hits.is_empty()
+            {
+                let next = line.segments.get(k + 1).map(|n| n.text.trim());
+                if let Some(value) = next.and_then(|n| parse_invoice_number(n).filter(|v| v == n)) {
+                    numbers.push(Found { value, confidence: 0.75 * position, line: i });
+                    continue;
+                }
             }
             // `Rechnung des Monats Oktober Nr. 4711`, `Invoice for consulting services No. 12`: a few words
             // between the title and its number marker.
@@ -391,10 +402,32 @@ fn number_near(layout: &Layout, i: usize, hit: &LabelHit, to: usize) -> Option<(
         return None;
     }
     let (from, col_to) = layout.column_of(i, line.col(hit.start), line.col(hit.end));
-    layout.below(i, from, col_to, 1).into_iter().find_map(|(j, seg)| {
+    let under = layout.below(i, from, col_to, 1).into_iter().find_map(|(j, seg)| {
         let v = parse_invoice_number(&seg.text)?;
-        (seg.text.split_whitespace().count() == 1).then_some((v, j, true))
-    })
+        // One word under the label, or a series and its number that make up the whole cell (`A 013394`).
+        (seg.text.split_whitespace().count() == 1 || v == seg.text.trim()).then_some((v, j, true))
+    });
+    under.or_else(|| number_below_right(layout, i, line.col(hit.end)))
+}
+
+/// A stack of labels beside a stack of values whose lines do not meet (`Invoice #:` / `Date of issue:` on the
+/// left, `INV-07068` / `14 January 2025` a line or two lower on the right): the first cell right of the label
+/// in the next two lines, when it is a number whole, alone on its line, and nothing sits right of the label on its
+/// own line.
+fn number_below_right(layout: &Layout, i: usize, label_end: usize) -> Option<(String, usize, bool)> {
+    for j in i + 1..(i + 3).min(layout.len()) {
+        let Some(seg) = layout.lines[j].segments.iter().find(|s| s.start >= label_end && s.start <= label_end + 30)
+        else {
+            continue;
+        };
+        // A cell on a row of its own label (`Customer No.:     10026`) is that label's value.
+        if layout.lines[j].segments.iter().any(|s| s.start < label_end) {
+            return None;
+        }
+        let text = seg.text.trim();
+        return parse_invoice_number(text).filter(|v| v == text).map(|v| (v, j, true));
+    }
+    None
 }
 
 /// `… Nr. 471102 vom 05.03.2018`, or `vom` at the end of the line and the date at the start of the next.

@@ -56,6 +56,7 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     (Field::InvoiceNumber, r"invoice\s*(?:no\.?|number|num\.?|nr\.?|#|id)", 0.95, &["invoice"]),
     (Field::InvoiceNumber, r"(?:credit\s+note|credit\s+memo)\s*(?:no\.?|number|#)", 0.95, &["credit"]),
     (Field::InvoiceNumber, r"rechnungs?-?\s*(?:nummer|nr\.?|no\.?)", 0.95, &["rechnung"]),
+    (Field::InvoiceNumber, r"rech\.-?\s*nr\.?", 0.9, &["rech"]),
     (
         Field::InvoiceNumber,
         r"[a-zß]*rechnung(?:\s+des\s+[a-zß]+|\s*\([^)]{0,40}\))?\s+(?:nr\.?|#|nummer|no\.?)",

@@ -5,7 +5,8 @@ use super::super::labels::find_labels;
 use super::super::layout::Layout;
 use super::has_legal_form;
 use super::words::{
-    addressee_salutation, block_key, block_role, inline_block, is_key, is_title, name_like, spaced_out, NAME_KEYS,
+    addressee_salutation, block_key, block_role, inline_block, is_key, is_title, name_like, paired_role, spaced_out,
+    NAME_KEYS,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +32,8 @@ pub(super) fn find_blocks(layout: &Layout) -> Vec<Block> {
     let mut blocks = Vec::new();
     for (i, line) in layout.lines.iter().enumerate() {
         for (k, seg) in line.segments.iter().enumerate() {
-            let (role, inline_name) = match block_role(&seg.text) {
+            let texts: Vec<&str> = line.segments.iter().map(|s| s.text.trim()).collect();
+            let (role, inline_name) = match block_role(&seg.text).or_else(|| paired_role(&texts, k)) {
                 // `Cliente:` in one column and the name in the next, on the same line (a header grid).
                 Some(r) if seg.text.trim_end().ends_with(':') => {
                     let next = line.segments.get(k + 1).map(|s| s.text.trim()).filter(|t| name_like(t));

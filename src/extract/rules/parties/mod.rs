@@ -91,22 +91,50 @@ fn sender_line(layout: &Layout) -> Option<(String, usize, usize)> {
     static SEPARATOR: LazyLock<Regex> = LazyLock::new(|| super::regex(r"\s*[|·●•]\s*|\s+[-–]\s+"));
     let limit = (layout.len() * 2 / 5).max(12);
     for (i, line) in layout.lines.iter().enumerate().take(limit) {
-        let Some(first) = line.segments.first() else {
+        // A speck that OCR reads as `-` or `'` ahead of the line is no part of it.
+        let Some(first) = line.segments.iter().find(|s| s.text.chars().any(char::is_alphanumeric)) else {
             continue;
         };
         let text = &line.text[first.byte_start..];
         let parts: Vec<&str> = SEPARATOR.split(text).map(str::trim).collect();
-        if parts.len() >= 3 && parts.iter().skip(1).any(|p| POSTCODE.is_match(p)) && name_like(parts[0]) {
-            return Some((parts[0].to_string(), i, first.start));
+        // A letterhead's address line (`Victoria Road 28 · Bristol BS1 5TR · Tel. …`) leads with a street, not a
+        // name: a name has no digits.
+        let named = name_like(parts[0]) && !parts[0].chars().any(|c| c.is_ascii_digit());
+        if parts.len() >= 3 && parts.iter().skip(1).any(|p| POSTCODE.is_match(p)) && named {
+            return Some((parts[0].split_whitespace().collect::<Vec<_>>().join(" "), i, first.start));
+        }
+        if let Some(name) = sender_line_without_separators(text) {
+            return Some((name, i, first.start));
         }
     }
     None
+}
+
+/// A sender line whose separators OCR dropped (`Harbour Print  Design Ltd  High Street 139 - Bristol BS1 5TR`):
+/// only gaps are left between its parts, so more is asked of it. The name is the leading parts without
+/// digits (an `&` read as nothing splits a name too) and must end in a legal form; a later part must be a
+/// postcode and a town.
+fn sender_line_without_separators(text: &str) -> Option<String> {
+    static GAP: LazyLock<Regex> = LazyLock::new(|| super::regex(r"\s*[|·●•]\s*|\s+[-–—]\s+|\s{2,}"));
+    // A postcode and its town (a British one after it, where OCR reads a 5 as S).
+    static POSTCODE: LazyLock<Regex> = LazyLock::new(|| super::regex(r"\b[0-9]{4,5}\s+|\b[0-9]{4}-[0-9]{3}\s+"));
+    static BRITISH: LazyLock<Regex> = LazyLock::new(|| super::regex(r"\b[A-Z]{1,2}[0-9][A-Z0-9]?\s[0-9S][A-Z]{2}$"));
+    let parts: Vec<&str> = GAP.split(text).map(str::trim).filter(|p| !p.is_empty()).collect();
+    let lead = parts.iter().take(3).take_while(|p| !p.chars().any(|c| c.is_ascii_digit())).count();
+    let n = (1..=lead).find(|&n| {
+        let name = parts[..n].join(" ");
+        has_legal_form(&name) && name_like(&name)
+    })?;
+    (parts.len() >= 3 && parts[n..].iter().any(|p| postcode_and_town(&POSTCODE, p) || BRITISH.is_match(p)))
+        .then(|| parts[..n].join(" "))
 }
 
 /// The first line of an address block (three to eight lines in one column, one of them a postcode and town)
 /// in the top half of the page, outside the supplier's and delivery blocks and below `after`.
 fn address_block(layout: &Layout, blocks: &[Block], after: usize, supplier: Option<&str>) -> Option<(String, usize)> {
     static TOWN: LazyLock<Regex> = LazyLock::new(|| super::regex(r"\b[0-9]{4,5}\s+"));
+    // A British town line ends in its postcode (`York YO1 7HH`).
+    static BRITISH: LazyLock<Regex> = LazyLock::new(|| super::regex(r"\b[A-Z]{1,2}[0-9][A-Z0-9]?\s[0-9][A-Z]{2}$"));
     let top = layout.len() / 2;
     for i in after + 1..top {
         for seg in &layout.lines[i].segments {
@@ -131,7 +159,7 @@ fn address_block(layout: &Layout, blocks: &[Block], after: usize, supplier: Opti
                 }
                 if let Some(s) = l.segments.iter().find(|s| s.start.abs_diff(seg.start) <= 2) {
                     lines += 1;
-                    has_town |= postcode_and_town(&TOWN, &s.text);
+                    has_town |= postcode_and_town(&TOWN, &s.text) || BRITISH.is_match(s.text.trim_end());
                 } else if l.segments.iter().any(|s| s.start < seg.start + 20 && s.end > seg.start) {
                     break;
                 }
@@ -204,6 +232,14 @@ pub fn read_parties(layout: &Layout, own: &Own) -> Parties {
                 out.customer.name = Some(Found { value: cust, confidence: 0.6, line: cl });
             }
         }
+    } else if out.customer.name.is_none() {
+        // No sender line to read (OCR often garbles its small print): the window is still known by its place,
+        // an address block under the letterhead, in the top half of the page.
+        if let Some((head, hl)) = letterhead(layout, &blocks) {
+            if let Some((cust, cl)) = address_block(layout, &blocks, hl, Some(&head)) {
+                out.customer.name = Some(Found { value: cust, confidence: 0.6, line: cl });
+            }
+        }
     }
 
     // Tax IDs: customer-labelled or in the customer block go to the customer; the first other one is the
@@ -217,7 +253,13 @@ pub fn read_parties(layout: &Layout, own: &Own) -> Parties {
             let hint = if customer_labelled(before) {
                 Some(Role::Customer)
             } else {
-                block_of(i, col).or_else(|| in_window(layout, &out.customer, i, col).then_some(Role::Customer))
+                // The value may sit far right of its label (`N° TVA intracommunautaire      FR…`): the label's
+                // column is the one the window shares.
+                let label_col =
+                    line.segments.iter().take_while(|s| s.start < col).last().filter(|s| tax_id_labelled(&s.text));
+                let windowed = in_window(layout, &out.customer, i, col)
+                    || label_col.is_some_and(|s| in_window(layout, &out.customer, i, s.start));
+                block_of(i, col).or_else(|| windowed.then_some(Role::Customer))
             };
             let id = match m.id {
                 Ok(id) => id,

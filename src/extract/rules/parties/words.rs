@@ -127,6 +127,23 @@ pub(super) fn block_key(s: &str) -> String {
     fold(s).chars().filter(|c| c.is_alphabetic()).collect()
 }
 
+/// `Von` / `An`, `From` / `To`, `De` / `À`, `Da` / `A`: words too short to be a label alone, which head the two
+/// parties' columns when they stand as a pair on one line, each alone in its segment, the issuer's first.
+pub(super) fn paired_role(segments: &[&str], k: usize) -> Option<Role> {
+    const FROM: &[&str] = &["from", "von", "de", "da", "van"];
+    const TO: &[&str] = &["to", "an", "a", "para", "aan"];
+    let keys: Vec<String> = segments.iter().map(|s| block_key(s)).collect();
+    if keys.len() != 2 || segments.iter().any(|s| s.chars().any(|c| c.is_ascii_digit())) {
+        return None;
+    }
+    let pair = FROM.contains(&keys[0].as_str()) && TO.contains(&keys[1].as_str());
+    match k {
+        0 if pair => Some(Role::Supplier),
+        1 if pair => Some(Role::Customer),
+        _ => None,
+    }
+}
+
 pub(super) fn block_role(segment: &str) -> Option<Role> {
     // A label stands alone (`Cliente:`); `Customer:2` or `Kunden-Nr. 12` is a field, not a block.
     if segment.chars().any(|c| c.is_ascii_digit()) {
