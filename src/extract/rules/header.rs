@@ -403,6 +403,10 @@ fn number_near(layout: &Layout, i: usize, hit: &LabelHit, to: usize) -> Option<(
     }
     let (from, col_to) = layout.column_of(i, line.col(hit.start), line.col(hit.end));
     let under = layout.below(i, from, col_to, 1).into_iter().find_map(|(j, seg)| {
+        // A value after a label of its own row (`Customer No.:   10026`) is that label's.
+        if layout.lines[j].segments.iter().any(|s| s.start < seg.start && s.text.trim_end().ends_with(':')) {
+            return None;
+        }
         let v = parse_invoice_number(&seg.text)?;
         // One word under the label, or a series and its number that make up the whole cell (`A 013394`).
         (seg.text.split_whitespace().count() == 1 || v == seg.text.trim()).then_some((v, j, true))
@@ -538,6 +542,42 @@ mod tests {
         assert_eq!(parse_invoice_number("123 - 15/10/2025").as_deref(), Some("123"));
         assert_eq!(parse_invoice_number(" A 013394").as_deref(), Some("A 013394"), "a series and its number");
         assert_eq!(parse_invoice_number("Date 2024"), None, "a word before a year is no series");
+    }
+
+    /// Twelve lines of body under the header, so the header sits in the page's top half like a real one.
+    fn page(header: &str) -> Layout {
+        Layout::new(&format!("{header}\n{}Total 100,00\n", "Concepto   1   10,00\n".repeat(12)))
+    }
+
+    #[test]
+    fn a_number_a_line_or_two_below_its_stacked_label_is_read_but_not_another_rows_value() {
+        let stacked = page(
+            "TAX INVOICE                  Invoice #:\n                             Date of issue:\n\
+             \u{20}                                               INV-07068\n\
+             \u{20}                                               14 January 2025\n",
+        );
+        assert_eq!(read_header(&stacked, None).number.map(|f| f.value).as_deref(), Some("INV-07068"));
+        // The cell under and right of `Invoice #:` is the customer number's, on its own label's row.
+        let rows =
+            page("INVOICE                      Invoice #:\n                             Customer No.:   10026\n");
+        assert_eq!(read_header(&rows, None).number, None, "a wrong number is worse than none");
+    }
+
+    #[test]
+    fn a_title_alone_in_its_cell_takes_the_number_in_the_next_cell() {
+        let h = read_header(&page("Acme GmbH\nRECHNUNG                           RE-2025-0042\n"), None);
+        assert_eq!(h.number.map(|f| f.value).as_deref(), Some("RE-2025-0042"));
+        // A date or an amount in the next cell is no number.
+        let h = read_header(&page("Acme GmbH\nRECHNUNG                           14.03.2025\n"), None);
+        assert_eq!(h.number, None);
+        let h = read_header(&page("Acme GmbH\nRECHNUNG                           1.234,56\n"), None);
+        assert_eq!(h.number, None);
+    }
+
+    #[test]
+    fn a_series_and_its_number_under_the_label_are_one_number() {
+        let h = read_header(&page("FACTURA\nNº de factura:\nA 013394\nFecha: 03/02/2025\n"), Some(Locale::Es));
+        assert_eq!(h.number.map(|f| f.value).as_deref(), Some("A 013394"));
     }
 
     #[test]

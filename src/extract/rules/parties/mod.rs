@@ -557,6 +557,67 @@ mod tests {
     }
 
     #[test]
+    fn the_window_under_a_letterhead_is_the_customer_when_ocr_garbled_the_sender_line() {
+        let body = "Concepto                          1        10,00\n".repeat(14);
+        let p = read(&format!(
+            "                                        Suministros Norte S.L.\n\
+             Sres None SL Call Mayor 4001 Bio\n\
+             Clínica Dental Sonrisa S.L.                 Núm. factura:   R2025/0018\n\
+             Calle Mayor 79                              Fecha factura: 2 de agosto de 2025\n\
+             48001 Bilbao\n\
+             CIF: A58818501\n\n\
+             {body}\n\
+             Suministros Norte S.L. · CIF: B12345674 · Registro Mercantil de Bilbao\n"
+        ));
+        assert_eq!(name(&p.customer), Some("Clínica Dental Sonrisa S.L."));
+        assert_eq!(tax(&p.customer).as_deref(), Some("A58818501"), "the window's tax ID is the customer's");
+        assert_eq!(tax(&p.supplier).as_deref(), Some("B12345674"));
+        assert_eq!(name(&p.supplier), Some("Suministros Norte S.L."));
+    }
+
+    #[test]
+    fn a_letterhead_address_line_led_by_a_street_names_nobody() {
+        let body = "Item                              1        10.00\n".repeat(14);
+        let p = read(&format!(
+            "                 Northwind Supplies Ltd\n\
+             Victoria Road 28 · Bristol BS1 5TR · Tel. +00 200 5000\n\n{body}"
+        ));
+        assert_eq!(name(&p.supplier), Some("Northwind Supplies Ltd"));
+    }
+
+    #[test]
+    fn a_sender_line_whose_separators_ocr_dropped_needs_a_legal_form_and_a_town() {
+        assert_eq!(
+            sender_line_without_separators("Harbour Print  Design Ltd  High Street 139 - Bristol BS1 STR").as_deref(),
+            Some("Harbour Print Design Ltd")
+        );
+        assert_eq!(
+            sender_line_without_separators("Menuiserie Dubois SARL  place du Marché 123 - 31000 Toulouse").as_deref(),
+            Some("Menuiserie Dubois SARL")
+        );
+        // No legal form: a row of a table, not a sender.
+        assert_eq!(sender_line_without_separators("Customer Services  Order 12345  28001 Madrid"), None);
+        // No town: a company beside its invoice number.
+        assert_eq!(sender_line_without_separators("Acme GmbH  Rechnung  Nr. 12345"), None);
+    }
+
+    #[test]
+    fn from_and_to_head_the_two_parties_columns_only_as_a_pair() {
+        let p = read(
+            "Von                                                An\n\
+             Nordlicht Software GmbH                            Kanzlei Wagner & Koch\n\
+             Hauptstraße 105                                    Lindenallee 133\n\
+             70173 Stuttgart                                    70173 Stuttgart\n",
+        );
+        assert_eq!(name(&p.supplier), Some("Nordlicht Software GmbH"));
+        assert_eq!(name(&p.customer), Some("Kanzlei Wagner & Koch"));
+        // A lone `A` or `An` is no label, nor is a pair the wrong way round.
+        assert_eq!(words::paired_role(&["A"], 0), None);
+        assert_eq!(words::paired_role(&["An", "Von"], 1), None);
+        assert_eq!(words::paired_role(&["Serie", "A"], 1), None);
+    }
+
+    #[test]
     fn side_by_side_emisor_and_cliente_blocks_are_read_by_column() {
         let p = read(
             "EMISOR                                  CLIENTE\nTalleres Ejemplo S.L.                   Distribuciones Norte S.A.\nC/ Mayor 1                              Av. Libertad 22\nNIF: B12345674                          CIF: A58818501\n",
