@@ -92,15 +92,17 @@ pub(super) fn grey(img: image::DynamicImage) -> image::GrayImage {
         image::DynamicImage::ImageLuma8(g) => g,
         image::DynamicImage::ImageRgb8(rgb) => {
             let (w, h) = rgb.dimensions();
-            let luma = rgb
-                .as_raw()
-                .chunks_exact(3)
-                .map(|p| ((77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2])) >> 8) as u8)
-                .collect();
+            let luma = rgb.as_raw().chunks_exact(3).map(|p| rgb_luma(p[0], p[1], p[2])).collect();
             image::GrayImage::from_raw(w, h, luma).expect("one grey pixel per RGB pixel")
         }
         other => other.to_luma8(),
     }
+}
+
+/// The grey level of an RGB pixel, by integer weights (ITU-R BT.601).
+#[inline]
+pub(super) fn rgb_luma(r: u8, g: u8, b: u8) -> u8 {
+    ((77 * u32::from(r) + 150 * u32::from(g) + 29 * u32::from(b)) >> 8) as u8
 }
 
 /// One pass of the reader: every code whose three finder patterns it finds.

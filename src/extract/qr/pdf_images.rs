@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use super::decode::{grey, square_enough};
+use super::decode::{grey, rgb_luma, square_enough};
 use super::pdf_objects::{Dict, Obj, Objects};
 
 /// The largest image decoded here, in pixels (4000 × 4000): a larger one goes to `pdfimages`, as before.
@@ -123,17 +123,19 @@ impl Colours {
     }
 }
 
-/// The grey level of one pixel of `colours` (each sample 0–255); RGB by integer weights (ITU-R BT.601).
+/// The grey level of one pixel of `colours`, each sample 0–255.
 fn luma(colours: &Colours, px: &[u8]) -> u8 {
-    let rgb = |r: u8, g: u8, b: u8| ((77 * u32::from(r) + 150 * u32::from(g) + 29 * u32::from(b)) >> 8) as u8;
     match colours {
-        Colours::Rgb => rgb(px[0], px[1], px[2]),
-        Colours::Cmyk => {
-            let ink = |c: u8| 255 - (u16::from(c) + u16::from(px[3])).min(255) as u8;
-            rgb(ink(px[0]), ink(px[1]), ink(px[2]))
-        }
+        Colours::Rgb => rgb_luma(px[0], px[1], px[2]),
+        Colours::Cmyk => cmyk_luma(px),
         _ => px[0],
     }
+}
+
+/// CMYK as the RGB it prints without a profile (ISO 32000-1 §10.3.5), then grey.
+fn cmyk_luma(px: &[u8]) -> u8 {
+    let ink = |c: u8| 255 - (u16::from(c) + u16::from(px[3])).min(255) as u8;
+    rgb_luma(ink(px[0]), ink(px[1]), ink(px[2]))
 }
 
 /// The stream's filter.
@@ -272,38 +274,35 @@ impl<'a> Plan<'a> {
         let (w, h) = (self.width as usize, self.height as usize);
         let comps = self.colours.components();
         // Each sample value (16-bit samples by their high byte) to its level 0–255, `/Decode` applied.
-        let (bits, top) = if self.bits == 16 { (8, 255) } else { (self.bits, (1usize << self.bits) - 1) };
-        let level: Vec<u8> = (0..=top)
-            .map(|v| {
-                let v = if self.inverted { top - v } else { v };
-                match &self.colours {
-                    Colours::Indexed(palette) => palette[v.min(palette.len() - 1)],
-                    Colours::Mask => {
-                        if v == 0 {
-                            0
-                        } else {
-                            255
-                        }
-                    }
-                    _ => (v * 255 / top) as u8,
-                }
-            })
-            .collect();
+        let top = if self.bits == 16 { 255 } else { (1usize << self.bits) - 1 };
+        let mut level = [0u8; 256];
+        for (v, l) in level.iter_mut().enumerate().take(top + 1) {
+            let v = if self.inverted { top - v } else { v };
+            *l = match &self.colours {
+                Colours::Indexed(palette) => palette[v.min(palette.len() - 1)],
+                Colours::Mask if v == 0 => 0,
+                Colours::Mask => 255,
+                _ => (v * 255 / top) as u8,
+            };
+        }
         let mut samples = vec![0u8; w * comps];
         let mut out = Vec::with_capacity(w * h);
         for line in raw.chunks_exact(row).take(h) {
-            for (i, s) in samples.iter_mut().enumerate() {
-                let v = match self.bits {
-                    16 => line[2 * i],
-                    8 => line[i],
-                    _ => {
+            match self.bits {
+                8 => samples.iter_mut().zip(line).for_each(|(s, &v)| *s = level[usize::from(v)]),
+                16 => samples.iter_mut().zip(line.chunks_exact(2)).for_each(|(s, v)| *s = level[usize::from(v[0])]),
+                bits => {
+                    for (i, s) in samples.iter_mut().enumerate() {
                         let bit = i * bits;
-                        (line[bit / 8] >> (8 - bits - bit % 8)) & (top as u8)
+                        *s = level[usize::from((line[bit / 8] >> (8 - bits - bit % 8)) & top as u8)];
                     }
-                };
-                *s = level[usize::from(v)];
+                }
             }
-            out.extend(samples.chunks_exact(comps).map(|px| luma(&self.colours, px)));
+            match &self.colours {
+                Colours::Rgb => out.extend(samples.chunks_exact(3).map(|p| rgb_luma(p[0], p[1], p[2]))),
+                Colours::Cmyk => out.extend(samples.chunks_exact(4).map(cmyk_luma)),
+                _ => out.extend_from_slice(&samples),
+            }
         }
         image::GrayImage::from_raw(self.width, self.height, out).expect("one grey level a pixel")
     }
