@@ -445,6 +445,18 @@ mod tests {
     }
 
     #[test]
+    fn a_code_image_read_here_is_on_the_page_that_draws_it() {
+        let pdf = pdf_images::tests::code_pdf(3, 2);
+        let found = read_here(&pdf, 50).expect("every image is readable here").found(3);
+        assert_eq!(found, Some(vec![Found { page: 2, payload: pdf_images::tests::PAYLOAD.to_string() }]));
+        // A page tree that disagrees with the text layer's page count leaves the pages to pdfimages.
+        assert_eq!(read_here(&pdf, 50).unwrap().found(2), None);
+        // On a one-page PDF the page is known without the tree.
+        let one = pdf_images::tests::code_pdf(1, 1);
+        assert_eq!(read_here(&one, 50).unwrap().found(1).map(|f| f[0].page), Some(1));
+    }
+
+    #[test]
     fn shrinking_averages_each_block() {
         let img = image::GrayImage::from_raw(4, 2, vec![0, 255, 10, 10, 255, 0, 30, 30]).unwrap();
         assert_eq!(shrink(&img, 2).into_raw(), vec![127, 20]);

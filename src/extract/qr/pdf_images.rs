@@ -485,4 +485,4 @@ fn paeth(a: u8, b: u8, c: u8) -> u8 {
 
 #[cfg(test)]
 #[path = "pdf_images_tests.rs"]
-mod tests;
+pub(super) mod tests;

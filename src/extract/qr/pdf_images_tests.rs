@@ -5,7 +5,8 @@ use crate::extract::qr::decode::in_code_image;
 use flate2::{write::ZlibEncoder, Compression};
 use std::io::Write;
 
-const PAYLOAD: &str = "BCD\n002\n1\nSCT\n\nBeispiel AG\nDE02100500000054540402\nEUR12.50\n\n\nRechnung 2024-17";
+pub(in crate::extract::qr) const PAYLOAD: &str =
+    "BCD\n002\n1\nSCT\n\nBeispiel AG\nDE02100500000054540402\nEUR12.50\n\n\nRechnung 2024-17";
 
 /// The code of `PAYLOAD`, `scale` pixels a module, inside a quiet zone of four modules: its side in pixels and
 /// whether each pixel is dark.
@@ -85,6 +86,14 @@ fn pdf_on(pages: usize, on: usize, dict: &str, data: &[u8], extra: &[u8]) -> Vec
     pdf.extend(extra);
     pdf.extend(b"trailer\n<< /Root 1 0 R >>\n%%EOF\n");
     pdf
+}
+
+/// A PDF of `pages` pages whose page `on` draws the code of `PAYLOAD`, an unfiltered grey image.
+pub(in crate::extract::qr) fn code_pdf(pages: usize, on: usize) -> Vec<u8> {
+    let (side, dark) = code(2);
+    let raw: Vec<u8> = dark.iter().map(|&d| if d { 0 } else { 255 }).collect();
+    let dict = format!("/Width {side} /Height {side} /ColorSpace /DeviceGray /BitsPerComponent 8");
+    pdf_on(pages, on, &dict, &raw, b"")
 }
 
 fn pdf(dict: &str, data: &[u8]) -> Vec<u8> {
@@ -281,11 +290,8 @@ fn what_is_not_read_here_is_said_before_any_data_is_decoded() {
 
 #[test]
 fn the_page_that_draws_a_code_image_is_known() {
-    let (side, dark) = code(2);
-    let raw: Vec<u8> = dark.iter().map(|&d| if d { 0 } else { 255 }).collect();
-    let dict = format!("/Width {side} /Height {side} /ColorSpace /DeviceGray /BitsPerComponent 8");
-    let pdf = pdf_on(3, 2, &dict, &raw, b"");
-    let (count, drawn) = Objects::index(&pdf).image_pages(50).unwrap();
+    let pdf = code_pdf(3, 2);
+    let (count, drawn) = image_pages(&pdf, 50).unwrap();
     assert_eq!(count, 3);
     assert_eq!(drawn[&4], [2]);
 }
