@@ -1,6 +1,7 @@
 //! Finding and decoding the codes: in an image directly; in a PDF first in its embedded images (read beside
-//! `pdftotext`, by `pdf_images` in this process, or by `pdfimages` when that cannot), and only when the code is drawn as vector graphics, in the page rendered at the
-//! lowest resolution that decodes; on a scanned page, in the image already rendered for OCR.
+//! `pdftotext`, by `pdf_images` in this process, or by `pdfimages` when that cannot), and only when the code is
+//! drawn as vector graphics, in the page rendered at the lowest resolution that decodes; on a scanned page, in
+//! the image already rendered for OCR.
 //!
 //! The decoder is `rxing`, a port of ZXing, through its port of zxing-cpp's QR reader, which finds every
 //! finder pattern in one pass and decodes every code they frame. On the QR corpus (18 bare codes, 28 rendered
@@ -254,7 +255,8 @@ impl ImageRun {
         if !may_have_code_image(bytes) {
             return None;
         }
-        let here = pdf_images::readable(bytes).ok().and_then(|()| {
+        // The look at the bytes saw a square image: if this reader finds none, it misunderstands the file.
+        let here = pdf_images::readable(bytes).ok().filter(|&n| n > 0).and_then(|_| {
             let bytes = bytes.to_vec();
             std::thread::Builder::new().name("qr-images".into()).spawn(move || read_here(&bytes, max_pages)).ok()
         });

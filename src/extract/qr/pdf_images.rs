@@ -55,10 +55,10 @@ pub fn code_images(bytes: &[u8]) -> Result<Vec<CodeImage>, Unread> {
     planned(bytes, &objects)?.into_iter().map(|p| Ok(CodeImage { object: p.object, image: p.decode()? })).collect()
 }
 
-/// Can every image of `bytes` that may be a code be read here? Only the dictionaries are looked at, not the
-/// data: cheap enough to decide at once whether `pdfimages` must run.
-pub fn readable(bytes: &[u8]) -> Result<(), Unread> {
-    planned(bytes, &Objects::index(bytes)).map(|_| ())
+/// How many images of `bytes` may be codes, when every one can be read here. Only the dictionaries are looked
+/// at, not the data: cheap enough to decide at once whether `pdfimages` must run.
+pub fn readable(bytes: &[u8]) -> Result<usize, Unread> {
+    planned(bytes, &Objects::index(bytes)).map(|p| p.len())
 }
 
 /// The number of pages of `bytes` (up to `max_pages + 1`) and the pages (1-based) that draw each image, by the
@@ -109,7 +109,7 @@ enum Colours {
     Cmyk,
     /// A palette, each entry already turned grey.
     Indexed(Vec<u8>),
-    /// An image mask (§8.9.6.2): a set sample paints, unless `/Decode [1 0]` says a clear one does.
+    /// An image mask (§8.9.6.2): a clear sample paints, unless `/Decode [1 0]` says a set one does.
     Mask,
 }
 
