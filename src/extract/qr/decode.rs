@@ -1,6 +1,7 @@
-//! Finding and decoding the codes: in an image directly; in a PDF first in its embedded images (`pdfimages`,
-//! started beside `pdftotext`), and only when the code is drawn as vector graphics, in the page rendered at the
-//! lowest resolution that decodes; on a scanned page, in the image already rendered for OCR.
+//! Finding and decoding the codes: in an image directly; in a PDF first in its embedded images (read beside
+//! `pdftotext`, by `pdf_images` in this process, or by `pdfimages` when that cannot), and only when the code is
+//! drawn as vector graphics, in the page rendered at the lowest resolution that decodes; on a scanned page, in
+//! the image already rendered for OCR.
 //!
 //! The decoder is `rxing`, a port of ZXing, through its port of zxing-cpp's QR reader, which finds every
 //! finder pattern in one pass and decodes every code they frame. On the QR corpus (18 bare codes, 28 rendered
@@ -11,9 +12,10 @@
 //!
 //! Everything here runs inside the jail, like every other reading of the document.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 
 use rxing::common::HybridBinarizer;
 use rxing::multi::MultipleBarcodeReader;
@@ -21,6 +23,7 @@ use rxing::qrcode::cpp_port::QrReader;
 use rxing::{BarcodeFormat, BinaryBitmap, DecodeHintValue, DecodeHints, Luma8LuminanceSource};
 
 use super::merge::Found;
+use super::pdf_images;
 
 /// Resolutions tried for a page drawn in vector graphics, lowest first. A code's finder patterns need about two
 /// pixels per module: 85 dpi reads every rendered payment part of the corpus (72 dpi missed the densest), 150 dpi
@@ -79,26 +82,28 @@ fn in_luma_shrunk_to(
 
 /// The codes in an embedded image that may be a code: one drawn at many pixels a module is read first shrunk to
 /// about three or four (`CODE_IMAGE_SIDE`), each with a white margin (`padded`).
-fn in_code_image(img: &image::GrayImage) -> Vec<String> {
+pub(super) fn in_code_image(img: &image::GrayImage) -> Vec<String> {
     in_luma_shrunk_to(img, CODE_IMAGE_SIDE, padded)
 }
 
 /// Grey levels of a decoded image; RGB by integer weights (ITU-R BT.601), much cheaper than `to_luma8`'s
 /// colour-space conversion on the RGB images `pdfimages` writes.
-fn grey(img: image::DynamicImage) -> image::GrayImage {
+pub(super) fn grey(img: image::DynamicImage) -> image::GrayImage {
     match img {
         image::DynamicImage::ImageLuma8(g) => g,
         image::DynamicImage::ImageRgb8(rgb) => {
             let (w, h) = rgb.dimensions();
-            let luma = rgb
-                .as_raw()
-                .chunks_exact(3)
-                .map(|p| ((77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2])) >> 8) as u8)
-                .collect();
+            let luma = rgb.as_raw().chunks_exact(3).map(|p| rgb_luma(p[0], p[1], p[2])).collect();
             image::GrayImage::from_raw(w, h, luma).expect("one grey pixel per RGB pixel")
         }
         other => other.to_luma8(),
     }
+}
+
+/// The grey level of an RGB pixel, by integer weights (ITU-R BT.601).
+#[inline]
+pub(super) fn rgb_luma(r: u8, g: u8, b: u8) -> u8 {
+    ((77 * u32::from(r) + 150 * u32::from(g) + 29 * u32::from(b)) >> 8) as u8
 }
 
 /// One pass of the reader: every code whose three finder patterns it finds.
@@ -169,7 +174,7 @@ pub fn in_image_file(path: &Path, page: u32) -> Vec<Found> {
 ///
 /// Images are streams, and streams are never inside compressed object streams (ISO 32000-1 §7.5.7), so each
 /// one's dictionary, `/Width` and `/Height` included, is plain text in the file. A text-layer PDF without any
-/// such image never starts `pdfimages`.
+/// such image has no image read at all.
 pub fn may_have_code_image(bytes: &[u8]) -> bool {
     let finder = memchr::memmem::Finder::new(b"/Image");
     finder.find_iter(bytes).any(|at| {
@@ -196,7 +201,7 @@ fn number_after(dict: &[u8], key: &[u8]) -> Option<u32> {
     std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
-fn square_enough(w: u32, h: u32) -> bool {
+pub(super) fn square_enough(w: u32, h: u32) -> bool {
     let (w, h) = (w.max(1) as f32, h.max(1) as f32);
     w.min(h) >= MIN_SIDE as f32 && w.max(h) / w.min(h) <= MAX_ASPECT
 }
@@ -226,20 +231,103 @@ pub fn page_announces_code(text: &str) -> bool {
     MARKS.iter().any(|m| lower.contains(m))
 }
 
-/// `pdfimages` writing a PDF's embedded images, started as soon as the document's bytes are known, so that it
-/// runs beside `pdftotext` rather than after it.
+/// The embedded images that may be codes, read while `pdftotext` runs: in a thread of this process when every
+/// one is of a kind `pdf_images` reads, else by `pdfimages`, as before.
 pub struct ImageRun {
-    child: Child,
-    dir: PathBuf,
+    how: How,
+    /// What a late fall back to `pdfimages` needs.
+    path: PathBuf,
+    workdir: PathBuf,
+    max_pages: u32,
+}
+
+enum How {
+    /// `pdf_images` decoding the images and the reader reading them; `None` when an image turned out unreadable
+    /// here (a damaged stream), and `pdfimages` is to try.
+    Here(JoinHandle<Option<ReadHere>>),
+    Poppler(PdfImages),
 }
 
 impl ImageRun {
-    /// Start `pdfimages` on the first `max_pages` pages, when any embedded image may be a code
+    /// Start reading the images of the first `max_pages` pages, when any embedded image may be a code
     /// (`may_have_code_image`); else there is nothing to run.
     pub fn start(path: &Path, bytes: &[u8], workdir: &Path, max_pages: u32) -> Option<ImageRun> {
         if !may_have_code_image(bytes) {
             return None;
         }
+        // The look at the bytes saw a square image: if this reader finds none, it misunderstands the file.
+        let here = pdf_images::readable(bytes).ok().filter(|&n| n > 0).and_then(|_| {
+            let bytes = bytes.to_vec();
+            std::thread::Builder::new().name("qr-images".into()).spawn(move || read_here(&bytes, max_pages)).ok()
+        });
+        let how = match here {
+            Some(thread) => How::Here(thread),
+            None => How::Poppler(PdfImages::start(path, workdir, max_pages)?),
+        };
+        Some(ImageRun { how, path: path.to_path_buf(), workdir: workdir.to_path_buf(), max_pages })
+    }
+
+    /// The codes in the images, on a PDF of `pages` pages.
+    fn finish(self, pages: usize) -> Vec<Found> {
+        match self.how {
+            How::Poppler(run) => run.finish(),
+            How::Here(thread) => match thread.join().ok().flatten().and_then(|read| read.found(pages)) {
+                Some(found) => found,
+                None => PdfImages::start(&self.path, &self.workdir, self.max_pages)
+                    .map(PdfImages::finish)
+                    .unwrap_or_default(),
+            },
+        }
+    }
+}
+
+/// What the images read here held: the codes in each, by the image's object number, and the pages that draw
+/// them (looked up only when there is a code).
+struct ReadHere {
+    codes: Vec<(u32, Vec<String>)>,
+    pages: Option<(u32, HashMap<u32, Vec<u32>>)>,
+}
+
+fn read_here(bytes: &[u8], max_pages: u32) -> Option<ReadHere> {
+    let images = pdf_images::code_images(bytes).ok()?;
+    let codes: Vec<_> =
+        images.iter().map(|i| (i.object, in_code_image(&i.image))).filter(|(_, c)| !c.is_empty()).collect();
+    let pages = if codes.is_empty() { None } else { pdf_images::image_pages(bytes, max_pages) };
+    Some(ReadHere { codes, pages })
+}
+
+impl ReadHere {
+    /// Each code with its page, in page order; `None` when a code's page is not known here (a page tree in an
+    /// object stream, an image drawn from an annotation): `pdfimages` knows.
+    fn found(self, pages: usize) -> Option<Vec<Found>> {
+        let mut found = Vec::new();
+        for (object, payloads) in self.codes {
+            let on = if pages <= 1 {
+                vec![1]
+            } else {
+                let (count, drawn) = self.pages.as_ref()?;
+                if *count as usize != pages {
+                    return None;
+                }
+                drawn.get(&object)?.clone()
+            };
+            for page in on {
+                found.extend(payloads.iter().map(|payload| Found { page, payload: payload.clone() }));
+            }
+        }
+        found.sort_by_key(|f| f.page);
+        Some(found)
+    }
+}
+
+/// `pdfimages` writing a PDF's embedded images, to be read as files.
+struct PdfImages {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl PdfImages {
+    fn start(path: &Path, workdir: &Path, max_pages: u32) -> Option<PdfImages> {
         let dir = workdir.join("qr-images");
         std::fs::create_dir_all(&dir).ok()?;
         // `-p` puts the page number in each file name (`img-001-000.pbm`); PBM/PGM/PPM, never compressed.
@@ -252,11 +340,11 @@ impl ImageRun {
             .stderr(Stdio::null())
             .spawn()
             .ok()?;
-        Some(ImageRun { child, dir })
+        Some(PdfImages { child, dir })
     }
 
     /// The codes in the images `pdfimages` wrote; the files are removed as they are read.
-    pub fn finish(mut self) -> Vec<Found> {
+    fn finish(mut self) -> Vec<Found> {
         if !self.child.wait().is_ok_and(|s| s.success()) {
             return Vec::new();
         }
@@ -287,7 +375,7 @@ impl ImageRun {
 /// code that no image held, the page rendered at the lowest resolution that decodes. `page_texts` is the text
 /// layer split by page.
 pub fn in_pdf(path: &Path, images: Option<ImageRun>, page_texts: &[&str], workdir: &Path) -> Vec<Found> {
-    let mut found = images.map(ImageRun::finish).unwrap_or_default();
+    let mut found = images.map(|i| i.finish(page_texts.len())).unwrap_or_default();
     for (i, text) in page_texts.iter().enumerate() {
         let page = i as u32 + 1;
         if found.iter().any(|f| f.page == page) || !page_announces_code(text) {
@@ -356,6 +444,18 @@ mod tests {
         assert!(found[0].starts_with("BCD\n002\n1\nSCT"), "{found:?}");
         // And an empty page has none.
         assert!(in_luma(&image::GrayImage::from_pixel(2480, 3508, image::Luma([250]))).is_empty());
+    }
+
+    #[test]
+    fn a_code_image_read_here_is_on_the_page_that_draws_it() {
+        let pdf = pdf_images::tests::code_pdf(3, 2);
+        let found = read_here(&pdf, 50).expect("every image is readable here").found(3);
+        assert_eq!(found, Some(vec![Found { page: 2, payload: pdf_images::tests::PAYLOAD.to_string() }]));
+        // A page tree that disagrees with the text layer's page count leaves the pages to pdfimages.
+        assert_eq!(read_here(&pdf, 50).unwrap().found(2), None);
+        // On a one-page PDF the page is known without the tree.
+        let one = pdf_images::tests::code_pdf(1, 1);
+        assert_eq!(read_here(&one, 50).unwrap().found(1).map(|f| f[0].page), Some(1));
     }
 
     #[test]

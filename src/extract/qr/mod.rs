@@ -11,6 +11,8 @@
 pub mod decode;
 pub mod epc;
 pub mod merge;
+pub mod pdf_images;
+mod pdf_objects;
 pub mod pt;
 pub mod swiss;
 pub mod ticketbai;
