@@ -86,7 +86,7 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     // The marker before the document's own word (`N. documento`, `Nº ticket`), and a till slip's `Bonnr.`.
     (
         Field::InvoiceNumber,
-        r"(?:n\.?[º°oª]?\.?|nr\.?|num\.?|n[úu]mero)\s*(?:d[eo]l?\s+)?(?:documento|ticket|tiquet|recibo|scontrino)",
+        r"(?:n\.?[º°oª29]?\.?|nr\.?|num\.?|n[úu]mero)\s*(?:d[eo]l?\s+)?(?:documento|ticket|tiquet|recibo|scontrino)",
         0.85,
         &["documento", "ticket", "tiquet", "recibo", "scontrino"],
     ),
@@ -158,11 +158,11 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     (Field::Net, r"net\s+(?:total|amount)", 0.9, &["net"]),
     (
         Field::Net,
-        r"total\s+(?:net|excl\.?(?:uding)?\s+(?:vat|tax)|before\s+tax|without\s+(?:vat|tax))",
+        r"total\s+(?:net|excl\.?(?:uding)?\s+(?:vat|tax|gst|sst)|before\s+tax|without\s+(?:vat|tax))",
         0.9,
         &["net", "excl", "before", "without"],
     ),
-    (Field::Net, r"amount\s+(?:excl\.?(?:uding)?|before|without)\s+(?:vat|tax)", 0.9, &["amount"]),
+    (Field::Net, r"amount\s+(?:excl\.?(?:uding)?|before|without)\s+(?:vat|tax|gst|sst)", 0.9, &["amount"]),
     (Field::Net, r"taxable\s+amount", 0.8, &["taxable"]),
     (Field::Net, r"net", 0.45, &["net"]),
     (Field::Net, r"nettobetrag|nettosumme|nettowert|gesamt\s*netto|netto\s*gesamt", 0.9, &["netto"]),
@@ -200,6 +200,10 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     (Field::Tax, r"sales\s+tax", 0.8, &["tax"]),
     (Field::Tax, r"vat", 0.6, &["vat"]),
     (Field::Tax, r"tax", 0.5, &["tax"]),
+    // Goods and services tax (India's central, state and integrated parts; Malaysia, Singapore, Australia) and
+    // Malaysia's sales and service tax.
+    (Field::Tax, r"total\s+(?:gst|sst)|(?:gst|sst)\s+(?:total|amount)", 0.9, &["gst", "sst"]),
+    (Field::Tax, r"gst|cgst|sgst|igst|sst", 0.6, &["gst", "cgst", "sgst", "igst", "sst"]),
     (Field::Tax, r"(?:mwst|ust)\.?\s*(?:-\s*)?(?:betrag|gesamt|summe)", 0.95, &["mwst", "ust"]),
     (Field::Tax, r"(?:summe|gesamt)\s+(?:mwst|ust)\.?", 0.95, &["mwst", "ust"]),
     (Field::Tax, r"steuerbetrag", 0.8, &["steuerbetrag"]),
@@ -346,15 +350,15 @@ const TABLE: &[(Field, &str, f32, &[&str])] = &[
     ),
     (
         Field::Ignore,
-        r"(?:unit\s+)?price\s+(?:excl|incl)\.?(?:uding)?\s+(?:vat|tax)|(?:excl|incl|inkl|exkl)\.?\s+(?:vat|tax|ust|mwst|iva|tva|btw)\b",
+        r"(?:unit\s+)?price\s+(?:excl|incl)\.?(?:uding)?\s+(?:vat|tax)|(?:excl|incl|inkl|exkl)\.?\s+(?:vat|tax|ust|mwst|iva|tva|btw|gst|sst)\b",
         1.0,
         &["excl", "incl", "inkl", "exkl"],
     ),
     (
         Field::Ignore,
-        r"(?:n[º°o]\.?|nr\.?)\s+(?:tva|iva|ust|vat)|(?:vat|tva|iva|btw)\s*(?:reg(?:istration)?\.?\s*)?(?:no\.?|number|nr\.?|n[º°o]|id|identifier|intra(?:com)?)|ust\.?-?\s*id\.?\s*-?\s*nr\.?|ust-?id|vat-?id",
+        r"(?:n[º°o]\.?|nr\.?)\s+(?:tva|iva|ust|vat)|(?:vat|tva|iva|btw)\s*(?:reg(?:istration)?\.?\s*)?(?:no\.?|number|nr\.?|n[º°o]|id|identifier|intra(?:com)?)|ust\.?-?\s*id\.?\s*-?\s*nr\.?|ust-?id|vat-?id|gstin|(?:gst|sst)\s*(?:reg(?:istration)?\.?\s*)?(?:no\.?|number|id)",
         1.0,
-        &["tva", "iva", "ust", "vat", "btw"],
+        &["tva", "iva", "ust", "vat", "btw", "gst", "sst"],
     ),
     (
         Field::Ignore,
@@ -537,6 +541,19 @@ mod tests {
     }
 
     #[test]
+    fn goods_and_services_tax_lines_are_tax_and_its_registration_numbers_are_not() {
+        use Field::*;
+        assert_eq!(fields("Total excl. GST                        30.78").first(), Some(&Net));
+        assert_eq!(fields("GST 6%                                  1.85").first(), Some(&Tax));
+        assert_eq!(fields("CGST 9%                                 0.38").first(), Some(&Tax));
+        assert_eq!(fields("Total (incl. GST)                      32.63").first(), Some(&Total));
+        // A registration number is no tax amount, though its digits would read as one.
+        for line in ["GSTIN: 21XFMCK6403L1ZL", "SST Reg No: W10-1411-62485972", "GST Reg No. 200012345M"] {
+            assert!(!fields(line).contains(&Tax), "{line}");
+        }
+    }
+
+    #[test]
     fn number_markers_with_a_dot_before_the_ordinal_and_after_the_document_word() {
         for line in [
             "Fatura n.º: FT A/4684",
@@ -580,6 +597,7 @@ mod tests {
         let cases: &[(&str, Field)] = &[
             ("Factura nº:", InvoiceNumber),
             ("Factura n2:", InvoiceNumber),
+            ("N2 ticket: T26-09407", InvoiceNumber),
             ("Factura n%: R-2025-1330", InvoiceNumber),
             ("N?2 de factura: FR202600803", InvoiceNumber),
             ("Nº factura", InvoiceNumber),

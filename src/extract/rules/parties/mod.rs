@@ -602,6 +602,15 @@ mod tests {
     }
 
     #[test]
+    fn malaysian_and_italian_partnership_legal_forms_name_a_company() {
+        assert!(has_legal_form("Kedai Runcit Maju SDN BHD"));
+        assert!(has_legal_form("Syarikat Ali Bhd."));
+        assert!(has_legal_form("Kedai Ali S/B"));
+        assert!(has_legal_form("Bar Centrale S.n.c."), "an Italian partnership");
+        assert!(!has_legal_form("Bhdra Road"), "only the whole word");
+    }
+
+    #[test]
     fn from_and_to_head_the_two_parties_columns_only_as_a_pair() {
         let p = read(
             "Von                                                An\n\
