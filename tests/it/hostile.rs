@@ -355,6 +355,45 @@ async fn operator_commands_end_quietly_and_say_why() {
     w.drop_database().await;
 }
 
+/// A mail the SMTP server keeps refusing for now stays pending; `status` names the oldest such mail, its
+/// recipient and the server's last answer, so the operator sees what holds the outbox.
+#[tokio::test]
+async fn status_names_the_oldest_pending_mail_and_its_last_error() {
+    let w = TestWorld::new().await;
+    invoice_intake::store::migrate(&w.pool).await.unwrap();
+    let (message,): (i64,) = sqlx::query_as(
+        "INSERT INTO messages (mailbox, uidvalidity, uid, raw, raw_sha256, size_bytes)
+         VALUES ('INBOX', 1, 1, 'x', 'sha', 1) RETURNING id",
+    )
+    .fetch_one(&w.pool)
+    .await
+    .unwrap();
+    for (n, error) in [(1, "451 4.3.0 mailbox busy, try later"), (2, "421 service not available")] {
+        sqlx::query(
+            "INSERT INTO outbox (message_ref, kind, mail_message_id, envelope_from, recipients, body, attempts, last_error)
+             VALUES ($1, 'reply', $2, 'intake@example.test', ARRAY[$3], 'x', $4, $5)",
+        )
+        .bind(message)
+        .bind(format!("<pending-{n}@example.test>"))
+        .bind(format!("supplier{n}@example.test"))
+        .bind(n)
+        .bind(error)
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, &w.config_toml).unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_invoice-intake")).args(["status", "--config"]).arg(&config).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains("oldest pending mail")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("supplier1@example.test") && line.contains("451 4.3.0 mailbox busy"), "{line}");
+    assert!(!line.contains("supplier2@example.test"), "the oldest, not the newest: {line}");
+    w.drop_database().await;
+}
+
 /// `doctor` on the world's config as `adjust` spoils it: what it printed.
 fn doctor(w: &TestWorld, adjust: impl FnOnce(&mut toml::Table)) -> String {
     let mut table: toml::Table = toml::from_str(&w.config_toml).unwrap();
