@@ -24,6 +24,7 @@ use rxing::{BarcodeFormat, BinaryBitmap, DecodeHintValue, DecodeHints, Luma8Lumi
 
 use super::merge::Found;
 use super::pdf_images;
+use super::pdf_objects::Objects;
 
 /// Resolutions tried for a page drawn in vector graphics, lowest first. A code's finder patterns need about two
 /// pixels per module: 85 dpi reads every rendered payment part of the corpus (72 dpi missed the densest), 150 dpi
@@ -289,10 +290,12 @@ struct ReadHere {
 }
 
 fn read_here(bytes: &[u8], max_pages: u32) -> Option<ReadHere> {
-    let images = pdf_images::code_images(bytes).ok()?;
+    // One index of the file's objects serves both the images and the page tree.
+    let objects = Objects::index(bytes);
+    let images = pdf_images::code_images_in(bytes, &objects).ok()?;
     let codes: Vec<_> =
         images.iter().map(|i| (i.object, in_code_image(&i.image))).filter(|(_, c)| !c.is_empty()).collect();
-    let pages = if codes.is_empty() { None } else { pdf_images::image_pages(bytes, max_pages) };
+    let pages = if codes.is_empty() { None } else { objects.image_pages(max_pages) };
     Some(ReadHere { codes, pages })
 }
 

@@ -51,8 +51,12 @@ fn damaged(what: impl Into<String>) -> Unread {
 /// Every image of `bytes` that may be a code, decoded to grey levels, in the file's order; `Unread` when one of
 /// them cannot be read here.
 pub fn code_images(bytes: &[u8]) -> Result<Vec<CodeImage>, Unread> {
-    let objects = Objects::index(bytes);
-    planned(bytes, &objects)?.into_iter().map(|p| Ok(CodeImage { object: p.object, image: p.decode()? })).collect()
+    code_images_in(bytes, &Objects::index(bytes))
+}
+
+/// `code_images` of a file whose objects are already indexed.
+pub(super) fn code_images_in<'a>(bytes: &'a [u8], objects: &Objects<'a>) -> Result<Vec<CodeImage>, Unread> {
+    planned(bytes, objects)?.into_iter().map(|p| Ok(CodeImage { object: p.object, image: p.decode()? })).collect()
 }
 
 /// How many images of `bytes` may be codes, when every one can be read here. Only the dictionaries are looked

@@ -5,7 +5,7 @@ use super::super::labels::find_labels;
 use super::super::layout::Layout;
 use super::has_legal_form;
 use super::words::{
-    addressee_salutation, block_key, block_role, inline_block, is_key, is_title, name_like, paired_role, spaced_out,
+    addressee_salutation, block_key, block_role, inline_block, is_key, is_title, name_like, party_pair, spaced_out,
     NAME_KEYS,
 };
 
@@ -31,9 +31,12 @@ pub(super) struct Block {
 pub(super) fn find_blocks(layout: &Layout) -> Vec<Block> {
     let mut blocks = Vec::new();
     for (i, line) in layout.lines.iter().enumerate() {
+        let texts: Vec<&str> = line.segments.iter().map(|s| s.text.trim()).collect();
+        // A `From` / `To` pair: its first segment heads the supplier's column, its second the customer's.
+        let paired = party_pair(&texts);
         for (k, seg) in line.segments.iter().enumerate() {
-            let texts: Vec<&str> = line.segments.iter().map(|s| s.text.trim()).collect();
-            let (role, inline_name) = match block_role(&seg.text).or_else(|| paired_role(&texts, k)) {
+            let pair_role = || paired.then_some(if k == 0 { Role::Supplier } else { Role::Customer });
+            let (role, inline_name) = match block_role(&seg.text).or_else(pair_role) {
                 // `Cliente:` in one column and the name in the next, on the same line (a header grid).
                 Some(r) if seg.text.trim_end().ends_with(':') => {
                     let next = line.segments.get(k + 1).map(|s| s.text.trim()).filter(|t| name_like(t));

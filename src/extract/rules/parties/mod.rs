@@ -19,6 +19,7 @@ use super::iban::find_ibans;
 use super::labels::find_labels;
 use super::layout::Layout;
 use super::taxid::{find_tax_ids, TaxId, TaxIdError};
+use crate::extract::normalize::one_line;
 use regex_lite::Regex;
 use std::sync::LazyLock;
 
@@ -101,7 +102,7 @@ fn sender_line(layout: &Layout) -> Option<(String, usize, usize)> {
         // name: a name has no digits.
         let named = name_like(parts[0]) && !parts[0].chars().any(|c| c.is_ascii_digit());
         if parts.len() >= 3 && parts.iter().skip(1).any(|p| POSTCODE.is_match(p)) && named {
-            return Some((parts[0].split_whitespace().collect::<Vec<_>>().join(" "), i, first.start));
+            return Some((one_line(parts[0]), i, first.start));
         }
         if let Some(name) = sender_line_without_separators(text) {
             return Some((name, i, first.start));
@@ -621,9 +622,9 @@ mod tests {
         assert_eq!(name(&p.supplier), Some("Nordlicht Software GmbH"));
         assert_eq!(name(&p.customer), Some("Kanzlei Wagner & Koch"));
         // A lone `A` or `An` is no label, nor is a pair the wrong way round.
-        assert_eq!(words::paired_role(&["A"], 0), None);
-        assert_eq!(words::paired_role(&["An", "Von"], 1), None);
-        assert_eq!(words::paired_role(&["Serie", "A"], 1), None);
+        assert!(!words::party_pair(&["A"]));
+        assert!(!words::party_pair(&["An", "Von"]));
+        assert!(!words::party_pair(&["Serie", "A"]));
     }
 
     #[test]

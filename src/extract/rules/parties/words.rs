@@ -128,20 +128,15 @@ pub(super) fn block_key(s: &str) -> String {
 }
 
 /// `Von` / `An`, `From` / `To`, `De` / `À`, `Da` / `A`: words too short to be a label alone, which head the two
-/// parties' columns when they stand as a pair on one line, each alone in its segment, the issuer's first.
-pub(super) fn paired_role(segments: &[&str], k: usize) -> Option<Role> {
+/// parties' columns when they stand as a pair on one line, each alone in its segment, the issuer's first. Is the
+/// line (its segments' texts) such a pair?
+pub(super) fn party_pair(segments: &[&str]) -> bool {
     const FROM: &[&str] = &["from", "von", "de", "da", "van"];
     const TO: &[&str] = &["to", "an", "a", "para", "aan"];
-    let keys: Vec<String> = segments.iter().map(|s| block_key(s)).collect();
-    if keys.len() != 2 || segments.iter().any(|s| s.chars().any(|c| c.is_ascii_digit())) {
-        return None;
-    }
-    let pair = FROM.contains(&keys[0].as_str()) && TO.contains(&keys[1].as_str());
-    match k {
-        0 if pair => Some(Role::Supplier),
-        1 if pair => Some(Role::Customer),
-        _ => None,
-    }
+    let [from, to] = segments else { return false };
+    !segments.iter().any(|s| s.chars().any(|c| c.is_ascii_digit()))
+        && FROM.contains(&block_key(from).as_str())
+        && TO.contains(&block_key(to).as_str())
 }
 
 pub(super) fn block_role(segment: &str) -> Option<Role> {
