@@ -33,11 +33,93 @@ pub fn image_to_text(
     dpi: Option<u32>,
     workdir: &Path,
 ) -> Result<String, (ErrorCode, String)> {
+    let evened = even_out(path, workdir);
+    let read = read_upright(evened.as_deref().unwrap_or(path), langs, dpi, workdir);
+    if let Some(evened) = &evened {
+        let _ = std::fs::remove_file(evened);
+    }
+    read
+}
+
+/// `image_to_text` on the image as prepared: read, turned upright and enlarged where needed.
+fn read_upright(
+    path: &Path,
+    langs: &[String],
+    dpi: Option<u32>,
+    workdir: &Path,
+) -> Result<String, (ErrorCode, String)> {
     let tsv = tesseract_tsv(path, langs, dpi)?;
     let upright = turned(&tsv).and_then(|how| read_turned(path, langs, dpi, workdir, how, &tsv));
     let tsv = upright.unwrap_or(tsv);
     let enlarged = upscale_factor(&tsv).and_then(|k| read_enlarged(path, langs, dpi, workdir, k, &tsv));
     Ok(layout_from_tsv(enlarged.as_deref().unwrap_or(&tsv)))
+}
+
+/// Side of the square, in pixels, over which the paper's brightness is judged (see `even_out`): wider than a
+/// line of text and a shaded table heading, narrower than a shadow across the sheet.
+const BACKGROUND_CELL: u32 = 16;
+
+/// A photo of a sheet (light falling unevenly, grey paper) as a copy whose paper is white all over, when the
+/// paper's brightness varies; `None` for an evenly lit page, which is read as it is.
+///
+/// Tesseract binarises with one global threshold (Otsu), so on a photo lit from one side it reads only the
+/// bright half. Here the paper's brightness is estimated at every point (the brightest pixels around it, on a
+/// 16× smaller copy, smoothed) and each pixel divided by it: ink stays dark, paper becomes white. A multi-page
+/// TIFF is left alone (the decoder sees its first page only).
+fn even_out(path: &Path, workdir: &Path) -> Option<std::path::PathBuf> {
+    let reader = image::ImageReader::open(path).ok()?.with_guessed_format().ok()?;
+    if reader.format() == Some(image::ImageFormat::Tiff) {
+        return None;
+    }
+    let img = reader.decode().ok()?.into_luma8();
+    let paper = paper_brightness(&img)?;
+    if !uneven(&paper) {
+        return None;
+    }
+    let (w, h) = img.dimensions();
+    let paper = image::imageops::resize(&paper, w, h, image::imageops::FilterType::Triangle);
+    let mut out = img;
+    for (p, b) in out.pixels_mut().zip(paper.pixels()) {
+        let b = u32::from(b.0[0].max(1));
+        p.0[0] = (u32::from(p.0[0]) * 255 / b).min(255) as u8;
+    }
+    let file = workdir.join("evened.pgm");
+    out.save_with_format(&file, image::ImageFormat::Pnm).ok()?;
+    Some(file)
+}
+
+/// The paper's brightness on a grid of `BACKGROUND_CELL` squares: each cell's mean, then the brightest cell
+/// within two cells around (so text and rules, darker than the paper, drop out), then smoothed.
+fn paper_brightness(img: &image::GrayImage) -> Option<image::GrayImage> {
+    let (w, h) = img.dimensions();
+    let (sw, sh) = (w / BACKGROUND_CELL, h / BACKGROUND_CELL);
+    if sw < 8 || sh < 8 {
+        return None;
+    }
+    let small = image::imageops::resize(img, sw, sh, image::imageops::FilterType::Triangle);
+    let mut brightest = small.clone();
+    for y in 0..sh {
+        for x in 0..sw {
+            let mut m = 0u8;
+            for yy in y.saturating_sub(2)..(y + 3).min(sh) {
+                for xx in x.saturating_sub(2)..(x + 3).min(sw) {
+                    m = m.max(small.get_pixel(xx, yy).0[0]);
+                }
+            }
+            brightest.put_pixel(x, y, image::Luma([m]));
+        }
+    }
+    Some(image::imageops::blur(&brightest, 2.0))
+}
+
+/// Is the paper lit unevenly, or grey? Its brightness varies by more than a tenth across the sheet (2nd to 98th
+/// percentile), or most of it is darker than white paper.
+fn uneven(paper: &image::GrayImage) -> bool {
+    let mut v: Vec<u8> = paper.pixels().map(|p| p.0[0]).collect();
+    v.sort_unstable();
+    let at = |q: usize| u32::from(v[(v.len() - 1) * q / 100]);
+    let (lo, mid, hi) = (at(2), at(50), at(98));
+    lo * 10 < hi * 9 || mid < 215
 }
 
 /// How much to enlarge a page whose text is small: 3× under 11 px, 2× under `SMALL_TEXT_PX`, else not at all.
@@ -266,9 +348,10 @@ fn words(tsv: &str) -> Vec<Word> {
             continue;
         }
         // Dust and specks come back as `:`, `'`, `;`, `*`, `.` with low confidence; real punctuation is
-        // attached to a word.
+        // attached to a word. A confident `&` stands alone between two words of a name (`Schmidt & Partner`).
         let money = r.text.chars().any(|c| matches!(c, '€' | '$' | '£' | '%' | '-'));
-        if !r.text.chars().any(char::is_alphanumeric) && !money && (r.conf < 60.0 || r.text.chars().count() == 1) {
+        let lone_mark = r.text.chars().count() == 1 && r.text != "&";
+        if !r.text.chars().any(char::is_alphanumeric) && !money && (r.conf < 60.0 || lone_mark) {
             continue;
         }
         // Only a tax ID right after its label is repaired: an invoice number may have the same shape.
@@ -565,5 +648,51 @@ mod tests {
         assert_eq!(lines.len(), 2, "{text}");
         assert!(lines[0].trim_start().starts_with("Total") && lines[0].ends_with("1.210,00"), "{text}");
         assert!(lines[0].find("1.210,00").unwrap() > lines[0].find("Total").unwrap() + 10, "columns kept: {text}");
+    }
+
+    #[test]
+    fn a_confident_ampersand_keeps_a_name_whole_and_specks_go() {
+        let tsv = "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n\
+5\t1\t1\t1\t1\t1\t100\t100\t90\t20\t93\tSchmidt\n\
+5\t1\t1\t1\t1\t2\t200\t100\t14\t20\t93\t&\n\
+5\t1\t1\t1\t1\t3\t224\t100\t90\t20\t96\tPartner\n\
+5\t1\t1\t1\t2\t1\t100\t140\t6\t6\t30\t&\n\
+5\t1\t1\t1\t2\t2\t300\t140\t6\t6\t95\t.\n";
+        let text = layout_from_tsv(tsv);
+        assert_eq!(text.trim(), "Schmidt & Partner", "{text:?}");
+    }
+
+    /// A page of grey "text" bars on paper lit from the left: bright (240) at the left edge, dim (120) at the
+    /// right, where one global threshold reads the paper as ink.
+    fn lit_from_one_side() -> image::GrayImage {
+        image::GrayImage::from_fn(800, 1000, |x, y| {
+            let paper = 240 - (120 * x / 800) as u8;
+            let ink = (y % 40) < 8 && (x % 100) < 70;
+            image::Luma([if ink { paper / 4 } else { paper }])
+        })
+    }
+
+    #[test]
+    fn paper_lit_from_one_side_is_made_white_and_the_ink_stays_dark() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("photo.png");
+        lit_from_one_side().save(&src).unwrap();
+        let evened = even_out(&src, dir.path()).expect("an unevenly lit page is evened out");
+        let img = image::open(&evened).unwrap().into_luma8();
+        // Paper on the dim right side is now as white as on the left; ink is dark on both sides.
+        assert!(img.get_pixel(50, 20).0[0] >= 235 && img.get_pixel(750, 20).0[0] >= 235);
+        assert!(img.get_pixel(50, 2).0[0] < 90 && img.get_pixel(710, 2).0[0] < 90);
+    }
+
+    #[test]
+    fn an_evenly_lit_page_is_read_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("scan.png");
+        image::GrayImage::from_fn(800, 1000, |x, y| {
+            image::Luma([if (y % 40) < 8 && (x % 100) < 70 { 20 } else { 250 }])
+        })
+        .save(&src)
+        .unwrap();
+        assert_eq!(even_out(&src, dir.path()), None);
     }
 }
