@@ -612,6 +612,13 @@ mod tests {
     }
 
     #[test]
+    fn an_srl_whose_l_ocr_read_as_a_one_is_still_a_legal_form_but_a_code_is_not() {
+        assert!(has_legal_form("Ferramenta Gallo S.r.1."));
+        assert!(has_legal_form("Alimentari Esposito S.r. L."));
+        assert!(!has_legal_form("Modello SR1 Ricambi"), "without the dots it is a model code");
+    }
+
+    #[test]
     fn from_and_to_head_the_two_parties_columns_only_as_a_pair() {
         let p = read(
             "Von                                                An\n\
