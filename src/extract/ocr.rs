@@ -572,7 +572,11 @@ pub fn layout_from_tsv(tsv: &str) -> String {
                     // characters of the two words themselves (fonts differ in size on one page).
                     let chars = (pw.text.chars().count() + w.text.chars().count()).max(1) as f32;
                     let glyph = (pw.width + w.width) / chars;
-                    if gap < (1.6 * glyph).max(0.9 * pw.height.min(w.height)) {
+                    // After a comma that tesseract read on the same line (`Lopes, Lda.`), a monospaced font
+                    // leaves a whole character of space beside the comma's narrow stroke.
+                    let after_comma = pw.text.ends_with(',') && (pw.page, pw.line) == (w.page, w.line);
+                    let space = if after_comma { 2.2 } else { 1.6 };
+                    if gap < (space * glyph).max(0.9 * pw.height.min(w.height)) {
                         line.push(' ');
                     } else {
                         line.push_str(&" ".repeat(col.saturating_sub(len).max(2)));
@@ -582,8 +586,47 @@ pub fn layout_from_tsv(tsv: &str) -> String {
             line.push_str(&w.text);
             prev = Some(k);
         }
-        out.push_str(line.trim_end());
+        out.push_str(&join_spaced_capitals(line.trim_end()));
         out.push('\n');
+    }
+    out
+}
+
+/// A letter-spaced heading that tesseract read as pieces (`F ATTU R A`) made one word again (`FATTURA`): three
+/// or more pieces of capital letters one space apart, at least half of them a single letter, 4 to 16 letters
+/// in all. Words of a phrase (`FECHA DE LA FACTURA`, `TORNILLOS Y TUERCAS`) are longer than one letter.
+fn join_spaced_capitals(line: &str) -> String {
+    let capitals = |w: &str| w.chars().all(|c| c.is_alphabetic() && c.is_uppercase());
+    // (the spaces before the word, the word)
+    let mut words: Vec<(&str, &str)> = Vec::new();
+    let mut rest = line;
+    while !rest.is_empty() {
+        let word_at = rest.find(|c: char| c != ' ').unwrap_or(rest.len());
+        let word_end = rest[word_at..].find(' ').map_or(rest.len(), |e| word_at + e);
+        words.push((&rest[..word_at], &rest[word_at..word_end]));
+        rest = &rest[word_end..];
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut i = 0;
+    while i < words.len() {
+        let mut j = i + 1;
+        while capitals(words[i].1) && j < words.len() && words[j].0 == " " && capitals(words[j].1) {
+            j += 1;
+        }
+        let run = &words[i..j];
+        let singles = run.iter().filter(|(_, w)| w.chars().count() == 1).count();
+        let letters: usize = run.iter().map(|(_, w)| w.chars().count()).sum();
+        out.push_str(words[i].0);
+        if run.len() >= 3 && singles * 2 >= run.len() && (4..=16).contains(&letters) {
+            run.iter().for_each(|(_, w)| out.push_str(w));
+        } else {
+            out.push_str(words[i].1);
+            run[1..].iter().for_each(|(gap, w)| {
+                out.push_str(gap);
+                out.push_str(w);
+            });
+        }
+        i = j;
     }
     out
 }
@@ -676,6 +719,41 @@ mod tests {
         assert_eq!(specked_amount("1.234;,56").as_deref(), Some("1.234,56"));
         for kept in ["20,00", "17:49", "12:30:45", "T25-04226", "3:87", "B91926576", "2025:10,15x"] {
             assert_eq!(specked_amount(kept), None, "{kept}");
+        }
+    }
+
+    #[test]
+    fn a_legal_form_after_a_comma_stays_in_the_name_but_a_column_after_a_comma_does_not() {
+        let head = "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n";
+        // Tesseract's TSV of a receipt's monospaced header: 14 px between `Lopes,` and `Lda.`.
+        let name = format!(
+            "{head}5\t1\t1\t1\t1\t1\t77\t23\t81\t13\t96\tMercearia\n\
+5\t1\t1\t1\t1\t2\t170\t25\t50\t14\t96\tLopes,\n\
+5\t1\t1\t1\t1\t3\t234\t24\t32\t12\t96\tLda.\n"
+        );
+        assert_eq!(layout_from_tsv(&name).trim(), "Mercearia Lopes, Lda.");
+        // The same gap between two lines that tesseract read apart is a column break.
+        let columns = name.replace("5\t1\t1\t1\t1\t3\t234", "5\t1\t2\t1\t1\t1\t234");
+        assert!(layout_from_tsv(&columns).contains("Lopes,  "), "{}", layout_from_tsv(&columns));
+        // A wide gap after a comma stays a column break on one tesseract line too.
+        let far = name.replace("\t234\t24\t32", "\t260\t24\t32");
+        assert!(layout_from_tsv(&far).contains("Lopes,  "), "{}", layout_from_tsv(&far));
+    }
+
+    #[test]
+    fn a_letter_spaced_heading_read_in_pieces_is_one_word_and_phrases_stay_apart() {
+        assert_eq!(join_spaced_capitals("   F ATTU R A        N. documento:"), "   FATTURA        N. documento:");
+        assert_eq!(join_spaced_capitals("R E C H N U N G"), "RECHNUNG");
+        for kept in [
+            "FECHA DE LA FACTURA",
+            "TORNILLOS Y TUERCAS",
+            "A B",
+            "IVA  A  B  C",
+            "P. IVA: IT66121440516",
+            "Total  € 13,56",
+            "",
+        ] {
+            assert_eq!(join_spaced_capitals(kept), kept);
         }
     }
 

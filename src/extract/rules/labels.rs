@@ -497,8 +497,9 @@ pub fn find_labels(line: &str) -> Vec<LabelHit> {
             let text = raw.trim();
             let text = text.trim_end_matches([':', '.', '#']).trim_end();
             // Two spaces are a column break (`layout`): `FECHA      VENCIMIENTO` are two labels, not one; but
-            // `FACTURA SIMPLIFICADA  Nº` is one label that the layout spaced out before its short marker.
-            let spread = text.split("  ").skip(1).any(|part| part.trim().chars().count() > 3);
+            // `FACTURA SIMPLIFICADA  Nº` is one label that the layout spaced out before its short marker. A
+            // marker a whole column away (`FATTURA          N. documento:`) starts a label of its own.
+            let spread = text.split("  ").skip(1).any(|part| part.trim().chars().count() > 3) || text.contains("     ");
             if text.is_empty() || spread {
                 continue;
             }
@@ -664,6 +665,10 @@ mod tests {
     fn a_label_does_not_reach_across_a_column_gap() {
         assert_eq!(fields("FECHA        VENCIMIENTO"), vec![Field::IssueDate, Field::DueDate]);
         assert_eq!(fields("FACTURA SIMPLIFICADA  Nº T-2025-18873"), vec![Field::InvoiceNumber]);
+        // The title a column away from the marker is not part of the label: the marker and its word are.
+        let hits = find_labels("FATTURA                N. documento:   3424/2026");
+        assert_eq!(hits.iter().map(|h| h.field).collect::<Vec<_>>(), vec![Field::InvoiceNumber]);
+        assert_eq!(hits[0].start, "FATTURA                ".len());
     }
 
     #[test]
