@@ -284,6 +284,10 @@ fn turned(tsv: &str) -> Option<Turned> {
         Some(Turned::Sideways)
     } else if all >= 10 && confident_words(tsv) * 3 < all {
         Some(Turned::Unsure)
+    } else if !rows(tsv).any(|r| r.conf >= 50.0 && r.text.chars().count() >= 3) {
+        // Nothing legible: reading one column of text (`--psm 4`), tesseract finds no words at all on a page
+        // fed sideways. Orientation detection decides, and an empty page stays as it was.
+        Some(Turned::Unsure)
     } else {
         None
     }
@@ -675,7 +679,9 @@ mod tests {
         assert_eq!(turned(&upright), None);
         assert_eq!(turned(&sideways), Some(Turned::Sideways));
         assert_eq!(turned(&unsure), Some(Turned::Unsure));
-        assert_eq!(turned(&tsv_of(&[("aqn", 30.0, 40.0, 30.0); 3])), None, "too few words to judge");
+        assert_eq!(turned(&tsv_of(&[("Factura", 95.0, 140.0, 30.0); 3])), None, "a few clear words are upright");
+        assert_eq!(turned(&tsv_of(&[("aqn", 30.0, 40.0, 30.0); 3])), Some(Turned::Unsure), "nothing legible");
+        assert_eq!(turned(&tsv_of(&[])), Some(Turned::Unsure), "nothing read at all");
     }
 
     #[test]

@@ -82,6 +82,9 @@ fn name_key(s: &str) -> String {
     fold(s).chars().filter(|c| c.is_alphanumeric()).collect()
 }
 
+/// What joins the parts of a sender or letterhead line: `|`, `·`, `●`, `•`, or a dash with spaces around it.
+static PART_SEPARATOR: LazyLock<Regex> = LazyLock::new(|| super::regex(r"\s*[|·●•]\s*|\s+[-–]\s+"));
+
 /// The sender line above the address window: three or more parts joined by `|`, `·`, `●`, `•` or ` - `, one
 /// of them a postcode and town. Producers often space the separators out, so the whole line is split, not
 /// its segments.
@@ -89,7 +92,6 @@ fn sender_line(layout: &Layout) -> Option<(String, usize, usize)> {
     // Continental postcodes, and British ones (`M1 2HF`, `SW1A 1AA`).
     static POSTCODE: LazyLock<Regex> =
         LazyLock::new(|| super::regex(r"\b[0-9]{4,5}\b|\b[A-Z]{1,2}[0-9][A-Z0-9]?\s[0-9][A-Z]{2}\b"));
-    static SEPARATOR: LazyLock<Regex> = LazyLock::new(|| super::regex(r"\s*[|·●•]\s*|\s+[-–]\s+"));
     let limit = (layout.len() * 2 / 5).max(12);
     for (i, line) in layout.lines.iter().enumerate().take(limit) {
         // A speck that OCR reads as `-` or `'` ahead of the line is no part of it.
@@ -97,7 +99,7 @@ fn sender_line(layout: &Layout) -> Option<(String, usize, usize)> {
             continue;
         };
         let text = &line.text[first.byte_start..];
-        let parts: Vec<&str> = SEPARATOR.split(text).map(str::trim).collect();
+        let parts: Vec<&str> = PART_SEPARATOR.split(text).map(str::trim).collect();
         // A letterhead's address line (`Victoria Road 28 · Bristol BS1 5TR · Tel. …`) leads with a street, not a
         // name: a name has no digits.
         let named = name_like(parts[0]) && !parts[0].chars().any(|c| c.is_ascii_digit());
@@ -397,7 +399,12 @@ fn company_above(layout: &Layout, line: usize, col: usize) -> Option<(String, us
         let seg = layout.lines[j].segments.iter().find(|s| s.start + 4 >= col && s.start <= col + 4);
         if let Some(s) = seg {
             if has_legal_form(&s.text) && name_like(&s.text) {
-                return Some((s.text.trim().to_string(), j));
+                // A footer line `Bäckerei Weber KG · Bahnhofstraße 38` whose last separator OCR dropped is one
+                // segment: the name is its first part, when that part has the legal form.
+                let text = s.text.trim();
+                let first = PART_SEPARATOR.split(text).next().unwrap_or(text).trim();
+                let name = if has_legal_form(first) && name_like(first) { first } else { text };
+                return Some((name.to_string(), j));
             }
         }
     }
@@ -696,6 +703,19 @@ mod tests {
             " Contoso, Ltd.                                  Project Statement\n                 Date: 8/20/2020\n",
         );
         assert_eq!(name(&p.supplier), Some("Contoso, Ltd."));
+    }
+
+    #[test]
+    fn a_footer_line_whose_last_separator_ocr_dropped_gives_only_the_name() {
+        let footer = "Rechnung Nr. 5\n\n\n\n\n\n\n\n\n\n\n\n\
+            Bäckerei Weber KG - Bahnhofstraße 38  50667 Köln\n\
+            USt-IdNr.: DE122856118 - Amtsgericht Köln 20033\n";
+        let p = read(footer);
+        assert_eq!(name(&p.supplier), Some("Bäckerei Weber KG"));
+        assert_eq!(tax(&p.supplier).as_deref(), Some("DE122856118"));
+        // A name whose legal form comes after the dash stays whole.
+        let p = read(&footer.replace("Bäckerei Weber KG - Bahnhofstraße 38", "Weber - Bäckerei KG"));
+        assert_eq!(name(&p.supplier), Some("Weber - Bäckerei KG"));
     }
 
     #[test]

@@ -503,10 +503,16 @@ fn amount_due(
         return;
     }
     // A strongly labelled amount due that nothing explains is still what the supplier asks for; keep it, warn.
-    if let Some(&(d, ds)) = dues.first().filter(|(d, ds)| *ds >= 0.85 && *d != total) {
+    // But not one of the other sign: that is a misread (OCR's `77177,36` for `-7177,36` on a credit note), and
+    // a wrong amount is worse than none. A larger one is real: open payments carried over (`Offene Zahlungen`).
+    let plausible = |d: &Decimal| same_sign(&[total, *d]);
+    if let Some(&(d, ds)) = dues.first().filter(|(d, ds)| *ds >= 0.85 && *d != total && plausible(d)) {
         out.due = Some(d);
         out.confidence.insert("amount_due", 0.6_f32.min(ds));
         out.warnings.push(format!("amount due {d} is not the total {total} less withholdings or prepayments"));
+        return;
+    }
+    if dues.first().is_some_and(|(d, ds)| *ds >= 0.85 && *d != total) {
         return;
     }
     if withholdings.is_empty() && prepaids.is_empty() {
@@ -664,6 +670,28 @@ mod tests {
         // 81451.96 - 71449.09 = 10002.87 is 14% of the net: an EU rate, but not the 21% this page prints.
         let t = solve(&[c(Field::Net, "71449.09", 0.8), tax, c(Field::Due, "81451.96", 0.9)], &[]);
         assert_eq!(t.tax, None);
+    }
+
+    #[test]
+    fn an_amount_due_of_the_other_sign_than_the_total_is_left_out() {
+        let due = |total: &str, due: &str| {
+            solve(
+                &[
+                    c(Field::Net, "-5931.70", 0.9),
+                    c(Field::Tax, "-1245.66", 0.9),
+                    c(Field::Total, total, 0.95),
+                    c(Field::Due, due, 0.9),
+                ],
+                &[],
+            )
+            .due
+        };
+        // A credit note's `Net à payer -7 177,36` whose minus OCR read as a 7.
+        assert_eq!(due("-7177.36", "77177.36"), None);
+        // One that nothing explains is still what the supplier asks for: smaller, or larger with open payments
+        // carried over.
+        assert_eq!(due("-7177.36", "-7000.00"), Some(d("-7000.00")));
+        assert_eq!(due("-7177.36", "-14354.72"), Some(d("-14354.72")));
     }
 
     #[test]
