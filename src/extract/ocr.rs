@@ -382,7 +382,7 @@ fn words(tsv: &str) -> Vec<Word> {
 /// included, since a speck is only taken out where it touches the decimal part's separator or the word's ends.
 fn specked_amount(word: &str) -> Option<String> {
     static SPECKED: std::sync::LazyLock<regex_lite::Regex> = std::sync::LazyLock::new(|| {
-        regex_lite::Regex::new(r"^[‘’'`\x22:;]*(-?\d{1,3}(?:[.,' ]\d{3})*)[‘’'`:;]?([.,]\d{2})[‘’'`:;]*$").unwrap()
+        super::rules::regex(r"^[‘’'`\x22:;]*(-?\d{1,3}(?:[.,' ]\d{3})*)[‘’'`:;]?([.,]\d{2})[‘’'`:;]*$")
     });
     let c = SPECKED.captures(word)?;
     let amount = format!("{}{}", &c[1], &c[2]);
