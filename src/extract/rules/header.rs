@@ -138,6 +138,15 @@ pub fn parse_invoice_number(s: &str) -> Option<String> {
             id = joined;
         }
     }
+    // Or after it: `T26- 03882`.
+    static DANGLING: LazyLock<Regex> = LazyLock::new(|| super::regex(r"^ ([A-Za-z0-9]{1,12})(?:\s|$)"));
+    let dangling = m.as_str().strip_prefix(id.as_str()).is_some_and(|cut| cut == "-" || cut == "/");
+    if let Some(c) = DANGLING.captures(&s[m.end()..]).filter(|_| dangling) {
+        let joined = format!("{}{}", m.as_str(), &c[1]);
+        if c[1].chars().any(|ch| ch.is_ascii_digit()) && find_dates(&joined, None).is_empty() {
+            id = joined;
+        }
+    }
     // A series and its number set apart: `A 013394`. Only capital letters before one space and digits.
     // Portuguese series run `FT A/7610`: the document code, the series and its number.
     static SERIES: LazyLock<Regex> = LazyLock::new(|| super::regex(r"^ ((?:[A-Z0-9]{1,4}/)?[0-9]{3,12})(?:\s|$)"));
@@ -288,7 +297,7 @@ pub fn read_header(layout: &Layout, hint: Option<Locale>) -> Header {
 fn bare_number_labels(line: &super::layout::Line) -> Vec<(LabelHit, f32)> {
     static BARE: LazyLock<Regex> = LazyLock::new(|| {
         super::regex(
-            r"^((?:[a-z]+\.?(?:\s+|-)){0,2}?)(?:n\.?\s?[º°ªo]\.?|n[º°ª]\.?|no\.|nr\.?|num\.|numero|number|#|n\.)(?:\s*(?:no\.|nr\.?|#))?\s*:?(?:\s|$)",
+            r"^((?:[a-z]+\.?(?:\s+|-)){0,2}?)(?:n\.?\s?[º°ªo?]\.?|n[º°ª]\.?|n\.2|no\.|nr\.?|num\.|numero|number|#|n\.)(?:\s*(?:no\.|nr\.?|#))?\s*:?(?:\s|$)",
         )
     });
     const DOCUMENT_WORDS: &[&str] = &[
@@ -322,23 +331,41 @@ fn bare_number_labels(line: &super::layout::Line) -> Vec<(LabelHit, f32)> {
         "recibo",
         "bono",
     ];
+    let document_words = |text: &str| -> Vec<String> {
+        text.split(|ch: char| ch.is_whitespace() || ch == '-')
+            .filter(|w| !w.is_empty())
+            .map(|w| w.trim_end_matches('.').to_string())
+            .collect()
+    };
     let mut out = Vec::new();
-    for seg in &line.segments {
+    for (k, seg) in line.segments.iter().enumerate() {
         let (folded, map) = fold_mapped(&seg.text);
         let Some(c) = BARE.captures(&folded) else {
             continue;
         };
-        let words: Vec<&str> = c[1]
-            .split(|ch: char| ch.is_whitespace() || ch == '-')
-            .filter(|w| !w.is_empty())
-            .map(|w| w.trim_end_matches('.'))
-            .collect();
+        let mut words = document_words(&c[1]);
+        // OCR sets `Doc.  n. 0011-009858` a column apart: a cell of document words alone just before the marker
+        // is its first words.
+        if words.is_empty() {
+            if let Some(prev) = k.checked_sub(1).map(|p| &line.segments[p]) {
+                let before = document_words(&super::fold(&prev.text));
+                if (1..=2).contains(&before.len()) && before.iter().all(|w| DOCUMENT_WORDS.contains(&w.as_str())) {
+                    words = before;
+                }
+            }
+        }
         // A lone `n.` is an abbreviation of anything; only after a document word is it the number's marker.
-        if !words.iter().all(|w| DOCUMENT_WORDS.contains(w)) || (words.is_empty() && folded.starts_with("n. ")) {
+        if !words.iter().all(|w| DOCUMENT_WORDS.contains(&w.as_str()))
+            || (words.is_empty() && folded.starts_with("n. "))
+        {
             continue;
         }
         let m = c.get(0).map_or(0, |m| m.end());
         let marker = folded[..m].trim_end();
+        // OCR reads the `º` of `n.º` as `?` or `2`; a `2` is only the marker when the number follows it.
+        if marker.ends_with("n.2") && folded[m..].trim().is_empty() {
+            continue;
+        }
         let end = seg.byte_start + map[marker.len()];
         let strength = if words.is_empty() { 0.75 } else { 0.85 };
         out.push((LabelHit { field: Field::InvoiceNumber, start: seg.byte_start, end, strength }, strength));
@@ -378,10 +405,15 @@ fn lone_date(layout: &Layout, hint: Option<Locale>) -> Option<Found<NaiveDate>> 
         }
     }
     let [(date, i)] = seen[..] else { return None };
-    // The line above must be no label either: `Training Date` over `9/15/2020` names another date.
+    // Nor may a label above have its value to come: `Training Date` over `9/15/2020` names another date. A
+    // label with its value beside it (`USt.-ID: DE940336219` over the slip's date) names nothing below.
     let unlabelled = |j: usize| layout.lines[j].labels().is_empty();
+    let nothing_awaited = |j: usize| {
+        let line = &layout.lines[j];
+        line.labels().iter().all(|h| !line.text[h.end..].trim_matches([' ', ':', '.', '#']).is_empty())
+    };
     let top = i * 3 <= layout.len() || i < 10;
-    (top && unlabelled(i) && i.checked_sub(1).is_none_or(unlabelled)).then_some(Found {
+    (top && unlabelled(i) && i.checked_sub(1).is_none_or(nothing_awaited)).then_some(Found {
         value: date,
         confidence: 0.7,
         line: i,
@@ -539,6 +571,12 @@ mod tests {
         assert_eq!(parse_invoice_number("15/10/2025"), None);
         assert_eq!(parse_invoice_number("1.210,00"), None);
         assert_eq!(parse_invoice_number(": 2024 - 1682").as_deref(), Some("2024-1682"), "OCR spaced the hyphen");
+        assert_eq!(parse_invoice_number("T26- 03882").as_deref(), Some("T26-03882"), "OCR spaced after the hyphen");
+        assert_eq!(
+            parse_invoice_number("T26- VAT").as_deref(),
+            Some("T26"),
+            "a word after it is no part of the number"
+        );
         assert_eq!(parse_invoice_number("123 - 15/10/2025").as_deref(), Some("123"));
         assert_eq!(parse_invoice_number(" A 013394").as_deref(), Some("A 013394"), "a series and its number");
         assert_eq!(parse_invoice_number("Date 2024"), None, "a word before a year is no series");
@@ -610,6 +648,10 @@ mod tests {
             ("Núm.    FV-88\n", "FV-88"),
             ("Nr.  RE-2024-77\n", "RE-2024-77"),
             ("Fecha           Nº\n02/03/2025      2025-118\n", "2025-118"),
+            // The `º` of a till slip's `Doc. n.º`, as OCR reads it, and OCR's gap after `Doc.`.
+            ("Doc. n.? 006726\n", "006726"),
+            ("Doc. n.2 T25-04701\n", "T25-04701"),
+            ("Doc.  n. T25-04226\n", "T25-04226"),
         ];
         for (text, want) in cases {
             let h = read_header(&Layout::new(text), Some(Locale::Es));
@@ -626,6 +668,10 @@ mod tests {
             "Kunden-Nr. 10023\n",
             "Nº pedido 4567\n",
             "Nº 1\n",
+            // A lone `n.` a column after anything but the document's own word.
+            "Via Roma  n. 12\n",
+            // A `2` glued to `n.` with nothing after it is a number, not a misread `º`.
+            "Doc. n.2\n    15\n",
             "Nr.   Artikel      Menge\n1      Schrauben    10\n",
         ] {
             let h = read_header(&Layout::new(text), Some(Locale::De));
@@ -686,6 +732,10 @@ mod tests {
         let h = read_header(&Layout::new(slip), Some(Locale::De));
         assert_eq!(h.issue_date.map(|f| f.value), Some(ymd(2026, 5, 18)));
         assert_eq!(h.number.map(|f| f.value).as_deref(), Some("009169"));
+        // Under the shop's tax ID, whose value stands beside its label.
+        let slip = "Getränke Hoffmann GmbH\nUSt.-ID: DE940336219\n20.10.2024 10:51\nBon-Nr.: 005475\nTotal   20,86\n";
+        let h = read_header(&Layout::new(slip), Some(Locale::De));
+        assert_eq!(h.issue_date.map(|f| f.value), Some(ymd(2024, 10, 20)));
         let h = read_header(
             &Layout::new("Bar Centrale S.n.c.\nDoc. n. 0011-009858\n22/09/2025 11:15\nPane  2,10\n"),
             Some(Locale::It),
