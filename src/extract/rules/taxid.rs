@@ -1,4 +1,5 @@
-//! Tax identifiers: Spanish NIF/NIE/CIF and EU VAT numbers.
+//! Tax identifiers: Spanish NIF/NIE/CIF, EU VAT numbers, the Swiss UID, and the Indian GSTIN and Malaysian SST
+//! registration numbers that till receipts from those countries print.
 //!
 //! A `TaxId` only exists once its format matched and, where the country publishes a simple check digit, once
 //! the check held: a misread digit must not become a supplier's identity. Countries whose check we have not
@@ -6,7 +7,8 @@
 //!
 //! Sources of the check algorithms: AEAT (NIF/CIF control characters), BZSt (DE: ISO 7064 MOD 11,10),
 //! DGFiP (FR key), Belastingdienst (NL mod 11, and mod 97 for the 2020 sole-trader numbers), and the
-//! European Commission's VIES technical notes for IT, PT, BE, AT, PL, DK, FI, LU, SE, GR and GB.
+//! European Commission's VIES technical notes for IT, PT, BE, AT, PL, DK, FI, LU, SE, GR and GB, and GSTN (the
+//! GSTIN's base-36 check character). The Malaysian SST number publishes no check.
 
 use regex::Regex;
 use std::fmt;
@@ -26,6 +28,10 @@ pub enum TaxIdKind {
     EuVat,
     /// Swiss UID (`CHE-123.456.789`).
     SwissUid,
+    /// Indian GSTIN: state code, PAN, entity number, `Z`, check character (`27AAPFU0939F1ZV`).
+    IndianGstin,
+    /// Malaysian SST registration number (`W10-1808-31000123`); it has no check digit.
+    MalaysianSst,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -63,6 +69,18 @@ impl TaxId {
         }
         if let Some(rest) = compact.strip_prefix("CHE") {
             return swiss(rest);
+        }
+        if GSTIN_RE.is_match(&compact) {
+            return gstin(&compact);
+        }
+        if SST_RE.is_match(&compact) {
+            return Ok(TaxId {
+                country: "MY",
+                number: compact,
+                prefixed: false,
+                checksum_verified: false,
+                kind: TaxIdKind::MalaysianSst,
+            });
         }
         if compact.len() > 2 && compact.is_char_boundary(2) {
             let (prefix, rest) = compact.split_at(2);
@@ -108,6 +126,7 @@ impl TaxId {
         match self.country {
             "GR" => "EL",
             "CH" => "CHE",
+            "IN" | "MY" => "",
             c => c,
         }
     }
@@ -407,6 +426,36 @@ fn swiss(n: &str) -> Result<TaxId, TaxIdError> {
     })
 }
 
+/// An Indian GSTIN (compact): two digits of state, a PAN (five letters, four digits, a letter), the entity
+/// number, `Z`, and the check character.
+static GSTIN_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[0-3][0-9][A-Z]{5}[0-9]{4}[A-Z][1-9A-Z]Z[0-9A-Z]$").expect("gstin regex"));
+/// A Malaysian SST registration number (compact): a letter, two digits, then four and eight digits.
+static SST_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Z][0-9]{14}$").expect("sst regex"));
+
+/// GSTN's check: each of the first 14 characters' base-36 value times 1 and 2 alternately, the product's
+/// base-36 digits summed; the check character makes the sum a multiple of 36.
+fn gstin(n: &str) -> Result<TaxId, TaxIdError> {
+    const BASE36: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let value = |b: u8| BASE36.iter().position(|a| *a == b);
+    let bytes = n.as_bytes();
+    let mut sum = 0;
+    for (i, &b) in bytes[..14].iter().enumerate() {
+        let v = value(b).ok_or(TaxIdError::Format)? * if i % 2 == 0 { 1 } else { 2 };
+        sum += v / 36 + v % 36;
+    }
+    if BASE36[(36 - sum % 36) % 36] != bytes[14] {
+        return Err(TaxIdError::Checksum);
+    }
+    Ok(TaxId {
+        country: "IN",
+        number: n.to_string(),
+        prefixed: false,
+        checksum_verified: true,
+        kind: TaxIdKind::IndianGstin,
+    })
+}
+
 /// A tax identifier found in a line, or something shaped like one whose check failed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaxIdMatch {
@@ -428,8 +477,14 @@ static SPANISH_RE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("spanish id regex")
 });
 
-/// Every tax identifier in `line`: prefixed VAT numbers (`DE 123 456 788`, `FR11123456782`) and Spanish
-/// NIF/NIE/CIF without prefix. Matches whose check digit fails are returned too, marked `Err(Checksum)`, so the
+/// A GSTIN, or a Malaysian SST number as printed with its dashes (`W10-1808-31000123`).
+static ASIAN_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?-u:\b)(?:[0-3][0-9][A-Z]{5}[0-9]{4}[A-Z][1-9A-Z]Z[0-9A-Z]|[A-Z][0-9]{2}-[0-9]{4}-[0-9]{8})(?-u:\b)")
+        .expect("gstin and sst regex")
+});
+
+/// Every tax identifier in `line`: prefixed VAT numbers (`DE 123 456 788`, `FR11123456782`), GSTINs, Malaysian
+/// SST numbers, and Spanish NIF/NIE/CIF without prefix. Matches whose check digit fails are returned too, marked `Err(Checksum)`, so the
 /// caller can warn about them instead of silently dropping them.
 pub fn find_tax_ids(line: &str) -> Vec<TaxIdMatch> {
     let mut out: Vec<TaxIdMatch> = Vec::new();
@@ -440,6 +495,17 @@ pub fn find_tax_ids(line: &str) -> Vec<TaxIdMatch> {
         if let Some(found) = longest_prefixed(line, m.start()) {
             out.push(found);
         }
+    }
+    for m in ASIAN_RE.find_iter(line) {
+        if out.iter().any(|o| m.start() < o.end && o.start < m.end()) {
+            continue;
+        }
+        out.push(TaxIdMatch {
+            start: m.start(),
+            end: m.end(),
+            id: TaxId::parse(m.as_str()),
+            raw: m.as_str().to_string(),
+        });
     }
     for m in SPANISH_RE.find_iter(line) {
         if out.iter().any(|o| m.start() < o.end && o.start < m.end()) {
@@ -611,6 +677,20 @@ mod tests {
         let found = find_tax_ids("NIF: 12345678A");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].id, Err(TaxIdError::Checksum));
+    }
+
+    #[test]
+    fn indian_gstins_and_malaysian_sst_numbers_on_till_receipts_are_found() {
+        let ids: Vec<(String, bool)> = find_tax_ids("GSTIN: 27AAPFU0939F1ZV   SST Reg No: W10-1808-31000123")
+            .into_iter()
+            .filter_map(|m| m.id.ok())
+            .map(|id| (id.as_printed(), id.checksum_verified()))
+            .collect();
+        assert_eq!(ids, vec![("27AAPFU0939F1ZV".to_string(), true), ("W10180831000123".to_string(), false)]);
+        // One character of the GSTIN misread: its check character no longer matches.
+        assert_eq!(find_tax_ids("GSTIN: 27AAPFU0939F1ZW")[0].id, Err(TaxIdError::Checksum));
+        // A phone number's dashes are no SST number.
+        assert!(find_tax_ids("Tel: 03-2161-2345").is_empty());
     }
 
     #[test]

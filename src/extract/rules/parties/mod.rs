@@ -615,6 +615,7 @@ mod tests {
         assert!(has_legal_form("Syarikat Ali Bhd."));
         assert!(has_legal_form("Kedai Ali S/B"));
         assert!(has_legal_form("Bar Centrale S.n.c."), "an Italian partnership");
+        assert!(has_legal_form("Pharmacie Centrale SELARL"), "a French professional company");
         assert!(!has_legal_form("Bhdra Road"), "only the whole word");
     }
 
@@ -731,6 +732,7 @@ mod tests {
     fn a_tax_id_label_counts_across_wide_padding_and_only_as_a_word() {
         assert!(tax_id_labelled("USt-IdNr.:                               "));
         assert!(tax_id_labelled("NIF"));
+        assert!(tax_id_labelled("SST Reg No: "), "a Malaysian sales tax registration");
         assert!(!tax_id_labelled("Augustusburg"));
         assert!(!tax_id_labelled("Kreuzstraße 9, 09573 Augustusburg "));
     }

@@ -168,7 +168,7 @@ pub(super) fn inline_block(segment: &str) -> Option<(Role, String)> {
 
 pub(super) static LEGAL_FORM: LazyLock<Regex> = LazyLock::new(|| {
     super::super::regex(
-        r"\b(?:s\.?\s?l\.?\s?u?\.?|s\.?\s?a\.?\s?u?\.?|s\.?\s?coop\.?|s\.?\s?c\.?|gmbh|ag|kg|ohg|ug|e\.\s?k\.|a\.\s?g\.|e\.\s?v\.|sarl|sas|sasu|sa|eurl|b\.?\s?v\.?|n\.?\s?v\.?|ltd\.?|limited|llc|inc\.?|plc|corp\.?|corporation|s\.?\s?r\.?\s?l\.?|s\.\s?r\.\s?1\.|s\.?\s?p\.?\s?a\.?|s\.?\s?n\.?\s?c\.?|s\.\s?a\.\s?s\.|lda\.?|oy|ab|as|aps|sdn\.?\s?bhd\.?|bhd\.?|s/b)(?:\s|$|[,.)])|gmbh\b",
+        r"\b(?:s\.?\s?l\.?\s?u?\.?|s\.?\s?a\.?\s?u?\.?|s\.?\s?coop\.?|s\.?\s?c\.?|gmbh|ag|kg|ohg|ug|e\.\s?k\.|a\.\s?g\.|e\.\s?v\.|sarl|sas|sasu|sa|eurl|selarl|selas|b\.?\s?v\.?|n\.?\s?v\.?|ltd\.?|limited|llc|inc\.?|plc|corp\.?|corporation|s\.?\s?r\.?\s?l\.?|s\.\s?r\.\s?1\.|s\.?\s?p\.?\s?a\.?|s\.?\s?n\.?\s?c\.?|s\.\s?a\.\s?s\.|lda\.?|oy|ab|as|aps|sdn\.?\s?bhd\.?|bhd\.?|s/b)(?:\s|$|[,.)])|gmbh\b",
     )
 });
 
@@ -285,7 +285,7 @@ pub(super) fn customer_labelled(text_before: &str) -> bool {
 pub(super) fn tax_id_labelled(text_before: &str) -> bool {
     static LABEL: LazyLock<Regex> = LazyLock::new(|| {
         super::super::regex(
-            r"\b(?:nif|cif|vat(?:no|id)?|ust(?:-?id[a-z]*)?|tva|iva|btw|n\.i\.f|c\.i\.f|dni|nie|tax|steuer[a-z]*|mwst|uid|p\.\s?iva|partita|nipc|contribuinte|gst|gstin|tin|abn|siren|kvk)\b",
+            r"\b(?:nif|cif|vat(?:no|id)?|ust(?:-?id[a-z]*)?|tva|iva|btw|n\.i\.f|c\.i\.f|dni|nie|tax|steuer[a-z]*|mwst|uid|p\.\s?iva|partita|nipc|contribuinte|gst|gstin|sst|tin|abn|siren|kvk)\b",
         )
     });
     let f = fold(text_before);
