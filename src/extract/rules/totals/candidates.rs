@@ -54,7 +54,7 @@ pub fn unlabelled_totals(layout: &Layout, cands: &[Candidate], hint: Option<Loca
         let line = &layout.lines[i];
         for a in line.amounts(0, line.text.len(), hint).into_iter().filter(|a| a.has_decimals) {
             if !cands.iter().any(|c| c.line == i && c.value == a.value) {
-                out.push(Candidate { field: Field::Total, value: a.value, score: 0.4, line: i, rate: None });
+                out.push(Candidate { field: Field::Total, value: a.value, score: 0.4, line: i, rate: None, share: 0 });
             }
         }
     }
@@ -78,8 +78,9 @@ pub(super) fn same_line(
     if !a.has_currency {
         score *= 0.97;
     }
-    let rate = if hit.field == Field::Tax { label_rate(&line.text[hit.start..a.start]) } else { None };
-    Some(Candidate { field: hit.field, value: a.value, score, line: i, rate })
+    let label = &line.text[hit.start..a.start];
+    let rate = if hit.field == Field::Tax { label_rate(label) } else { None };
+    Some(Candidate { field: hit.field, value: a.value, score, line: i, rate, share: tax_share(label) })
 }
 
 /// Values printed under a label (a totals header row such as `TOTAL HT   TOTAL TVA   TOTAL TTC`). A column of
@@ -124,7 +125,17 @@ pub(super) fn under(layout: &Layout, i: usize, hit: &LabelHit, hint: Option<Loca
     let label_line = &layout.lines[i];
     let label = label_line.segment_at(hit.start).map_or(&label_line.text[hit.start..hit.end], |s| s.text.as_str());
     let rate = if hit.field == Field::Tax { label_rate(label) } else { None };
-    vec![Candidate { field: hit.field, value, score: hit.strength * factor, line, rate }]
+    vec![Candidate { field: hit.field, value, score: hit.strength * factor, line, rate, share: tax_share(label) }]
+}
+
+/// Which share of a split tax a label names (see `Candidate::share`).
+pub(super) fn tax_share(label: &str) -> u8 {
+    let folded = crate::extract::rules::fold(label);
+    match folded.split(|c: char| !c.is_alphanumeric()).find(|w| matches!(*w, "cgst" | "sgst" | "utgst")) {
+        Some("cgst") => 1,
+        Some(_) => 2,
+        None => 0,
+    }
 }
 
 /// The one known VAT rate printed in a label (`IVA 21%`), if there is exactly one.

@@ -23,13 +23,14 @@ mod receipt;
 
 use candidates::label_rate;
 pub use candidates::{collect, unlabelled_totals};
-pub use receipt::corroborate_receipt_total;
+pub use receipt::{corroborate_receipt_total, printed_beside_rounding, total_after_rounding};
 
-/// VAT rates in force in the EU (standard and reduced) plus Spain's. A tax that is not one of these times the
+/// VAT rates in force in the EU (standard and reduced) plus Spain's, Switzerland's (2.6, 3.8, 8.1) and the
+/// halves and wholes of India's GST (2.5 + 2.5 of 5, … 14 + 14 of 28). A tax that is not one of these times the
 /// net is not trusted without a breakdown row to back it.
 const VAT_RATES: &[&str] = &[
-    "0", "2.1", "3", "4", "5", "5.5", "6", "7", "8", "8.5", "9", "10", "12", "13", "14", "16", "17", "18", "19", "20",
-    "21", "22", "23", "24", "25", "27",
+    "0", "2.1", "2.5", "2.6", "3", "3.8", "4", "5", "5.5", "6", "7", "8", "8.1", "8.5", "9", "10", "12", "13", "14",
+    "16", "17", "18", "19", "20", "21", "22", "23", "24", "25", "27", "28",
 ];
 
 fn vat_rates() -> Vec<Decimal> {
@@ -55,6 +56,10 @@ pub struct Candidate {
     pub line: usize,
     /// The VAT rate its label names (`IVA 21%`, `Cuota IVA 10%`): one of several per-rate quotas.
     pub rate: Option<Decimal>,
+    /// Which share of a tax split between two authorities its label names: 0 for a whole tax, 1 for India's
+    /// central GST (`CGST 9%`), 2 for the state's (`SGST 9%`, `UTGST 9%`). Two shares of one rate are two
+    /// quotas, not one printed twice.
+    pub share: u8,
 }
 
 /// A row of a tax breakdown: `IVA 21% 1.000,00 210,00`, `19% 336.00 € 63.84 €`.
@@ -110,13 +115,13 @@ fn add_to_pool(pool: &mut Vec<(Decimal, f32)>, value: Decimal, score: f32) {
 /// The sum of per-rate quotas when the document prints one for each of two or more rates (and only one value
 /// for each rate), with the weakest of their scores.
 fn rated_sum(cands: &[Candidate]) -> Option<(Decimal, f32)> {
-    let mut by_rate: Vec<(Decimal, Decimal, f32)> = Vec::new();
+    let mut by_rate: Vec<((Decimal, u8), Decimal, f32)> = Vec::new();
     for c in cands.iter().filter(|c| c.field == Field::Tax) {
         let Some(rate) = c.rate else { continue };
-        match by_rate.iter_mut().find(|(r, _, _)| *r == rate) {
+        match by_rate.iter_mut().find(|(r, _, _)| *r == (rate, c.share)) {
             Some((_, v, s)) if *v == c.value => *s = s.max(c.score),
             Some(_) => return None,
-            None => by_rate.push((rate, c.value, c.score)),
+            None => by_rate.push(((rate, c.share), c.value, c.score)),
         }
     }
     if by_rate.len() < 2 {
@@ -131,8 +136,9 @@ struct Evidence<'a> {
     rows: &'a [TaxRow],
     /// The rates the document prints in its tax labels and rows; empty when it prints none.
     rates: Vec<Decimal>,
-    /// Per-rate quotas printed without their bases (`IVA 21%  574,96`), when there are two or more.
-    rated: Vec<(Decimal, Decimal)>,
+    /// Per-rate quotas printed without their bases (`IVA 21%  574,96`), when there are two or more: (rate,
+    /// share, quota), see `Candidate::share`.
+    rated: Vec<(Decimal, u8, Decimal)>,
     /// OCR text: a misread digit is likelier than an invoice that does not add up.
     ocr: bool,
     /// A net (tax) is printed under a strong label: one computed from the others must not replace it.
@@ -145,10 +151,11 @@ impl Evidence<'_> {
         let mut rates: Vec<Decimal> = cands.iter().filter_map(|c| c.rate).chain(rows.iter().map(|r| r.rate)).collect();
         rates.sort();
         rates.dedup();
-        let mut rated: Vec<(Decimal, Decimal)> = cands.iter().filter_map(|c| Some((c.rate?, c.value))).collect();
+        let mut rated: Vec<(Decimal, u8, Decimal)> =
+            cands.iter().filter_map(|c| Some((c.rate?, c.share, c.value))).collect();
         rated.sort();
         rated.dedup();
-        if rated.len() < 2 || rated.windows(2).any(|w| w[0].0 == w[1].0) {
+        if rated.len() < 2 || rated.windows(2).any(|w| (w[0].0, w[0].1) == (w[1].0, w[1].1)) {
             rated.clear();
         }
         Evidence { rows, rates, rated, ocr, strong_net: false, strong_tax: false }
@@ -171,12 +178,14 @@ impl Evidence<'_> {
     /// The per-rate quotas sum to `tax`, and the bases they imply (quota ÷ rate, each quota rounded to the
     /// cent) sum to `net` within that rounding.
     fn quotas_explain(&self, net: Decimal, tax: Decimal) -> bool {
-        if self.rated.is_empty() || !close(self.rated.iter().map(|(_, q)| *q).sum(), tax) {
+        if self.rated.is_empty() || !close(self.rated.iter().map(|(_, _, q)| *q).sum(), tax) {
             return false;
         }
         let hundred = Decimal::from(100);
-        let bases: Decimal = self.rated.iter().map(|(r, q)| q * hundred / r).sum();
-        let slack: Decimal = self.rated.iter().map(|(r, _)| Decimal::new(5, 1) / r).sum::<Decimal>() + tolerance();
+        // The two shares of a split tax are levied on one base: count it once, from the central share.
+        let whole = self.rated.iter().filter(|(_, share, _)| *share != 2);
+        let bases: Decimal = whole.clone().map(|(r, _, q)| q * hundred / r).sum();
+        let slack: Decimal = whole.map(|(r, _, _)| Decimal::new(5, 1) / r).sum::<Decimal>() + tolerance();
         (bases - net).abs() <= slack
     }
 
@@ -535,7 +544,7 @@ mod tests {
     }
 
     fn c(field: Field, value: &str, score: f32) -> Candidate {
-        Candidate { field, value: d(value), score, line: 0, rate: None }
+        Candidate { field, value: d(value), score, line: 0, rate: None, share: 0 }
     }
 
     fn receipt_total(text: &str) -> Option<Decimal> {
@@ -568,6 +577,67 @@ mod tests {
         // Tendered and change amounts never become the total.
         let change_only = "CAFE LUNA\nTendered          20.00\nChange             3.00\n";
         assert_eq!(receipt_total(change_only), None);
+    }
+
+    #[test]
+    fn a_net_worked_out_from_a_rounded_total_is_not_kept_on_a_slip() {
+        // OCR lost the net's label; the solver took the total after rounding and worked the net out from it.
+        let slip = "SHARMA TRADERS\nTotal xcl GST              307.05\nCGST 2.5%                  7.95\n\
+                    SGST 2.5%                  7.95\nRounding                   0.05\nTOTAL DUE                323.00\n";
+        let kept = |text: &str, net: &str| {
+            let layout = Layout::new(text);
+            let (cands, _) = collect(&layout, Some(Locale::En));
+            let mut t =
+                Totals { net: Some(d(net)), tax: Some(d("15.90")), total: Some(d("323.00")), ..Totals::default() };
+            printed_beside_rounding(&layout, &cands, &mut t, Some(Locale::En));
+            (t.net, t.tax)
+        };
+        // The tax is the sum of the two quotas printed: it stays.
+        assert_eq!(kept(slip, "307.10"), (None, Some(d("15.90"))));
+        // Printed amounts stay; so does everything on a slip without a rounding line.
+        assert_eq!(kept(slip, "307.05"), (Some(d("307.05")), Some(d("15.90"))));
+        assert_eq!(kept(&slip.replace("Rounding", "Discount"), "307.10"), (Some(d("307.10")), Some(d("15.90"))));
+    }
+
+    #[test]
+    fn the_central_and_state_shares_of_indian_gst_are_two_quotas_on_one_base() {
+        let slip = "SHARMA TRADERS PVT LTD\nTotal excl. GST          307.05\nCGST 9%                    0.38\n\
+                    SGST 9%                    0.38\nCGST 2.5%                  7.57\nSGST 2.5%                  7.57\n\
+                    Total (incl. GST)        322.95\n";
+        let layout = Layout::new(slip);
+        let (cands, rows) = collect(&layout, Some(Locale::En));
+        let t = solve(&cands, &rows);
+        assert_eq!((t.net, t.tax, t.total), (Some(d("307.05")), Some(d("15.90")), Some(d("322.95"))));
+        // The same quota printed twice under one label is one quota.
+        let twice =
+            "ACME LTD\nNet                    307.05\nVAT 5%                  15.35\nVAT 5%                  15.35\n\
+                     Total                  322.40\n";
+        let layout = Layout::new(twice);
+        let (cands, rows) = collect(&layout, Some(Locale::En));
+        let t = solve(&cands, &rows);
+        assert_eq!((t.net, t.tax, t.total), (Some(d("307.05")), Some(d("15.35")), Some(d("322.40"))));
+    }
+
+    #[test]
+    fn a_till_slips_total_is_what_is_paid_after_its_cash_rounding_line() {
+        // OCR lost the net's label (`Totaal exct.. btw`), so the solver took the total before rounding.
+        let paid = |text: &str| {
+            let layout = Layout::new(text);
+            let mut t = Totals { total: Some(d("3.44")), due: Some(d("3.45")), ..Totals::default() };
+            total_after_rounding(&layout, &mut t, Some(Locale::Nl));
+            t.total
+        };
+        let slip = "BAKKERIJ DE MOLEN\nTandpasta                2,29\nTotaal exct.. btw        3,16\nBTW 9%                   0,28\n\
+                    TOTAL                    3,44\nAfronding                {r}\nTE BETALEN             € 3,45\n\
+                    Contant                  5,00\nWisselgeld               1,55\n";
+        assert_eq!(paid(&slip.replace("{r}", "0,01")), Some(d("3.45")));
+        // The rounding amount specked or illegible: the line itself is enough.
+        assert_eq!(paid(&slip.replace("{r}", "„0,01")), Some(d("3.45")));
+        assert_eq!(paid(&slip.replace("{r}", "O,Ol")), Some(d("3.45")));
+        // A legible rounding amount that is not the difference: nothing is changed.
+        assert_eq!(paid(&slip.replace("{r}", "0,04")), Some(d("3.44")));
+        // Without a rounding line an amount due that differs is no rounded total.
+        assert_eq!(paid(&slip.replace("Afronding                {r}\n", "")), Some(d("3.44")));
     }
 
     #[test]

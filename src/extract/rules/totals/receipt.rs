@@ -24,6 +24,68 @@ pub(super) static CHANGE_RE: LazyLock<Regex> = LazyLock::new(|| {
     super::super::regex(r"\b(?:change|cambio|vuelto|ruckgeld|wechselgeld|rendu|monnaie|wisselgeld|terug|resto|troco)\b")
 });
 
+/// The cash-rounding line of a till slip (folded text).
+static ROUNDING_RE: LazyLock<Regex> = LazyLock::new(|| {
+    super::super::regex(r"\b(?:rounding|redondeo|rundung|arrondi|afronding|arrotondamento|arredondamento)\b")
+});
+
+/// A till slip that rounds cash prints the total, a rounding line and then what is paid (`TOTAL 3,44`,
+/// `Afronding 0,01`, `TE BETALEN 3,45`), and what is paid is its total (EVALUATION.md). When the solver took
+/// the total before rounding, and the page has a rounding line, and the amount due differs from it by less
+/// than the largest cash rounding (half a unit), of the same sign, and by the rounding line's own amount when
+/// that one is legible: the amount due becomes the total. Net and tax stay as printed, with a warning.
+pub fn total_after_rounding(layout: &Layout, totals: &mut Totals, hint: Option<Locale>) {
+    let (Some(total), Some(due)) = (totals.total, totals.due) else {
+        return;
+    };
+    let diff = due - total;
+    if diff.is_zero() || diff.abs() > Decimal::new(50, 2) || due.is_sign_negative() != total.is_sign_negative() {
+        return;
+    }
+    let mut roundings = layout.lines.iter().filter(|l| ROUNDING_RE.is_match(&fold(&l.text))).peekable();
+    if roundings.peek().is_none() {
+        return;
+    }
+    let legible: Vec<Decimal> = roundings
+        .filter_map(|l| l.amounts(0, l.text.len(), hint).into_iter().rev().find(|a| a.has_decimals))
+        .map(|a| a.value)
+        .collect();
+    if !legible.is_empty() && !legible.iter().any(|r| r.abs() == diff.abs()) {
+        return;
+    }
+    totals.warnings.push(format!("the total {total} rounded to {due} for cash; the rounded amount is the total"));
+    totals.total = Some(due);
+}
+
+/// A net or tax that the slip does not print, worked out from a total that a cash-rounding line may have
+/// moved, is off by the rounding (`323.00 − 15.90 = 307.10` for a printed net of `307.05` that OCR could not
+/// label): on a slip with a rounding line, only printed amounts are kept, and a tax that is the sum of the
+/// per-rate quotas printed.
+pub fn printed_beside_rounding(layout: &Layout, cands: &[Candidate], totals: &mut Totals, hint: Option<Locale>) {
+    if !layout.lines.iter().any(|l| ROUNDING_RE.is_match(&fold(&l.text))) {
+        return;
+    }
+    let printed: Vec<Decimal> = layout
+        .lines
+        .iter()
+        .flat_map(|l| l.amounts(0, l.text.len(), hint))
+        .map(|a| a.value.abs())
+        .chain(super::rated_sum(cands).map(|(sum, _)| sum.abs()))
+        .collect();
+    for (name, value) in [("net_amount", &mut totals.net), ("tax_amount", &mut totals.tax)] {
+        if let Some(v) = *value {
+            if !printed.contains(&v.abs()) {
+                *value = None;
+                totals.confidence.remove(name);
+                totals.warnings.push(format!(
+                    "{} {v} is not printed and was worked out from a total that cash rounding may have moved; it was not kept",
+                    name.replace('_', " ")
+                ));
+            }
+        }
+    }
+}
+
 /// The total of a till slip needs corroboration unless its label is strong: net + tax (the solver kept them
 /// only when they add up), the item amounts above it, or cash tendered less change. A weakly labelled total
 /// that nothing corroborates is more likely a tendered, subtotal or item amount than the total, so it is
