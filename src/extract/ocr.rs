@@ -807,6 +807,31 @@ mod tests {
     }
 
     #[test]
+    fn a_vat_numbers_country_code_read_as_digits_is_written_back_only_when_one_countrys_check_holds() {
+        // `IT` read as `11`, and as `1T`.
+        assert_eq!(repair_vat_prefix("1167256425843").as_deref(), Some("IT67256425843"));
+        assert_eq!(repair_vat_prefix("1T67256425843,").as_deref(), Some("IT67256425843,"));
+        // One digit changed: no country's check holds, so the word stays as read.
+        assert_eq!(repair_vat_prefix("1167256425844"), None);
+        // An Italian number printed without its code, a Spanish NIF, a number already prefixed: left alone.
+        assert_eq!(repair_vat_prefix("67256425843"), None);
+        assert_eq!(repair_vat_prefix("12345678Z"), None);
+        assert_eq!(repair_vat_prefix("IT67256425843"), None);
+    }
+
+    #[test]
+    fn a_reading_counts_its_amounts_so_a_page_without_any_is_read_again() {
+        let slip = tsv_of(&[("Total", 95.0, 60.0, 20.0), ("€5,04", 90.0, 60.0, 20.0), ("1.234,56", 90.0, 80.0, 20.0)]);
+        assert_eq!(amounts(&slip), 2);
+        let labels_only =
+            tsv_of(&[("Subtotal", 95.0, 80.0, 20.0), ("IVA", 95.0, 40.0, 20.0), ("6%", 95.0, 20.0, 20.0)]);
+        assert_eq!(amounts(&labels_only), 0);
+        // Times, dates and quantities are no amounts.
+        let other = tsv_of(&[("11:15", 95.0, 50.0, 20.0), ("22/09/2025", 95.0, 100.0, 20.0), ("3", 95.0, 10.0, 20.0)]);
+        assert_eq!(amounts(&other), 0);
+    }
+
+    #[test]
     fn a_speck_read_onto_a_word_as_a_quote_is_taken_off_and_elisions_stay() {
         assert_eq!(specked_word("Total’").as_deref(), Some("Total"));
         assert_eq!(specked_word("Roma'").as_deref(), Some("Roma"));
