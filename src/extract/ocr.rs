@@ -416,9 +416,36 @@ fn words(tsv: &str) -> Vec<Word> {
         if let Some(word) = specked_word(&r.text) {
             r.text = word;
         }
+        if let Some(last) = words.last_mut().filter(|w| amount_apart(w, &r)) {
+            last.text.push_str(&r.text);
+            last.width = r.left + r.width - last.left;
+            continue;
+        }
         words.push(r);
     }
     words
+}
+
+/// OCR reads an amount as two words, a narrow space after a separator: `5856,` `17` (the cents), or
+/// `TOTAL£5,` `198.28` (after the thousands); the amount parser then finds `17` or `198.28`. Two words of one
+/// tesseract line are one amount when the first ends in the separator and the second is the rest of the amount
+/// (two digits of cents, with a currency code or sign after them; or a group of three digits and the decimals),
+/// and the gap between them is no wider than a digit.
+fn amount_apart(before: &Word, rest: &Word) -> bool {
+    static UNITS: std::sync::LazyLock<regex_lite::Regex> =
+        std::sync::LazyLock::new(|| super::rules::regex(r"^-?[0-9][0-9.' ]*[.,]$"));
+    static CENTS: std::sync::LazyLock<regex_lite::Regex> =
+        std::sync::LazyLock::new(|| super::rules::regex(r"^[0-9]{2}(?:€|\$|£|[A-Z]{3})?$"));
+    static THOUSANDS: std::sync::LazyLock<regex_lite::Regex> =
+        std::sync::LazyLock::new(|| super::rules::regex(r"(?:^|[^0-9.,])[0-9]{1,3}[.,]$"));
+    static GROUPS: std::sync::LazyLock<regex_lite::Regex> = std::sync::LazyLock::new(|| {
+        super::rules::regex(r"^[0-9]{3}(?:[.,'][0-9]{3})*[.,][0-9]{2}(?:€|\$|£|[A-Z]{3})?$")
+    });
+    let digit = before.width / before.text.chars().count().max(1) as f32;
+    (before.page, before.line) == (rest.page, rest.line)
+        && ((UNITS.is_match(&before.text) && CENTS.is_match(&rest.text))
+            || (THOUSANDS.is_match(&before.text) && GROUPS.is_match(&rest.text)))
+        && rest.left - (before.left + before.width) <= digit * 1.2
 }
 
 /// An amount with a speck OCR read into it as a quote or colon: before it (`‘20,00`), at its decimal separator
@@ -829,6 +856,25 @@ mod tests {
         // Times, dates and quantities are no amounts.
         let other = tsv_of(&[("11:15", 95.0, 50.0, 20.0), ("22/09/2025", 95.0, 100.0, 20.0), ("3", 95.0, 10.0, 20.0)]);
         assert_eq!(amounts(&other), 0);
+    }
+
+    #[test]
+    fn an_amount_read_as_two_words_a_narrow_space_after_a_separator_is_one_again() {
+        // (text, left, width) of words on one tesseract line.
+        let row = |words: &[(&str, f32, f32)]| {
+            let mut tsv = String::from(
+                "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n",
+            );
+            for (k, (text, left, width)) in words.iter().enumerate() {
+                tsv.push_str(&format!("5\t1\t1\t1\t1\t{k}\t{left}\t10\t{width}\t20\t90\t{text}\n"));
+            }
+            super::words(&tsv).into_iter().map(|w| w.text).collect::<Vec<_>>()
+        };
+        assert_eq!(row(&[("TOTAL", 0.0, 60.0), ("7085,", 300.0, 60.0), ("97", 368.0, 24.0)]), ["TOTAL", "7085,97"]);
+        assert_eq!(row(&[("TOTAL£5,", 300.0, 96.0), ("198.28", 402.0, 72.0)]), ["TOTAL£5,198.28"]);
+        // A column apart, or a quantity after a list's comma: two words.
+        assert_eq!(row(&[("7085,", 300.0, 60.0), ("97", 400.0, 24.0)]), ["7085,", "97"]);
+        assert_eq!(row(&[("Art.", 0.0, 48.0), ("3,", 60.0, 24.0), ("Nr", 96.0, 24.0)]), ["Art.", "3,", "Nr"]);
     }
 
     #[test]
