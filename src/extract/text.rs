@@ -338,8 +338,20 @@ fn plausible_name(name: &str) -> bool {
     // does not), so only names without one are judged.
     static HOUSE_NUMBER: LazyLock<Regex> =
         LazyLock::new(|| super::rules::regex(r"^[^0-9]+\s[0-9]{1,4}[a-z]?(?:[-/][0-9]{1,4})?$"));
+    // A field's label read in the name's place (`Nom`, `Descrizione`, `Adresse de facturation`, `N° TVA
+    // intracommunautaire`), or OCR's scraps of a name (`AI A`, `DE IE`: no word of three letters).
+    static LABEL: LazyLock<Regex> = LazyLock::new(|| {
+        super::rules::regex(
+            r"^(?:nom|name|nombre|nome|naam|raison\s+sociale|descrizione|description|descripcion|descricao|beschreibung|bezeichnung|omschrijving|adresse|address|direccion|indirizzo|morada|anschrift|n[o°º]?\.?\s*(?:tva|vat|iva|btw)|tva|vat|iva|btw)\b",
+        )
+    });
     let folded = fold(name);
-    if HOUSE_NUMBER.is_match(folded.trim()) && !super::rules::parties::has_legal_form(name) {
+    let legal_form = super::rules::parties::has_legal_form(name);
+    if HOUSE_NUMBER.is_match(folded.trim()) && !legal_form {
+        return false;
+    }
+    let longest_word = folded.split(|c: char| !c.is_alphabetic()).map(|w| w.chars().count()).max().unwrap_or(0);
+    if !legal_form && (LABEL.is_match(folded.trim()) || longest_word < 3) {
         return false;
     }
     // `W A R E N R E C H N U N G`: a title set in spaced capitals, read as one word.
@@ -729,6 +741,13 @@ mod tests {
         }
         assert!(plausible_name("Studio 54 S.L."));
         assert!(plausible_name("Harbour Print & Design Ltd"));
+        // A label read in the name's place, and OCR's scraps of a name.
+        for label in ["Nom", "Descrizione", "Adresse de facturat", "N° TVA intracommunautaire", "AI A", "DE IE"] {
+            assert!(!plausible_name(label), "{label}");
+        }
+        assert!(plausible_name("Nomad Outdoor GmbH"), "a word that starts like a label");
+        assert!(plausible_name("AB AS"), "short words with a legal form");
+        assert!(plausible_name("Ana Gil"));
         // The page below names no supplier but its title; the title is not kept as a name.
         let e = read("FACTURA\n\nFactura nº: F-2025-7\nFecha: 02/03/2025\n\nTotal factura      121,00 €\n");
         assert!(e.supplier.as_ref().and_then(|s| s.name.as_ref()).is_none(), "{:?}", e.supplier);
