@@ -423,7 +423,28 @@ fn words(tsv: &str) -> Vec<Word> {
         }
         words.push(r);
     }
+    ampersands(&mut words);
     words
+}
+
+/// OCR reads the `&` of a name as a euro sign (`Silva €: Filhos, Lda.`), and a name with a currency sign in it
+/// is no name. A lone `€` (with a speck after it) between two words of letters on one tesseract line is the
+/// `&`; next to an amount it stays a euro sign.
+fn ampersands(words: &mut [Word]) {
+    let letters = |w: &Word| {
+        w.text.chars().filter(|c| c.is_alphabetic()).count() >= 2 && !w.text.chars().any(|c| c.is_ascii_digit())
+    };
+    for k in 1..words.len().saturating_sub(1) {
+        let (before, sign, after) = (&words[k - 1], &words[k], &words[k + 1]);
+        let same_line = before.line == sign.line && sign.line == after.line && before.page == after.page;
+        if same_line
+            && matches!(sign.text.as_str(), "€" | "€:" | "€;" | "€." | "€,")
+            && letters(before)
+            && letters(after)
+        {
+            words[k].text = "&".to_string();
+        }
+    }
 }
 
 /// OCR reads an amount as two words, a narrow space after a separator: `5856,` `17` (the cents), or
@@ -875,6 +896,22 @@ mod tests {
         // A column apart, or a quantity after a list's comma: two words.
         assert_eq!(row(&[("7085,", 300.0, 60.0), ("97", 400.0, 24.0)]), ["7085,", "97"]);
         assert_eq!(row(&[("Art.", 0.0, 48.0), ("3,", 60.0, 24.0), ("Nr", 96.0, 24.0)]), ["Art.", "3,", "Nr"]);
+    }
+
+    #[test]
+    fn a_euro_sign_between_two_words_of_a_name_is_its_ampersand() {
+        let line = |texts: &[&str]| {
+            let mut tsv = String::from(
+                "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n",
+            );
+            for (k, text) in texts.iter().enumerate() {
+                tsv.push_str(&format!("5\t1\t1\t1\t1\t{k}\t{}\t10\t40\t20\t90\t{text}\n", k * 60));
+            }
+            words(&tsv).into_iter().map(|w| w.text).collect::<Vec<_>>().join(" ")
+        };
+        assert_eq!(line(&["Silva", "€:", "Filhos,", "Lda."]), "Silva & Filhos, Lda.");
+        assert_eq!(line(&["TOTAL", "€", "13,56"]), "TOTAL € 13,56");
+        assert_eq!(line(&["Importe", "€"]), "Importe €");
     }
 
     #[test]
