@@ -671,7 +671,7 @@ mod tests {
             // A lone `n.` a column after anything but the document's own word.
             "Via Roma  n. 12\n",
             // A `2` glued to `n.` with nothing after it is a number, not a misread `º`.
-            "Doc. n.2\n    15\n",
+            "Doc. n.2\nFV-2025-118\n",
             "Nr.   Artikel      Menge\n1      Schrauben    10\n",
         ] {
             let h = read_header(&Layout::new(text), Some(Locale::De));
