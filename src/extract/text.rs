@@ -64,8 +64,7 @@ pub fn read_invoice_text(file: &str, text: &str, source: Source, own: &OwnCompan
     let mut totals =
         if source == Source::Ocr { totals::solve_ocr(&candidates, &rows) } else { totals::solve(&candidates, &rows) };
     if matches!(kind, Kind::Invoice(DocumentType::Receipt)) || doctype::till_slip(&layout) {
-        totals::total_after_rounding(&layout, &mut totals, hint);
-        totals::printed_beside_rounding(&layout, &candidates, &mut totals, hint);
+        totals::after_cash_rounding(&layout, &candidates, &mut totals, hint);
         totals::corroborate_receipt_total(&layout, &candidates, &mut totals, hint);
     }
 

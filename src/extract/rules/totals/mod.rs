@@ -23,7 +23,7 @@ mod receipt;
 
 use candidates::label_rate;
 pub use candidates::{collect, unlabelled_totals};
-pub use receipt::{corroborate_receipt_total, printed_beside_rounding, total_after_rounding};
+pub use receipt::{after_cash_rounding, corroborate_receipt_total};
 
 /// VAT rates in force in the EU (standard and reduced) plus Spain's, Switzerland's (2.6, 3.8, 8.1) and the
 /// halves and wholes of India's GST (2.5 + 2.5 of 5, … 14 + 14 of 28). A tax that is not one of these times the
@@ -589,7 +589,7 @@ mod tests {
             let (cands, _) = collect(&layout, Some(Locale::En));
             let mut t =
                 Totals { net: Some(d(net)), tax: Some(d("15.90")), total: Some(d("323.00")), ..Totals::default() };
-            printed_beside_rounding(&layout, &cands, &mut t, Some(Locale::En));
+            after_cash_rounding(&layout, &cands, &mut t, Some(Locale::En));
             (t.net, t.tax)
         };
         // The tax is the sum of the two quotas printed: it stays.
@@ -624,7 +624,7 @@ mod tests {
         let paid = |text: &str| {
             let layout = Layout::new(text);
             let mut t = Totals { total: Some(d("3.44")), due: Some(d("3.45")), ..Totals::default() };
-            total_after_rounding(&layout, &mut t, Some(Locale::Nl));
+            after_cash_rounding(&layout, &[], &mut t, Some(Locale::Nl));
             t.total
         };
         let slip = "BAKKERIJ DE MOLEN\nTandpasta                2,29\nTotaal exct.. btw        3,16\nBTW 9%                   0,28\n\

@@ -2,7 +2,7 @@
 //! less the change. Tendered, change and rounding amounts are never the total.
 
 use crate::extract::rules::labels::Field;
-use crate::extract::rules::layout::Layout;
+use crate::extract::rules::layout::{Layout, Line};
 use crate::extract::rules::{fold, Locale};
 use regex_lite::Regex;
 use rust_decimal::Decimal;
@@ -29,12 +29,24 @@ static ROUNDING_RE: LazyLock<Regex> = LazyLock::new(|| {
     super::super::regex(r"\b(?:rounding|redondeo|rundung|arrondi|afronding|arrotondamento|arredondamento)\b")
 });
 
+/// What a till slip's cash-rounding line changes: the total is what is paid after it (`total_after_rounding`),
+/// and a net or tax worked out from the total is not kept (`printed_beside_rounding`). Nothing on a slip
+/// without one.
+pub fn after_cash_rounding(layout: &Layout, cands: &[Candidate], totals: &mut Totals, hint: Option<Locale>) {
+    let roundings: Vec<&Line> = layout.lines.iter().filter(|l| ROUNDING_RE.is_match(&fold(&l.text))).collect();
+    if roundings.is_empty() {
+        return;
+    }
+    total_after_rounding(&roundings, totals, hint);
+    printed_beside_rounding(layout, cands, totals, hint);
+}
+
 /// A till slip that rounds cash prints the total, a rounding line and then what is paid (`TOTAL 3,44`,
 /// `Afronding 0,01`, `TE BETALEN 3,45`), and what is paid is its total (EVALUATION.md). When the solver took
-/// the total before rounding, and the page has a rounding line, and the amount due differs from it by less
+/// the total before rounding, and the amount due differs from it by less
 /// than the largest cash rounding (half a unit), of the same sign, and by the rounding line's own amount when
 /// that one is legible: the amount due becomes the total. Net and tax stay as printed, with a warning.
-pub fn total_after_rounding(layout: &Layout, totals: &mut Totals, hint: Option<Locale>) {
+fn total_after_rounding(roundings: &[&Line], totals: &mut Totals, hint: Option<Locale>) {
     let (Some(total), Some(due)) = (totals.total, totals.due) else {
         return;
     };
@@ -42,11 +54,8 @@ pub fn total_after_rounding(layout: &Layout, totals: &mut Totals, hint: Option<L
     if diff.is_zero() || diff.abs() > Decimal::new(50, 2) || due.is_sign_negative() != total.is_sign_negative() {
         return;
     }
-    let mut roundings = layout.lines.iter().filter(|l| ROUNDING_RE.is_match(&fold(&l.text))).peekable();
-    if roundings.peek().is_none() {
-        return;
-    }
     let legible: Vec<Decimal> = roundings
+        .iter()
         .filter_map(|l| l.amounts(0, l.text.len(), hint).into_iter().rev().find(|a| a.has_decimals))
         .map(|a| a.value)
         .collect();
@@ -59,12 +68,9 @@ pub fn total_after_rounding(layout: &Layout, totals: &mut Totals, hint: Option<L
 
 /// A net or tax that the slip does not print, worked out from a total that a cash-rounding line may have
 /// moved, is off by the rounding (`323.00 − 15.90 = 307.10` for a printed net of `307.05` that OCR could not
-/// label): on a slip with a rounding line, only printed amounts are kept, and a tax that is the sum of the
+/// label): only printed amounts are kept, and a tax that is the sum of the
 /// per-rate quotas printed.
-pub fn printed_beside_rounding(layout: &Layout, cands: &[Candidate], totals: &mut Totals, hint: Option<Locale>) {
-    if !layout.lines.iter().any(|l| ROUNDING_RE.is_match(&fold(&l.text))) {
-        return;
-    }
+fn printed_beside_rounding(layout: &Layout, cands: &[Candidate], totals: &mut Totals, hint: Option<Locale>) {
     let printed: Vec<Decimal> = layout
         .lines
         .iter()
