@@ -808,6 +808,17 @@ mod tests {
         tsv
     }
 
+    /// One tesseract line of confident words: (text, left, width).
+    fn tsv_row(words: &[(&str, f32, f32)]) -> String {
+        let mut tsv = String::from(
+            "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n",
+        );
+        for (k, (text, left, width)) in words.iter().enumerate() {
+            tsv.push_str(&format!("5\t1\t1\t1\t1\t{k}\t{left}\t10\t{width}\t20\t90\t{text}\n"));
+        }
+        tsv
+    }
+
     #[test]
     fn a_page_read_sideways_or_unsure_is_judged_turned() {
         let upright = tsv_of(&[("Factura", 95.0, 140.0, 30.0); 12]);
@@ -881,16 +892,8 @@ mod tests {
 
     #[test]
     fn an_amount_read_as_two_words_a_narrow_space_after_a_separator_is_one_again() {
-        // (text, left, width) of words on one tesseract line.
-        let row = |words: &[(&str, f32, f32)]| {
-            let mut tsv = String::from(
-                "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n",
-            );
-            for (k, (text, left, width)) in words.iter().enumerate() {
-                tsv.push_str(&format!("5\t1\t1\t1\t1\t{k}\t{left}\t10\t{width}\t20\t90\t{text}\n"));
-            }
-            super::words(&tsv).into_iter().map(|w| w.text).collect::<Vec<_>>()
-        };
+        let row =
+            |words: &[(&str, f32, f32)]| super::words(&tsv_row(words)).into_iter().map(|w| w.text).collect::<Vec<_>>();
         assert_eq!(row(&[("TOTAL", 0.0, 60.0), ("7085,", 300.0, 60.0), ("97", 368.0, 24.0)]), ["TOTAL", "7085,97"]);
         assert_eq!(row(&[("TOTAL£5,", 300.0, 96.0), ("198.28", 402.0, 72.0)]), ["TOTAL£5,198.28"]);
         // A column apart, or a quantity after a list's comma: two words.
@@ -901,13 +904,9 @@ mod tests {
     #[test]
     fn a_euro_sign_between_two_words_of_a_name_is_its_ampersand() {
         let line = |texts: &[&str]| {
-            let mut tsv = String::from(
-                "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n",
-            );
-            for (k, text) in texts.iter().enumerate() {
-                tsv.push_str(&format!("5\t1\t1\t1\t1\t{k}\t{}\t10\t40\t20\t90\t{text}\n", k * 60));
-            }
-            words(&tsv).into_iter().map(|w| w.text).collect::<Vec<_>>().join(" ")
+            let spaced: Vec<(&str, f32, f32)> =
+                texts.iter().enumerate().map(|(k, t)| (*t, k as f32 * 60.0, 40.0)).collect();
+            words(&tsv_row(&spaced)).into_iter().map(|w| w.text).collect::<Vec<_>>().join(" ")
         };
         assert_eq!(line(&["Silva", "€:", "Filhos,", "Lda."]), "Silva & Filhos, Lda.");
         assert_eq!(line(&["TOTAL", "€", "13,56"]), "TOTAL € 13,56");
